@@ -1,0 +1,54 @@
+# neurofm: every target creates .venv and installs what it needs from nothing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_CPU := torch==2.13.0
+STAMP_CORE := $(VENV)/.core-installed
+STAMP_DEV := $(VENV)/.dev-installed
+
+.PHONY: demo test test-slow bench lint format clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# CPU torch first when no NVIDIA GPU is present (an unpinned torch would pull a multi-GB CUDA build).
+$(BIN)/.torch: $(BIN)/python
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		$(BIN)/pip install --quiet "torch>=2.10"; \
+	else \
+		$(BIN)/pip install --quiet $(TORCH_CPU); \
+	fi
+	touch $@
+
+$(STAMP_CORE): $(BIN)/.torch pyproject.toml
+	$(BIN)/pip install --quiet -e ".[meg,spikes]"
+	touch $@
+
+$(STAMP_DEV): $(BIN)/.torch pyproject.toml
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@ $(STAMP_CORE)
+
+demo: $(STAMP_CORE)
+	$(BIN)/neurofm demo --output demo_out
+
+test: $(STAMP_DEV)
+	$(BIN)/python -m pytest -q -n 2 --timeout 600
+
+test-slow: $(STAMP_DEV)
+	$(BIN)/python -m pytest -q -m slow --timeout 1200
+
+bench: $(STAMP_DEV)
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python -m benchmarks.run --size smoke
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP_DEV)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache

@@ -1,0 +1,103 @@
+"""The ``neurofm`` command: one subcommand per function, parsed by jsonargparse.
+
+Config-driven commands take ``--config file.yaml`` plus dotted overrides such as
+``--model.n_layers 4``. The overrides are taken out of the argument list before jsonargparse
+parses the command's own flags, and are validated against the config dataclasses (so an unknown
+key or a bad value gets one error per problem, naming the key path). Errors of neurofm print
+without a traceback and exit with status 2, unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+# command name -> "module:function". Each function's signature and docstring are its help.
+COMMANDS: dict[str, str] = {
+    "demo": "neurofm.cli.demo:demo",
+    "list": "neurofm.cli.listing:list_entries",
+    "inspect": "neurofm.cli.inspect:inspect",
+    "prepare": "neurofm.cli.prepare:prepare",
+    "tokenize": "neurofm.cli.tokenize:tokenize",
+    "fit": "neurofm.cli.fit:fit",
+    "evaluate": "neurofm.cli.evaluate:evaluate",
+    "generate": "neurofm.cli.generate:generate",
+}
+
+
+def _load(spec: str) -> Callable[..., Any] | None:
+    module, func = spec.split(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name == module:
+            return None
+        raise
+    return getattr(mod, func)
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Separate dotted overrides (``--a.b VALUE`` or ``--a.b=VALUE``) from the other arguments.
+
+    Values are parsed with YAML rules (``4`` is an int, ``[1, 2]`` a list).
+    """
+    from neurofm.config import parse_override_value
+
+    rest: list[str] = []
+    overrides: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--") and "." in arg.split("=", 1)[0]:
+            key, eq, value = arg[2:].partition("=")
+            if not eq:
+                if i + 1 >= len(argv):
+                    from neurofm.errors import ConfigError
+
+                    raise ConfigError(f"{key}: override given without a value")
+                value = argv[i + 1]
+                i += 1
+            overrides[key] = parse_override_value(value)
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``neurofm`` command."""
+    from jsonargparse import CLI
+
+    from neurofm.errors import NeuroFMError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        argv, overrides = split_overrides(argv)
+        functions = {}
+        for name, spec in COMMANDS.items():
+            fn = _load(spec)
+            if fn is not None:
+                functions[name] = fn
+        if overrides:
+            from neurofm.cli import _context
+
+            _context.OVERRIDES.update(overrides)
+        CLI(functions, args=argv, as_positional=True,
+            description="neurofm: foundation models of electrophysiology")
+    except NeuroFMError as err:
+        if debug:
+            raise
+        print(f"neurofm: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("neurofm: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dataset recipes registered in ``DATASETS`` (e.g. the shipped EEG sample)."""

@@ -1,0 +1,1 @@
+"""neurofm.layers."""

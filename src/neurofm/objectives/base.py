@@ -1,0 +1,53 @@
+"""The Objective interface shared by every training objective."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor, nn
+
+from neurofm.types import ModelOutput
+
+LN2 = math.log(2.0)
+
+
+@dataclass
+class ObjectiveOutput:
+    """What an objective returns for one batch.
+
+    Attributes
+    ----------
+    loss : Tensor
+        Scalar to minimise (auxiliary losses of the model already added).
+    metrics : dict of str to float Tensor
+        Detached scalars to log, e.g. ``bits_per_channel_sample``, ``accuracy``, ``mse``.
+    n_items : int
+        How many items (channel-samples, windows) the metrics average over, for exact
+        aggregation across batches.
+    model_output : ModelOutput or None
+        The model's raw output (for evaluation).
+    """
+
+    loss: Tensor
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+    n_items: int = 1
+    model_output: ModelOutput | None = None
+
+
+class Objective(nn.Module):
+    """Base class: ``objective(model, batch) -> ObjectiveOutput``; subclasses define ``forward``.
+
+    An objective decides what the model is fed (codes, signals, noisy signals) and what the target
+    is; it calls the model, computes the loss, adds the model's ``aux_losses`` and reports metrics.
+    Likelihood objectives report ``bits_per_channel_sample`` so that families compare on one scale.
+    """
+
+    @staticmethod
+    def add_aux_losses(loss: Tensor, output: ModelOutput, metrics: dict[str, Any]) -> Tensor:
+        """Add a model's auxiliary losses to ``loss`` and log each of them."""
+        for name, value in output.aux_losses.items():
+            loss = loss + value
+            metrics[f"aux_{name}"] = value.detach()
+        return loss

@@ -1,0 +1,228 @@
+"""Shared dataclasses passed between layers: SensorInfo, Batch, ModelOutput, TokenizerOutput.
+
+Shape conventions (fixed across neurofm): ``B`` batch, ``C`` channels, ``T`` time samples,
+``V`` vocabulary, ``L`` quantizer levels, ``D`` feature size, ``H x W`` a sensor grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+CHANNEL_TYPES = ("mag", "grad", "eeg", "ecog", "seeg", "dbs", "lfp", "spikes", "eog", "ecg", "emg",
+                 "stim", "resp", "misc")
+"""The channel types a Recording may hold."""
+
+DEFAULT_UNITS = {"mag": "T", "grad": "T/m", "eeg": "V", "ecog": "V", "seeg": "V", "dbs": "V",
+                 "lfp": "V", "spikes": "count", "eog": "V", "ecg": "V", "emg": "V", "stim": "a.u.",
+                 "resp": "a.u.", "misc": "a.u."}
+
+
+@dataclass
+class SensorInfo:
+    """Per-channel description of a recording.
+
+    Attributes
+    ----------
+    names : list of str
+        Channel names, unique.
+    types : list of str
+        Channel types, each one of ``CHANNEL_TYPES``.
+    units : list of str
+        Physical unit of each channel (T, T/m, V, count, ...).
+    positions : ndarray, shape (C, 3) or None
+        Sensor positions in metres (head frame when known), NaN rows where unknown.
+    orientations : ndarray, shape (C, 3) or None
+        Sensor normal (MEG coil orientation), NaN rows where unknown.
+    bads : list of str
+        Names of channels marked bad.
+    """
+
+    names: list[str]
+    types: list[str]
+    units: list[str] = field(default_factory=list)
+    positions: np.ndarray | None = None
+    orientations: np.ndarray | None = None
+    bads: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.names = [str(n) for n in self.names]
+        self.types = [str(t) for t in self.types]
+        n = len(self.names)
+        if len(self.types) != n:
+            raise ValueError(f"SensorInfo: {n} names but {len(self.types)} types")
+        if len(set(self.names)) != n:
+            dup = sorted({x for x in self.names if self.names.count(x) > 1})
+            raise ValueError(f"SensorInfo: duplicate channel names {dup}")
+        bad_types = sorted(set(self.types) - set(CHANNEL_TYPES))
+        if bad_types:
+            raise ValueError(f"SensorInfo: unknown channel types {bad_types}; allowed: {CHANNEL_TYPES}")
+        if not self.units:
+            self.units = [DEFAULT_UNITS[t] for t in self.types]
+        if len(self.units) != n:
+            raise ValueError(f"SensorInfo: {n} names but {len(self.units)} units")
+        for attr in ("positions", "orientations"):
+            arr = getattr(self, attr)
+            if arr is not None:
+                arr = np.asarray(arr, dtype=np.float64)
+                if arr.shape != (n, 3):
+                    raise ValueError(f"SensorInfo.{attr}: expected shape ({n}, 3), got {arr.shape}")
+                setattr(self, attr, arr)
+        unknown_bads = sorted(set(self.bads) - set(self.names))
+        if unknown_bads:
+            raise ValueError(f"SensorInfo.bads: names not among the channels: {unknown_bads}")
+        self.bads = [str(b) for b in self.bads]
+
+    @property
+    def n_chans(self) -> int:
+        return len(self.names)
+
+    def counts_by_type(self) -> dict[str, int]:
+        """Number of channels of each type, in first-seen order."""
+        out: dict[str, int] = {}
+        for t in self.types:
+            out[t] = out.get(t, 0) + 1
+        return out
+
+    def pick(self, indices: list[int] | np.ndarray) -> SensorInfo:
+        """A SensorInfo restricted to ``indices`` (in that order)."""
+        idx = [int(i) for i in indices]
+        names = [self.names[i] for i in idx]
+        return SensorInfo(
+            names=names,
+            types=[self.types[i] for i in idx],
+            units=[self.units[i] for i in idx],
+            positions=None if self.positions is None else self.positions[idx],
+            orientations=None if self.orientations is None else self.orientations[idx],
+            bads=[b for b in self.bads if b in names],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (positions as nested lists with None for NaN)."""
+
+        def arr(a: np.ndarray | None) -> list | None:
+            if a is None:
+                return None
+            return [[None if not np.isfinite(v) else float(v) for v in row] for row in a]
+
+        return {"names": self.names, "types": self.types, "units": self.units,
+                "positions": arr(self.positions), "orientations": arr(self.orientations),
+                "bads": self.bads}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SensorInfo:
+        def arr(a: list | None) -> np.ndarray | None:
+            if a is None:
+                return None
+            return np.array([[np.nan if v is None else v for v in row] for row in a], dtype=np.float64)
+
+        return cls(names=d["names"], types=d["types"], units=d.get("units", []),
+                   positions=arr(d.get("positions")), orientations=arr(d.get("orientations")),
+                   bads=d.get("bads", []))
+
+
+@dataclass
+class Batch:
+    """A batch of windows as served by ``WindowDataset`` and collated by ``collate``.
+
+    Attributes
+    ----------
+    x : Tensor, shape (B, C, T)
+        Signal windows (float32), or codes (int64) once tokenized.
+    target : Tensor or None
+        Forecasting target, e.g. (B, C, T) shifted signal, or codes.
+    label : Tensor, shape (B,) or None
+        Per-window class label (int64), -1 where none.
+    condition : Tensor, shape (B, T) or None
+        Per-time event label (int64), 0 where no event.
+    subject : Tensor, shape (B,) or None
+        Integer subject id.
+    session : Tensor, shape (B,) or None
+        Integer session id.
+    channel_ids : Tensor, shape (B, C) or None
+        Integer id of each channel in the dataset's channel vocabulary.
+    positions : Tensor, shape (B, C, 3) or None
+        Sensor positions (m).
+    meta : dict
+        Anything else (recording index, window start sample, ...).
+    """
+
+    x: Any
+    target: Any = None
+    label: Any = None
+    condition: Any = None
+    subject: Any = None
+    session: Any = None
+    channel_ids: Any = None
+    positions: Any = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to(self, device: Any) -> Batch:
+        """Move every tensor field to ``device``."""
+        import torch
+
+        def move(v: Any) -> Any:
+            return v.to(device) if isinstance(v, torch.Tensor) else v
+
+        return replace(self, **{f.name: move(getattr(self, f.name)) for f in fields(self)
+                                if f.name != "meta"})
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass
+class ModelOutput:
+    """What every model's ``forward`` returns.
+
+    Attributes
+    ----------
+    logits : Tensor or None
+        Scores over a vocabulary, e.g. (B, C, T, V) or (B, T, V), or class logits (B, n_classes).
+    prediction : Tensor or None
+        Continuous prediction (forecast, denoised signal, reconstruction), e.g. (B, C, T).
+    loss : Tensor or None
+        The model's own loss when targets were given (e.g. GPTCausal with ``targets``).
+    aux_losses : dict of str to Tensor
+        Auxiliary losses to add to the objective (MoE load balancing, VQ commitment, ...).
+    past : Any
+        Incremental-decoding cache to pass back on the next call.
+    extras : dict
+        Anything else (log-determinants, latents, attention maps).
+    """
+
+    logits: Any = None
+    prediction: Any = None
+    loss: Any = None
+    aux_losses: dict[str, Any] = field(default_factory=dict)
+    past: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TokenizerOutput:
+    """What every tokenizer's ``encode`` returns.
+
+    Attributes
+    ----------
+    codes : Tensor or ndarray (int64)
+        Discrete codes; shape depends on the tokenizer: (B, C, T) for per-sample quantizers,
+        (B, L, C, T) or (B, L, T', ...) for multi-level (residual) quantizers, (B, T_tokens) for
+        flat tokenizers, or None for continuous tokenizers.
+    embeddings : Tensor or ndarray or None
+        Continuous tokens, e.g. patches (B, C, n_patches, patch_len) or latents (B, T', D).
+    n_clipped : int
+        Number of input samples that fell outside the representable range and were clipped.
+    aux_losses : dict
+        Training losses of learned tokenizers (commitment, codebook).
+    info : dict
+        Anything else needed to decode (lengths, padding added, scales).
+    """
+
+    codes: Any = None
+    embeddings: Any = None
+    n_clipped: int = 0
+    aux_losses: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,40 @@
+"""Shared fixtures: paths to the shipped sample and to the real recordings beside the checkout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = REPO / "data" / "sample"
+SHARED_DATA = Path(os.environ.get("NEUROFM_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The real EEG sample shipped in the repository (always present)."""
+    return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``: real recordings beside the checkout; tests skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real recordings folder {SHARED_DATA} is absent (a user's clone has none)")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    """Tests run two at a time on two cores: keep torch to one thread each."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
