@@ -1,0 +1,128 @@
+"""Shared benchmark helpers: interleaved A/B timing, machine description, result files.
+
+Every benchmark times ours and its peer in the same process, interleaved (A B A B ...), after a
+warm-up, and reports the median of each and the ratio of medians.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+SIZES = ("smoke", "full")
+
+
+def check_size(size: str) -> str:
+    """Return ``size`` when it is one of :data:`SIZES`, else raise a ValueError naming them."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    return size
+
+
+def interleaved(
+    fns: dict[str, Callable[[], Any]], *, reps: int = 5, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Time each function ``reps`` times, interleaved (A B A B ...), after ``warmup`` calls each.
+
+    Parameters
+    ----------
+    fns : dict of str to callable
+        Zero-argument callables, run in dict order within each repetition.
+    reps : int
+        Timed repetitions per function (>= 5 for a reported result).
+    warmup : int
+        Untimed calls of each function before timing.
+
+    Returns
+    -------
+    dict of str to list of float
+        Wall-clock seconds of every timed call, per name.
+    """
+    if reps < 1 or warmup < 0:
+        raise ValueError(f"reps must be >= 1 and warmup >= 0, got reps={reps}, warmup={warmup}")
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(values: list[float]) -> float:
+    """The median of ``values``."""
+    return float(statistics.median(values))
+
+
+def speedup(ours: list[float], peer: list[float]) -> float:
+    """How many times faster ours is than the peer: median peer time / median our time."""
+    return median(peer) / median(ours)
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, core count, torch threads, OS and Python version of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def versions(*packages: str) -> dict[str, str | None]:
+    """Installed versions of neurofm, numpy, torch and the named ``packages`` (None if absent)."""
+    out: dict[str, str | None] = {}
+    for name in ("neurofm", "numpy", "torch", *packages):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def write_result(bench_id: str, result: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/<bench_id>.json`` with ``id``, ``machine`` and ``date`` filled in.
+
+    ``result`` should hold ``what``, ``ours``, ``peer``, ``unit``, ``speedup``, ``target``,
+    ``shapes`` and ``versions``; missing ``machine`` and ``date`` are added here.
+    """
+    payload = {"id": bench_id, **result}
+    payload.setdefault("machine", machine_info())
+    payload.setdefault("date", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{bench_id}.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
