@@ -1,0 +1,104 @@
+"""The pre-norm transformer block (attention + MLP, each in a residual branch)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from neurofm.layers.attention import KVCache, MultiHeadAttention
+from neurofm.layers.mlp import MLP, Activation
+from neurofm.layers.norms import NormName, make_norm
+
+
+class TransformerBlock(nn.Module):
+    """``x + attn(norm(x))`` [``+ cross_attn(norm(x), context)``] ``+ mlp(norm(x))``.
+
+    Parameters
+    ----------
+    d_model : int
+        Feature size.
+    n_heads : int
+        Attention heads; must divide ``d_model``.
+    d_hidden : int or None
+        MLP hidden size (default from :class:`~neurofm.layers.mlp.MLP`).
+    activation : {"gelu", "squared_relu", "swiglu"}
+        MLP non-linearity.
+    norm : {"rms", "layer"}
+        Normalisation before each branch.
+    dropout : float
+        Dropout in attention and MLP.
+    bias : bool
+        Biases in the linear layers.
+    rotary : bool
+        RoPE in the self-attention.
+    rope_base : float
+        RoPE wavelength base.
+    cross_attention : bool
+        Add a cross-attention branch to a ``context`` sequence.
+    d_context : int or None
+        Context feature size (default ``d_model``).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        *,
+        d_hidden: int | None = None,
+        activation: Activation = "gelu",
+        norm: NormName = "rms",
+        dropout: float = 0.0,
+        bias: bool = False,
+        rotary: bool = True,
+        rope_base: float = 10000.0,
+        cross_attention: bool = False,
+        d_context: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.norm_attn = make_norm(norm, d_model)
+        self.attn = MultiHeadAttention(
+            d_model, n_heads, dropout=dropout, bias=bias, rotary=rotary, rope_base=rope_base
+        )
+        if cross_attention:
+            self.norm_cross = make_norm(norm, d_model)
+            self.cross_attn = MultiHeadAttention(
+                d_model, n_heads, d_context=d_context, dropout=dropout, bias=bias
+            )
+        else:
+            self.norm_cross = None
+            self.cross_attn = None
+        self.norm_mlp = make_norm(norm, d_model)
+        self.mlp = MLP(
+            d_model, d_hidden=d_hidden, activation=activation, dropout=dropout, bias=bias
+        )
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        causal: bool = True,
+        attn_mask: Tensor | None = None,
+        context: Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """Apply the block to ``x`` (B, T, d_model); returns the same shape.
+
+        Parameters
+        ----------
+        x : Tensor, shape (B, T, d_model)
+        causal : bool
+            Causal self-attention.
+        attn_mask : Tensor, optional
+            Boolean self-attention mask, True where allowed (see ``MultiHeadAttention``).
+        context : Tensor, shape (B, S, d_context), optional
+            Cross-attention source; required when the block has cross-attention.
+        cache : KVCache, optional
+            Self-attention cache, updated in place.
+        """
+        x = x + self.attn(self.norm_attn(x), causal=causal, attn_mask=attn_mask, cache=cache)
+        if self.cross_attn is not None:
+            if context is None:
+                raise ValueError("TransformerBlock: this block has cross-attention; pass a context")
+            x = x + self.cross_attn(self.norm_cross(x), context=context)
+        elif context is not None:
+            raise ValueError("TransformerBlock: context given but cross_attention=False")
+        return x + self.mlp(self.norm_mlp(x))
