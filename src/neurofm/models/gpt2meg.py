@@ -1,0 +1,327 @@
+"""GPT2MEG and GPT2MEG_Trf: autoregressive transformers over quantized channel-wise codes.
+
+After the MEG model zoo's GPT-2 forecasters (brain-gen, "GPT2MEG"): every (channel, time) cell
+holds one code (e.g. mu-law, 256 levels); its input embedding is the sum of the code, channel-id,
+subject and optional per-time condition embeddings. **Channels are independent sequences over
+time that share all weights**: a batch (B, C, T) runs as B*C sequences of length T, and the
+output is reshaped back to logits (B, C, T, V), where time t predicts the code at t+1. Channels
+interact only through the shared weights and the channel-id embedding.
+
+- ``GPT2MEG`` wraps Hugging Face ``transformers.GPT2Model`` (random init from a ``GPT2Config``,
+  nothing downloaded) through ``inputs_embeds``, with GPT-2's learned position table and the HF
+  cache for incremental decoding.
+- ``GPT2MEG_Trf`` is the same model on neurofm's own pre-norm blocks (RoPE, RMSNorm, a chosen
+  MLP) with a ``causal`` flag, accepting codes or precomputed embeddings (B, C, T, D).
+
+Deviations from the reference code:
+
+- GPT-2's own token table is removed (tokens are embedded by ``ChannelTokenEmbedding``), so
+  every parameter is used;
+- the condition is an integer label per time step (B, T) or several streams
+  (B, n_cond_tokens, T), aligned with the input codes;
+- argument names follow neurofm (``d_model``, ``n_layers``, ``n_heads``, ``n_chans``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from torch import Tensor, nn
+
+from neurofm.layers import ChannelTokenEmbedding, KVCache, TransformerBlock, make_norm
+from neurofm.registry import MODELS
+from neurofm.types import ModelOutput
+
+
+def _validate(cfg: object) -> None:
+    """Checks shared by both configs (raise ValueError naming the field)."""
+    for name in (
+        "vocab_size",
+        "n_chans",
+        "d_model",
+        "n_layers",
+        "n_heads",
+        "max_seq_len",
+        "n_cond_tokens",
+    ):
+        if getattr(cfg, name) <= 0:
+            raise ValueError(f"{name} must be positive, got {getattr(cfg, name)}")
+    for name in ("n_subjects", "n_conditions"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name} must be >= 0 (0 disables it), got {getattr(cfg, name)}")
+    if cfg.d_model % cfg.n_heads:
+        raise ValueError(f"n_heads={cfg.n_heads} must divide d_model={cfg.d_model}")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout}")
+
+
+_PRESETS = {
+    "tiny": {
+        "vocab_size": 64,
+        "n_chans": 8,
+        "n_subjects": 2,
+        "n_conditions": 4,
+        "d_model": 32,
+        "n_layers": 2,
+        "n_heads": 2,
+        "max_seq_len": 1024,
+    },
+    "small": {
+        "vocab_size": 256,
+        "n_chans": 306,
+        "n_subjects": 64,
+        "d_model": 256,
+        "n_layers": 4,
+        "n_heads": 4,
+        "max_seq_len": 1024,
+    },
+    "base": {
+        "vocab_size": 256,
+        "n_chans": 306,
+        "n_subjects": 64,
+        "d_model": 768,
+        "n_layers": 12,
+        "n_heads": 12,
+        "max_seq_len": 2048,
+    },
+}
+
+
+@dataclass
+class GPT2MEGConfig:
+    """Configuration of :class:`GPT2MEG`."""
+
+    vocab_size: int = 256  # quantizer levels V
+    n_chans: int = 306  # size of the channel-id vocabulary
+    n_subjects: int = 0  # number of subject ids (0: no subject embedding)
+    n_conditions: int = 0  # condition labels per stream (0: no conditioning)
+    n_cond_tokens: int = 1  # condition streams, condition shape (B, n_cond_tokens, T)
+    d_model: int = 256  # embedding / residual width
+    n_layers: int = 4  # GPT-2 blocks
+    n_heads: int = 4  # attention heads (must divide d_model)
+    dropout: float = 0.0  # GPT-2 residual, embedding and attention dropout
+    max_seq_len: int = 1024  # GPT-2 position table size: longest time axis
+
+    PRESETS: ClassVar[dict[str, dict]] = _PRESETS
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+@dataclass
+class GPT2MEGTrfConfig:
+    """Configuration of :class:`GPT2MEG_Trf`."""
+
+    vocab_size: int = 256  # quantizer levels V
+    n_chans: int = 306  # size of the channel-id vocabulary
+    n_subjects: int = 0  # number of subject ids (0: no subject embedding)
+    n_conditions: int = 0  # condition labels per stream (0: no conditioning)
+    n_cond_tokens: int = 1  # condition streams, condition shape (B, n_cond_tokens, T)
+    d_model: int = 256  # embedding / residual width
+    n_layers: int = 4  # transformer blocks
+    n_heads: int = 4  # attention heads (must divide d_model; head size even for RoPE)
+    dropout: float = 0.0  # dropout in attention, MLP and embeddings
+    max_seq_len: int = 1024  # longest time axis (context + generated)
+    causal: bool = True  # causal attention over time (False: bidirectional encoder, no cache)
+    activation: Literal["gelu", "squared_relu", "swiglu"] = "gelu"  # MLP non-linearity
+    norm: Literal["rms", "layer"] = "rms"  # normalisation before each branch
+    rope_base: float = 10000.0  # RoPE wavelength base
+
+    PRESETS: ClassVar[dict[str, dict]] = _PRESETS
+
+    def __post_init__(self) -> None:
+        _validate(self)
+        if (self.d_model // self.n_heads) % 2:
+            raise ValueError(
+                f"head size d_model/n_heads={self.d_model // self.n_heads} must be even (RoPE)"
+            )
+
+
+def _embedding(cfg: GPT2MEGConfig | GPT2MEGTrfConfig) -> ChannelTokenEmbedding:
+    return ChannelTokenEmbedding(
+        cfg.vocab_size,
+        cfg.d_model,
+        n_chans=cfg.n_chans,
+        n_subjects=cfg.n_subjects,
+        n_conditions=cfg.n_conditions,
+        n_cond_tokens=cfg.n_cond_tokens,
+        dropout=cfg.dropout,
+    )
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+@MODELS.register("gpt2meg", config=GPT2MEGConfig)
+class GPT2MEG(nn.Module):
+    """Hugging Face GPT-2 over channel-wise codes (B, C, T) -> logits (B, C, T, V).
+
+    Parameters
+    ----------
+    config : GPT2MEGConfig
+    """
+
+    def __init__(self, config: GPT2MEGConfig) -> None:
+        super().__init__()
+        from transformers import GPT2Config, GPT2Model
+
+        self.config = config
+        self.max_seq_len = config.max_seq_len
+        self.embedding = _embedding(config)
+        self.embedding.apply(_init_weights)
+        hf_config = GPT2Config(
+            vocab_size=config.vocab_size,
+            n_positions=config.max_seq_len,
+            n_embd=config.d_model,
+            n_layer=config.n_layers,
+            n_head=config.n_heads,
+            resid_pdrop=config.dropout,
+            embd_pdrop=config.dropout,
+            attn_pdrop=config.dropout,
+            bos_token_id=None,
+            eos_token_id=None,
+        )
+        self.gpt2 = GPT2Model(hf_config)
+        self.gpt2.wte = None  # tokens come in through inputs_embeds
+        # transformers >= 5 names the cache argument "cache", earlier versions "past_key_values"
+        params = inspect.signature(GPT2Model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        _init_weights(self.head)
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        subject: Tensor | None = None,
+        condition: Tensor | None = None,
+        channel_ids: Tensor | None = None,
+        past: object | None = None,
+        use_cache: bool = False,
+    ) -> ModelOutput:
+        """Next-code logits for every channel and time step.
+
+        Parameters
+        ----------
+        x : LongTensor, shape (B, C, T)
+            Codes; with ``past``, the time steps following the cached ones.
+        subject : LongTensor (B,), optional
+        condition : LongTensor (B, T) or (B, n_cond_tokens, T), optional
+            Per-time labels aligned with ``x``.
+        channel_ids : LongTensor (B, C) or (C,), optional
+            Default ``0 .. C-1``.
+        past : transformers Cache, optional
+            The cache returned by an earlier call with ``use_cache=True`` (same B and C).
+        use_cache : bool
+            Return the cache in ``past``.
+
+        Returns
+        -------
+        ModelOutput
+            ``logits`` (B, C, T, V), ``past``.
+        """
+        if x.dim() != 3:
+            raise ValueError(f"GPT2MEG: codes must be (B, C, T), got {tuple(x.shape)}")
+        b, c, t = x.shape
+        offset = 0 if past is None else past.get_seq_length()
+        if offset + t > self.max_seq_len:
+            raise ValueError(
+                f"GPT2MEG: {offset + t} time steps exceed max_seq_len={self.max_seq_len}"
+            )
+        h = self.embedding(x, channel_ids=channel_ids, subject=subject, condition=condition)
+        out = self.gpt2(
+            inputs_embeds=h.reshape(b * c, t, -1), use_cache=use_cache, **{self._cache_arg: past}
+        )
+        logits = self.head(out.last_hidden_state).view(b, c, t, -1)
+        return ModelOutput(logits=logits, past=getattr(out, self._cache_arg) if use_cache else None)
+
+
+@MODELS.register("gpt2meg_trf", config=GPT2MEGTrfConfig)
+class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
+    """GPT2MEG on neurofm's pre-norm RoPE blocks; codes (B, C, T) or embeddings (B, C, T, D).
+
+    Parameters
+    ----------
+    config : GPT2MEGTrfConfig
+    """
+
+    def __init__(self, config: GPT2MEGTrfConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.max_seq_len = config.max_seq_len
+        self.embedding = _embedding(config)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(
+                config.d_model,
+                config.n_heads,
+                activation=config.activation,
+                norm=config.norm,
+                dropout=config.dropout,
+                rotary=True,
+                rope_base=config.rope_base,
+            )
+            for _ in range(config.n_layers)
+        )
+        self.norm = make_norm(config.norm, config.d_model)
+        self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.apply(_init_weights)
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        subject: Tensor | None = None,
+        condition: Tensor | None = None,
+        channel_ids: Tensor | None = None,
+        past: list[KVCache] | None = None,
+        use_cache: bool = False,
+    ) -> ModelOutput:
+        """Logits for every channel and time step (next-code logits when ``causal``).
+
+        Parameters
+        ----------
+        x : Tensor
+            Codes (B, C, T) int64, or token embeddings (B, C, T, d_model) float (channel, subject
+            and condition embeddings are still added).
+        subject, condition, channel_ids : optional
+            As in :class:`GPT2MEG`.
+        past : list of KVCache, optional
+            Per-block caches from an earlier call with ``use_cache=True``, updated in place.
+        use_cache : bool
+            Return the caches in ``past`` (causal models only).
+
+        Returns
+        -------
+        ModelOutput
+            ``logits`` (B, C, T, V), ``past``.
+        """
+        if (past is not None or use_cache) and not self.config.causal:
+            raise ValueError(
+                "GPT2MEG_Trf: a cache needs causal=True (bidirectional attention "
+                "cannot decode incrementally)"
+            )
+        if x.dim() not in (3, 4):
+            raise ValueError(
+                f"GPT2MEG_Trf: expected codes (B, C, T) or embeddings (B, C, T, D), "
+                f"got {tuple(x.shape)}"
+            )
+        b, c, t = x.shape[:3]
+        if past is None and use_cache:
+            past = [KVCache(self.max_seq_len) for _ in self.blocks]
+        offset = 0 if past is None else past[0].offset
+        if offset + t > self.max_seq_len:
+            raise ValueError(
+                f"GPT2MEG_Trf: {offset + t} time steps exceed max_seq_len={self.max_seq_len}"
+            )
+        h = self.embedding(x, channel_ids=channel_ids, subject=subject, condition=condition)
+        h = h.reshape(b * c, t, -1)  # channels as independent sequences
+        for i, block in enumerate(self.blocks):
+            h = block(h, causal=self.config.causal, cache=None if past is None else past[i])
+        logits = self.head(self.norm(h)).view(b, c, t, -1)
+        return ModelOutput(logits=logits, past=past if use_cache else None)
