@@ -1,0 +1,330 @@
+"""Baselines scored with the same metrics, on the same held-out windows, as the model.
+
+Every baseline is fitted on the TRAIN split only. Forecasting baselines predict the code at
+``t + 1`` from the codes up to ``t`` and return a distribution over the tokenizer's own code bins
+(so bits per channel-sample compare directly with the model's) plus a point forecast in signal
+space. They see what the model sees: codes, read in signal space through :class:`CodeBins`.
+
+- :class:`LastValue`: the next code is the last code plus a jump ``d`` drawn from the train
+  histogram of one-step code jumps with add-one (Laplace) smoothing over every possible jump
+  ``d in [-(V-1), V-1]``: ``P(c_{t+1}=k | c_t=j) = h(k-j) / sum_{k'} h(k'-j)``,
+  ``h(d) = count_train(d) + 1``. Its point forecast is the value of the last code.
+- :class:`LinearAR`: per channel, ``v_{t+1} = b + sum_i a_i v_{t+1-i} + e`` fitted by least
+  squares on train (``v`` = decoded code values; rows never cross a window end). The predictive
+  distribution is Gaussian with the channel's train residual variance, discretised onto the code
+  bins: ``P(k) = Phi((e_{k+1} - mu) / sigma) - Phi((e_k - mu) / sigma)`` with bin edges ``e`` at the
+  midpoints between consecutive decoded code values (outer edges at -inf, +inf).
+- :class:`Unigram`: train code frequencies with add-one smoothing, ``P(k) = (n_k + 1) / (N + V)``;
+  its point forecast is the mean value of that distribution.
+
+For decoding: :func:`majority_class` (chance) and :class:`BandPowerLDA` (log band-power features,
+shrinkage linear discriminant analysis written here in numpy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtr
+
+from neurofm.evaluation.metrics import _as_numpy
+from neurofm.evaluation.realism import band_power
+
+PROB_FLOOR = 1e-12
+"""Smallest probability a discretised Gaussian gives a bin before renormalising."""
+
+
+@dataclass
+class CodeBins:
+    """The signal value of each code and the bin edges between them.
+
+    Attributes
+    ----------
+    values : ndarray, shape (V,)
+        Decoded value of each code, strictly increasing.
+    edges : ndarray, shape (V + 1,)
+        ``-inf``, the midpoints between consecutive values, ``+inf``.
+    """
+
+    values: np.ndarray
+    edges: np.ndarray
+
+    @classmethod
+    def from_values(cls, values: Any) -> CodeBins:
+        """Bins from the decoded value of each code; raises ValueError unless strictly increasing."""
+        values = _as_numpy(values).astype(np.float64).reshape(-1)
+        if values.size < 2 or not np.all(np.diff(values) > 0):
+            raise ValueError(
+                "decoded code values must be strictly increasing (an ordered quantizer)"
+            )
+        mid = 0.5 * (values[1:] + values[:-1])
+        return cls(values=values, edges=np.concatenate([[-np.inf], mid, [np.inf]]))
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Any) -> CodeBins:
+        """Bins of a per-sample scalar tokenizer: decode every code ``0..V-1`` once."""
+        import torch
+
+        codes = torch.arange(int(tokenizer.vocab_size), dtype=torch.int64).reshape(1, 1, -1)
+        return cls.from_values(_as_numpy(tokenizer.decode(codes)).reshape(-1))
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.values.size)
+
+    def decode(self, codes: Any) -> np.ndarray:
+        """Signal value of each code (same shape as ``codes``)."""
+        return self.values[_as_numpy(codes).astype(np.int64)]
+
+    def encode(self, x: Any) -> np.ndarray:
+        """The bin each value falls in (nearest code value), int64, same shape."""
+        inner = self.edges[1:-1]
+        return np.searchsorted(inner, _as_numpy(x).astype(np.float64), side="right").astype(
+            np.int64
+        )
+
+    def discretised_gaussian(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """Log-probabilities ``(..., V)`` of Gaussians ``N(mean, std²)`` integrated over each bin."""
+        z = (self.edges - mean[..., None]) / std[..., None]
+        p = np.diff(ndtr(z), axis=-1)
+        p = np.maximum(p, PROB_FLOOR)
+        return np.log(p / p.sum(axis=-1, keepdims=True))
+
+
+def _check_codes(codes: Any, bins: CodeBins, what: str) -> np.ndarray:
+    codes = _as_numpy(codes).astype(np.int64)
+    if codes.ndim != 3:
+        raise ValueError(f"{what}: expected codes (B, C, T), got shape {codes.shape}")
+    if codes.size and (codes.min() < 0 or codes.max() >= bins.vocab_size):
+        raise ValueError(f"{what}: codes outside 0..{bins.vocab_size - 1}")
+    return codes
+
+
+class LastValue:
+    """Persistence: the last code plus a train-fitted jump distribution (see module doc)."""
+
+    name = "last_value"
+    min_context = 1
+
+    def __init__(self, bins: CodeBins) -> None:
+        self.bins = bins
+        self.log_transition: np.ndarray | None = None
+
+    def fit(self, train_codes: Any) -> LastValue:
+        """Count the one-step code jumps of ``train_codes (N, C, T)``."""
+        codes = _check_codes(train_codes, self.bins, "LastValue.fit")
+        n_bins = self.bins.vocab_size
+        jumps = (codes[..., 1:] - codes[..., :-1]).reshape(-1) + (n_bins - 1)
+        h = np.bincount(jumps, minlength=2 * n_bins - 1).astype(np.float64) + 1.0
+        j, k = np.meshgrid(np.arange(n_bins), np.arange(n_bins), indexing="ij")
+        table = h[k - j + n_bins - 1]  # (V last, V next)
+        self.log_transition = np.log(table / table.sum(axis=1, keepdims=True))
+        return self
+
+    def predict(self, codes: Any, start: int) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions for the targets ``codes[..., start:]``.
+
+        Returns
+        -------
+        log_probs : (B, C, T - start, V) and point : (B, C, T - start) signal-space forecasts.
+        """
+        if self.log_transition is None:
+            raise RuntimeError("LastValue: call fit() first")
+        codes = _check_codes(codes, self.bins, "LastValue.predict")
+        last = codes[..., start - 1 : -1]
+        return self.log_transition[last], self.bins.values[last]
+
+    def forecast(self, context: Any, horizon: int) -> np.ndarray:
+        """Point forecasts ``(B, C, horizon)``: the last value repeated."""
+        last = self.bins.decode(_as_numpy(context)[..., -1:])
+        return np.repeat(last, horizon, axis=-1)
+
+
+class Unigram:
+    """Train code frequencies with add-one smoothing (see module doc)."""
+
+    name = "unigram"
+    min_context = 1
+
+    def __init__(self, bins: CodeBins) -> None:
+        self.bins = bins
+        self.log_p: np.ndarray | None = None
+
+    def fit(self, train_codes: Any) -> Unigram:
+        codes = _check_codes(train_codes, self.bins, "Unigram.fit")
+        counts = np.bincount(codes.reshape(-1), minlength=self.bins.vocab_size) + 1.0
+        self.log_p = np.log(counts / counts.sum())
+        return self
+
+    @property
+    def mean(self) -> float:
+        return float(np.exp(self.log_p) @ self.bins.values)
+
+    def entropy_bits(self) -> float:
+        """Entropy of the fitted distribution in bits."""
+        return float(-(np.exp(self.log_p) * self.log_p).sum() / np.log(2.0))
+
+    def predict(self, codes: Any, start: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.log_p is None:
+            raise RuntimeError("Unigram: call fit() first")
+        codes = _check_codes(codes, self.bins, "Unigram.predict")
+        shape = (*codes.shape[:2], codes.shape[2] - start)
+        return np.broadcast_to(self.log_p, (*shape, self.bins.vocab_size)), np.full(
+            shape, self.mean
+        )
+
+    def forecast(self, context: Any, horizon: int) -> np.ndarray:
+        b, c = _as_numpy(context).shape[:2]
+        return np.full((b, c, horizon), self.mean)
+
+
+class LinearAR:
+    """Per-channel linear autoregressive model of order ``order`` (see module doc).
+
+    Attributes after :meth:`fit`: ``coef`` (C, order) with ``coef[:, i]`` the weight of lag
+    ``i + 1``, ``intercept`` (C,), ``residual_std`` (C,).
+    """
+
+    name = "linear_ar"
+
+    def __init__(self, bins: CodeBins, *, order: int = 8) -> None:
+        if order < 1:
+            raise ValueError(f"LinearAR: order must be >= 1, got {order}")
+        self.bins = bins
+        self.order = int(order)
+        self.coef: np.ndarray | None = None
+        self.intercept: np.ndarray | None = None
+        self.residual_std: np.ndarray | None = None
+
+    @property
+    def min_context(self) -> int:
+        return self.order
+
+    def _lags(self, v: np.ndarray) -> np.ndarray:
+        """``(B, C, T - order + 1, order)``: for each t >= order - 1, values at t, t-1, ..., t-order+1."""
+        windows = np.lib.stride_tricks.sliding_window_view(v, self.order, axis=-1)
+        return windows[..., ::-1]
+
+    def fit_signal(self, train_values: Any) -> LinearAR:
+        """Fit on signal values ``(N, C, T)`` directly (rows never cross a window end)."""
+        v = _as_numpy(train_values).astype(np.float64)
+        if v.ndim != 3 or v.shape[-1] <= self.order + 1:
+            raise ValueError(
+                f"LinearAR.fit: need (N, C, T) with T > {self.order + 1}, got {v.shape}"
+            )
+        x = self._lags(v[..., :-1])  # (N, C, T - order, order)
+        x = np.concatenate([np.ones((*x.shape[:-1], 1)), x], axis=-1)
+        y = v[..., self.order :]
+        gram = np.einsum("nctp,nctq->cpq", x, x)
+        rhs = np.einsum("nctp,nct->cp", x, y)
+        ridge = 1e-9 * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(self.order + 1)
+        beta = np.linalg.solve(gram + ridge, rhs[..., None])[..., 0]  # (C, order + 1)
+        resid = y - np.einsum("nctp,cp->nct", x, beta)
+        dof = max(y.shape[0] * y.shape[2] - self.order - 1, 1)
+        self.intercept, self.coef = beta[:, 0], beta[:, 1:]
+        std = np.sqrt((resid**2).sum(axis=(0, 2)) / dof)
+        # a channel predicted exactly still needs a spread: at least a tenth of the finest bin
+        self.residual_std = np.maximum(std, 0.1 * np.diff(self.bins.values).min())
+        return self
+
+    def fit(self, train_codes: Any) -> LinearAR:
+        """Fit on the decoded values of ``train_codes (N, C, T)``."""
+        codes = _check_codes(train_codes, self.bins, "LinearAR.fit")
+        return self.fit_signal(self.bins.decode(codes))
+
+    def _mean_next(self, v: np.ndarray) -> np.ndarray:
+        """Mean of ``v_{t+1}`` for each t >= order - 1: shape (B, C, T - order + 1)."""
+        return self.intercept[:, None] + np.einsum("bctp,cp->bct", self._lags(v), self.coef)
+
+    def predict(self, codes: Any, start: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.coef is None:
+            raise RuntimeError("LinearAR: call fit() first")
+        if start < self.order:
+            raise ValueError(
+                f"LinearAR: scoring must start at t >= order ({self.order}), got {start}"
+            )
+        codes = _check_codes(codes, self.bins, "LinearAR.predict")
+        mean = self._mean_next(self.bins.decode(codes[..., :-1]))[..., start - self.order :]
+        std = np.broadcast_to(self.residual_std[:, None], mean.shape)
+        return self.bins.discretised_gaussian(mean, std), mean
+
+    def forecast(self, context: Any, horizon: int) -> np.ndarray:
+        """Iterated mean forecasts ``(B, C, horizon)`` from code context ``(B, C, L >= order)``."""
+        return self._iterate(self.bins.decode(context), horizon, rng=None)
+
+    def simulate(self, context_values: Any, n_steps: int, *, seed: int = 0) -> np.ndarray:
+        """Sample ``n_steps`` values ``(B, C, n_steps)`` after a signal context, with Gaussian noise."""
+        return self._iterate(
+            _as_numpy(context_values).astype(np.float64), n_steps, rng=np.random.default_rng(seed)
+        )
+
+    def _iterate(self, v: np.ndarray, n_steps: int, rng: np.random.Generator | None) -> np.ndarray:
+        if v.shape[-1] < self.order:
+            raise ValueError(f"LinearAR: context of {v.shape[-1]} samples < order {self.order}")
+        hist = list(np.moveaxis(v[..., -self.order :], -1, 0))  # order arrays (B, C)
+        out = np.empty((*v.shape[:2], n_steps))
+        for step in range(n_steps):
+            lagged = np.stack(hist[::-1], axis=-1)  # (B, C, order), lag 1 first
+            nxt = self.intercept + np.einsum("bcp,cp->bc", lagged, self.coef)
+            if rng is not None:
+                nxt = nxt + rng.standard_normal(nxt.shape) * self.residual_std
+            out[..., step] = nxt
+            hist = hist[1:] + [nxt]
+        return out
+
+
+def majority_class(train_labels: Any) -> int:
+    """The most frequent train label (ties: the smallest); the chance-level decoder."""
+    labels = _as_numpy(train_labels).astype(np.int64)
+    values, counts = np.unique(labels, return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
+class BandPowerLDA:
+    """Log band-power features per channel + shrinkage LDA (Ledoit-Wolf shrinkage to a scaled
+    identity, features standardised on train).
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling frequency (Hz) of the windows.
+    """
+
+    name = "band_power_lda"
+
+    def __init__(self, sfreq: float) -> None:
+        self.sfreq = float(sfreq)
+
+    def features(self, x: Any) -> np.ndarray:
+        """``(N, C * n_bands)`` log10 band powers of windows ``(N, C, T)``."""
+        power, _ = band_power(_as_numpy(x), self.sfreq)
+        return np.log10(power + 1e-30).reshape(power.shape[0], -1)
+
+    def fit(self, x: Any, labels: Any) -> BandPowerLDA:
+        feats = self.features(x)
+        y = _as_numpy(labels).astype(np.int64)
+        self.classes = np.unique(y)
+        if self.classes.size < 2:
+            raise ValueError("BandPowerLDA: the train labels hold a single class")
+        self.mu, self.sd = feats.mean(0), feats.std(0) + 1e-12
+        z = (feats - self.mu) / self.sd
+        means = np.stack([z[y == k].mean(0) for k in self.classes])
+        centred = z - means[np.searchsorted(self.classes, y)]
+        n, d = centred.shape
+        cov = centred.T @ centred / n
+        target = np.trace(cov) / d
+        d2 = np.sum((cov - target * np.eye(d)) ** 2)
+        b2 = (np.sum(np.sum(centred**2, axis=1) ** 2) / n - np.sum(cov**2)) / n
+        shrink = float(np.clip(b2 / d2, 0.0, 1.0)) if d2 > 0 else 1.0
+        cov = shrink * target * np.eye(d) + (1 - shrink) * cov
+        self.weights = np.linalg.solve(cov, means.T)  # (d, K)
+        prior = np.array([np.mean(y == k) for k in self.classes])
+        self.bias = -0.5 * np.sum(means * self.weights.T, axis=1) + np.log(prior)
+        self.shrinkage = shrink
+        return self
+
+    def predict(self, x: Any) -> np.ndarray:
+        z = (self.features(x) - self.mu) / self.sd
+        return self.classes[np.argmax(z @ self.weights + self.bias, axis=1)]
