@@ -1,0 +1,224 @@
+"""Filters, resampling and clipping: pure functions ``Recording -> Recording`` over MNE.
+
+Filters run on blocks of channels converted to float64 (what MNE's filters need) and write a new
+float32 array, so that a recording is held at most twice in float32 plus one float64 block.
+Every block is checked for non-finite samples *before* filtering: a filter spreads one NaN over
+the whole channel, so the error names the file, channel and sample instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from neurofm.data.recording import Recording
+from neurofm.errors import RecordingError
+from neurofm.logging import get_logger
+from neurofm.preprocessing._base import (
+    CHUNK_SAMPLES,
+    filtered_channels,
+    logged,
+    map_channel_blocks,
+    where,
+)
+
+log = get_logger("preprocessing")
+
+
+def notch(
+    recording: Recording, freqs: Sequence[float], *, notch_width: float | None = None
+) -> Recording:
+    """Remove line noise at ``freqs`` (Hz) with MNE's FIR notch filter.
+
+    Parameters
+    ----------
+    recording : Recording
+        Input recording, ``(C, T)``.
+    freqs : sequence of float
+        Frequencies to remove, e.g. ``[50, 100]`` or ``[60]`` (Hz); each below Nyquist.
+    notch_width : float or None
+        Width of each stop band in Hz (MNE's default, ``freq / 200``, when None).
+
+    Returns
+    -------
+    Recording
+        Same shape, float32 data.
+    """
+    import mne
+
+    nyquist = recording.sfreq / 2
+    bad = [f for f in freqs if not 0 < f < nyquist]
+    if bad:
+        raise RecordingError(
+            f"notch frequencies {bad} Hz are outside (0, {nyquist}) Hz (Nyquist)",
+            path=where(recording),
+        )
+
+    def run(block: np.ndarray) -> np.ndarray:
+        return mne.filter.notch_filter(
+            block,
+            recording.sfreq,
+            np.asarray(freqs, dtype=float),
+            notch_widths=notch_width,
+            copy=False,
+            verbose="error",
+        )
+
+    channels = filtered_channels(recording)
+    data = map_channel_blocks(recording, channels, run, before="notch filtering")
+    return logged(
+        recording,
+        {"step": "notch", "freqs": [float(f) for f in freqs], "n_channels": int(channels.size)},
+        data=data,
+    )
+
+
+def bandpass(recording: Recording, l_freq: float | None, h_freq: float | None) -> Recording:
+    """Zero-phase FIR band-pass (or high-pass / low-pass when one edge is None) with MNE.
+
+    Parameters
+    ----------
+    recording : Recording
+        Input recording, ``(C, T)``.
+    l_freq : float or None
+        High-pass edge in Hz (None: no high-pass).
+    h_freq : float or None
+        Low-pass edge in Hz, below Nyquist (None: no low-pass).
+
+    Returns
+    -------
+    Recording
+        Same shape, float32 data.
+    """
+    import mne
+
+    nyquist = recording.sfreq / 2
+    if h_freq is not None and h_freq >= nyquist:
+        raise RecordingError(
+            f"low-pass edge {h_freq} Hz is not below Nyquist ({nyquist} Hz)", path=where(recording)
+        )
+
+    def run(block: np.ndarray) -> np.ndarray:
+        return mne.filter.filter_data(
+            block, recording.sfreq, l_freq, h_freq, copy=False, verbose="error"
+        )
+
+    channels = filtered_channels(recording)
+    data = map_channel_blocks(recording, channels, run, before="band-pass filtering")
+    return logged(
+        recording,
+        {"step": "bandpass", "l_freq": l_freq, "h_freq": h_freq, "n_channels": int(channels.size)},
+        data=data,
+    )
+
+
+def resample(recording: Recording, sfreq: float) -> Recording:
+    """Resample to ``sfreq`` Hz with MNE's FFT resampler (anti-aliased); duration is kept.
+
+    Stim channels are resampled by taking the nearest original sample, so event codes stay
+    integers. Events keep their onsets in seconds.
+
+    Returns
+    -------
+    Recording
+        ``(C, round(T * sfreq / recording.sfreq))`` float32 data at ``sfreq``.
+    """
+    import mne
+
+    if sfreq <= 0:
+        raise RecordingError(
+            f"resample: sfreq must be positive, got {sfreq}", path=where(recording)
+        )
+    if sfreq == recording.sfreq:
+        return logged(recording, {"step": "resample", "sfreq": sfreq, "unchanged": True})
+    ratio = sfreq / recording.sfreq
+    n_out = int(round(recording.n_times * ratio))
+
+    def run(block: np.ndarray) -> np.ndarray:
+        out = mne.filter.resample(
+            block, up=sfreq, down=recording.sfreq, npad="auto", verbose="error"
+        )
+        if out.shape[-1] != n_out:
+            raise RecordingError(
+                f"resample produced {out.shape[-1]} samples, expected {n_out}",
+                path=where(recording),
+            )
+        return out
+
+    channels = filtered_channels(recording)
+    stim = np.setdiff1d(np.arange(recording.n_chans), channels)
+    data = map_channel_blocks(recording, channels, run, n_times_out=n_out, before="resampling")
+    if stim.size:
+        nearest = np.minimum(
+            np.round(np.arange(n_out) / ratio).astype(np.int64), recording.n_times - 1
+        )
+        data[stim] = np.asarray(recording.data[stim, :])[:, nearest]
+    return logged(
+        recording,
+        {"step": "resample", "from_sfreq": recording.sfreq, "sfreq": float(sfreq)},
+        data=data,
+        sfreq=float(sfreq),
+    )
+
+
+def clip(recording: Recording, limit: float, *, mode: str = "iqr") -> Recording:
+    """Clip samples beyond ``limit``, counting every clipped sample (never silent).
+
+    Parameters
+    ----------
+    recording : Recording
+        Input recording, ``(C, T)``.
+    limit : float
+        ``mode="iqr"``: each channel is clipped to its median +/- ``limit`` times its
+        interquartile range (in this recording). ``mode="absolute"``: clipped to +/- ``limit``
+        in the channel's physical unit.
+    mode : {"iqr", "absolute"}
+
+    Returns
+    -------
+    Recording
+        Same shape; ``meta["preprocessing"][-1]`` holds ``n_clipped`` (total) and
+        ``clipped_per_channel`` (name -> count, channels with clipped samples only).
+    """
+    if limit <= 0:
+        raise RecordingError(f"clip: limit must be positive, got {limit}", path=where(recording))
+    if mode not in ("iqr", "absolute"):
+        raise RecordingError(
+            f"clip: mode must be 'iqr' or 'absolute', got {mode!r}", path=where(recording)
+        )
+    data = np.array(recording.data, dtype=np.float32)
+    channels = filtered_channels(recording)
+    if mode == "iqr":
+        q25, q50, q75 = (
+            np.array([np.percentile(data[i], [25, 50, 75]) for i in channels]).reshape(-1, 3).T
+        )
+        low, high = q50 - limit * (q75 - q25), q50 + limit * (q75 - q25)
+    else:
+        low = np.full(channels.size, -limit)
+        high = np.full(channels.size, limit)
+    counts = np.zeros(recording.n_chans, dtype=np.int64)
+    for start in range(0, recording.n_times, CHUNK_SAMPLES):
+        block = data[channels, start : start + CHUNK_SAMPLES]
+        outside = (block < low[:, None]) | (block > high[:, None])
+        counts[channels] += outside.sum(axis=1)
+        data[channels, start : start + CHUNK_SAMPLES] = np.clip(block, low[:, None], high[:, None])
+    per_channel = {recording.sensors.names[i]: int(counts[i]) for i in np.flatnonzero(counts)}
+    total = int(counts.sum())
+    if total:
+        log.warning(
+            "%s: clipped %d samples in %d channels (limit %s, mode %s)",
+            where(recording) or "recording",
+            total,
+            len(per_channel),
+            limit,
+            mode,
+        )
+    entry = {
+        "step": "clip",
+        "limit": float(limit),
+        "mode": mode,
+        "n_clipped": total,
+        "clipped_per_channel": per_channel,
+    }
+    return logged(recording, entry, data=data)
