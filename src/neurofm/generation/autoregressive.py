@@ -1,0 +1,235 @@
+"""Autoregressive generation for every model over codes, and generation from a real recording.
+
+``generate`` is the one sampler: it uses the model's cache when the model returns one
+(``ModelOutput.past``) and recomputes the full context otherwise. ``generate_from_window``
+tokenizes a prompt taken from a recorded window, continues it and decodes the result back to a
+signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from neurofm.models._sampling import autoregress, filter_logits, sample_logits
+
+__all__ = [
+    "GenerationResult",
+    "filter_logits",
+    "generate",
+    "generate_from_window",
+    "generate_with_logits",
+    "sample_logits",
+]
+
+
+def _generator(
+    generator: torch.Generator | None, seed: int | None, device: torch.device
+) -> torch.Generator | None:
+    if generator is not None and seed is not None:
+        raise ValueError("generate: pass either seed or generator, not both")
+    if seed is None:
+        return generator
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+def generate(
+    model: nn.Module,
+    prompt_codes: Tensor,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    subject: Tensor | None = None,
+    condition: Tensor | None = None,
+    channel_ids: Tensor | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> Tensor:
+    """Continue ``prompt_codes`` with ``max_new_tokens`` codes sampled from ``model``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        An autoregressive model: ``model(x, *, subject, condition, channel_ids, past,
+        use_cache) -> ModelOutput(logits=(..., T, V))`` where time t predicts t+1.
+    prompt_codes : LongTensor, shape (B, C, T0) or (B, T0)
+    max_new_tokens : int
+        Number of time steps to generate.
+    temperature : float
+        Softmax temperature; 0 decodes greedily (argmax).
+    top_k : int, optional
+        Sample among the ``top_k`` most likely codes only.
+    top_p : float in (0, 1], optional
+        Nucleus sampling: the smallest set of codes holding probability ``top_p``.
+    subject : LongTensor (B,), optional
+    condition : LongTensor (B, T) or (B, n_cond_tokens, T), optional
+        Per-time condition covering at least ``T0 + max_new_tokens - 1`` time steps.
+    channel_ids : LongTensor (B, C) or (C,), optional
+    seed : int, optional
+        Seed of a fresh generator on the prompt's device (reproducible samples).
+    generator : torch.Generator, optional
+        Generator to draw from instead of a seed.
+    use_cache : bool
+        Use the model's key/value cache when it has one (False: recompute every step).
+
+    Returns
+    -------
+    LongTensor, shape (B, C, T0 + max_new_tokens) or (B, T0 + max_new_tokens)
+        The prompt followed by the generated codes.
+    """
+    gen = _generator(generator, seed, prompt_codes.device)
+    return autoregress(
+        model,
+        prompt_codes,
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        subject=subject,
+        condition=condition,
+        channel_ids=channel_ids,
+        generator=gen,
+        use_cache=use_cache,
+    ).codes
+
+
+def generate_with_logits(
+    model: nn.Module,
+    prompt_codes: Tensor,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    subject: Tensor | None = None,
+    condition: Tensor | None = None,
+    channel_ids: Tensor | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """As :func:`generate`, also returning the float32 logits of every generated step.
+
+    Returns
+    -------
+    codes : LongTensor, shape (B, C, T0 + N) or (B, T0 + N)
+    logits : Tensor, shape (B, C, N, V) or (B, N, V)
+        ``logits[..., i, :]`` is the distribution the i-th generated code was drawn from.
+    """
+    gen = _generator(generator, seed, prompt_codes.device)
+    out = autoregress(
+        model,
+        prompt_codes,
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        subject=subject,
+        condition=condition,
+        channel_ids=channel_ids,
+        generator=gen,
+        use_cache=use_cache,
+        keep_logits=True,
+    )
+    return out.codes, out.logits
+
+
+@dataclass
+class GenerationResult:
+    """What :func:`generate_from_window` returns.
+
+    Attributes
+    ----------
+    codes : LongTensor, shape (C, T0 + N)
+        Prompt codes followed by the generated codes.
+    signal : ndarray, shape (C, T0 + N)
+        ``tokenizer.decode(codes)``: the prompt's reconstruction followed by the generated signal.
+    n_prompt : int
+        Number of prompt time steps ``T0``.
+    n_clipped : int
+        Prompt samples the tokenizer clipped (0 when it does not report it).
+    """
+
+    codes: Tensor
+    signal: np.ndarray
+    n_prompt: int
+    n_clipped: int = 0
+
+
+def generate_from_window(
+    model: nn.Module,
+    tokenizer: Any,
+    window: Any,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    subject: int | None = None,
+    condition: Tensor | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> GenerationResult:
+    """Tokenize a recorded window, continue it with ``model`` and decode the result.
+
+    Parameters
+    ----------
+    model : nn.Module
+        An autoregressive model over per-channel codes (B, C, T).
+    tokenizer : object
+        Has ``encode(x (1, C, T)) -> TokenizerOutput`` (or the codes themselves) and
+        ``decode(codes (1, C, T)) -> signal``, e.g. a fitted mu-law tokenizer.
+    window : array-like, shape (C, T0)
+        The prompt signal in the tokenizer's input units (e.g. ``StoredRecording.window``).
+    max_new_tokens : int
+        Time steps to generate.
+    temperature, top_k, top_p, condition, seed, generator, use_cache
+        As in :func:`generate`.
+    subject : int, optional
+        The recording's subject id.
+
+    Returns
+    -------
+    GenerationResult
+    """
+    x = torch.as_tensor(np.asarray(window, dtype=np.float32))
+    if x.dim() != 2:
+        raise ValueError(f"generate_from_window: window must be (C, T), got {tuple(x.shape)}")
+    encoded = tokenizer.encode(x.unsqueeze(0))
+    codes = torch.as_tensor(getattr(encoded, "codes", encoded))
+    if codes.dim() != 3 or codes.shape[:2] != (1, x.shape[0]):
+        raise ValueError(
+            f"generate_from_window: the tokenizer must give per-channel codes "
+            f"(1, {x.shape[0]}, T), got {tuple(codes.shape)}"
+        )
+    device = next(model.parameters()).device
+    subject_ids = None if subject is None else torch.tensor([int(subject)], device=device)
+    out = generate(
+        model,
+        codes.long().to(device),
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        subject=subject_ids,
+        condition=condition,
+        seed=seed,
+        generator=generator,
+        use_cache=use_cache,
+    )
+    decoded = tokenizer.decode(out.cpu())
+    signal = decoded.detach().numpy() if isinstance(decoded, Tensor) else np.asarray(decoded)
+    return GenerationResult(
+        codes=out[0].cpu(),
+        signal=signal[0],
+        n_prompt=codes.shape[-1],
+        n_clipped=int(getattr(encoded, "n_clipped", 0)),
+    )
