@@ -77,8 +77,8 @@ def test_last_value_smoothing_is_the_train_jump_histogram():
 
 def test_discretised_gaussian_uses_bin_edges():
     bins = baselines.CodeBins.from_values(np.array([-1.0, 0.0, 1.0]))
-    np.testing.assert_allclose(bins.edges[1:-1], [-0.5, 0.5])
-    p = np.exp(bins.discretised_gaussian(np.array([0.0]), np.array([1.0])))[0]
+    np.testing.assert_allclose(bins.edges[0, 1:-1], [-0.5, 0.5])
+    p = np.exp(bins.discretised_gaussian(np.zeros((1, 1, 1)), np.ones((1, 1, 1))))[0, 0, 0]
     from scipy.stats import norm
 
     np.testing.assert_allclose(p, [norm.cdf(-0.5), norm.cdf(0.5) - norm.cdf(-0.5), norm.sf(0.5)])
@@ -109,3 +109,19 @@ def test_decoding_baselines_beat_chance_on_band_power_difference():
     clf = baselines.BandPowerLDA(sfreq).fit(x[:40], y[:40])
     assert np.mean(clf.predict(x[40:]) == y[40:]) >= 0.9
     assert baselines.majority_class(np.array([2, 1, 2, 1, 0])) == 1
+
+
+def test_per_channel_bins_from_a_mu_law_tokenizer():
+    import torch
+
+    from neurofm.registry import TOKENIZERS, create
+
+    rng = np.random.default_rng(0)
+    train = rng.standard_normal((6, 3, 200)) * np.array([1.0, 10.0, 0.1])[None, :, None]
+    tok = create(TOKENIZERS, {"name": "mulaw", "preset": "tiny"}).fit(train)
+    bins = baselines.CodeBins.from_tokenizer(tok, 3)
+    assert bins.values.shape == (3, 16)
+    assert 50 < np.ptp(bins.values[1]) / np.ptp(bins.values[2]) < 200  # per-channel scales
+    codes = tok.encode(torch.from_numpy(train)).codes.numpy()
+    np.testing.assert_array_equal(bins.encode(tok.decode(codes)), codes)
+    np.testing.assert_allclose(bins.decode(codes), tok.decode(codes), rtol=1e-5)

@@ -38,13 +38,14 @@ PROB_FLOOR = 1e-12
 
 @dataclass
 class CodeBins:
-    """The signal value of each code and the bin edges between them.
+    """The signal value of each code, per channel, and the bin edges between them.
 
     Attributes
     ----------
-    values : ndarray, shape (V,)
-        Decoded value of each code, strictly increasing.
-    edges : ndarray, shape (V + 1,)
+    values : ndarray, shape (C, V)
+        Decoded value of each code on each channel (per-channel scaling makes them differ),
+        strictly increasing along V. ``C == 1`` means the same values on every channel.
+    edges : ndarray, shape (C, V + 1)
         ``-inf``, the midpoints between consecutive values, ``+inf``.
     """
 
@@ -53,41 +54,68 @@ class CodeBins:
 
     @classmethod
     def from_values(cls, values: Any) -> CodeBins:
-        """Bins from the decoded value of each code; raises ValueError unless strictly increasing."""
-        values = _as_numpy(values).astype(np.float64).reshape(-1)
-        if values.size < 2 or not np.all(np.diff(values) > 0):
+        """Bins from decoded code values ``(V,)`` or ``(C, V)``; each row strictly increasing."""
+        values = _as_numpy(values).astype(np.float64)
+        values = values[None] if values.ndim == 1 else values
+        if values.ndim != 2 or values.shape[1] < 2:
+            raise ValueError(f"decoded code values must be (V,) or (C, V), got {values.shape}")
+        bad = np.flatnonzero(~np.all(np.diff(values, axis=1) > 0, axis=1))
+        if bad.size:
             raise ValueError(
-                "decoded code values must be strictly increasing (an ordered quantizer)"
+                f"decoded code values must be strictly increasing (an ordered "
+                f"quantizer); channel(s) {bad.tolist()} are not"
             )
-        mid = 0.5 * (values[1:] + values[:-1])
-        return cls(values=values, edges=np.concatenate([[-np.inf], mid, [np.inf]]))
+        mid = 0.5 * (values[:, 1:] + values[:, :-1])
+        inf = np.full((len(values), 1), np.inf)
+        return cls(values=values, edges=np.concatenate([-inf, mid, inf], axis=1))
 
     @classmethod
-    def from_tokenizer(cls, tokenizer: Any) -> CodeBins:
-        """Bins of a per-sample scalar tokenizer: decode every code ``0..V-1`` once."""
+    def from_tokenizer(cls, tokenizer: Any, n_chans: int) -> CodeBins:
+        """Bins of a per-sample scalar tokenizer: decode every code ``0..V-1`` on each channel."""
         import torch
 
-        codes = torch.arange(int(tokenizer.vocab_size), dtype=torch.int64).reshape(1, 1, -1)
-        return cls.from_values(_as_numpy(tokenizer.decode(codes)).reshape(-1))
+        codes = torch.arange(int(tokenizer.vocab_size), dtype=torch.int64)
+        codes = codes.expand(1, int(n_chans), -1).contiguous()  # (1, C, V)
+        return cls.from_values(_as_numpy(tokenizer.decode(codes))[0])
 
     @property
     def vocab_size(self) -> int:
-        return int(self.values.size)
+        return int(self.values.shape[1])
+
+    def rows(self, n_chans: int) -> np.ndarray:
+        """Channel index of each of ``n_chans`` data channels into ``values``."""
+        if len(self.values) == 1:
+            return np.zeros(n_chans, dtype=np.int64)
+        if len(self.values) != n_chans:
+            raise ValueError(f"code bins hold {len(self.values)} channels, the data {n_chans}")
+        return np.arange(n_chans)
 
     def decode(self, codes: Any) -> np.ndarray:
-        """Signal value of each code (same shape as ``codes``)."""
-        return self.values[_as_numpy(codes).astype(np.int64)]
+        """Signal value of each code of ``codes (B, C, T)`` (same shape)."""
+        codes = _as_numpy(codes).astype(np.int64)
+        return self.values[self.rows(codes.shape[1])[None, :, None], codes]
 
     def encode(self, x: Any) -> np.ndarray:
-        """The bin each value falls in (nearest code value), int64, same shape."""
-        inner = self.edges[1:-1]
-        return np.searchsorted(inner, _as_numpy(x).astype(np.float64), side="right").astype(
-            np.int64
-        )
+        """The bin of each value of ``x (B, C, T)`` (nearest code value), int64, same shape."""
+        x = _as_numpy(x).astype(np.float64)
+        out = np.empty(x.shape, dtype=np.int64)
+        for ch, row in enumerate(self.rows(x.shape[1])):
+            out[:, ch] = np.searchsorted(self.edges[row, 1:-1], x[:, ch], side="right")
+        return out
+
+    def mean_value(self, log_p: np.ndarray, n_chans: int) -> np.ndarray:
+        """Per-channel mean ``(C,)`` of one distribution ``log_p (V,)`` over the code values."""
+        return self.values[self.rows(n_chans)] @ np.exp(log_p)
+
+    def min_step(self, n_chans: int) -> np.ndarray:
+        """Smallest gap between consecutive code values on each channel ``(C,)``."""
+        return np.diff(self.values[self.rows(n_chans)], axis=1).min(axis=1)
 
     def discretised_gaussian(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-        """Log-probabilities ``(..., V)`` of Gaussians ``N(mean, std²)`` integrated over each bin."""
-        z = (self.edges - mean[..., None]) / std[..., None]
+        """Log-probabilities ``(B, C, T, V)`` of Gaussians ``N(mean, std²)`` (both (B, C, T))
+        integrated over each bin of the channel."""
+        edges = self.edges[self.rows(mean.shape[1])][None, :, None, :]  # (1, C, 1, V + 1)
+        z = (edges - mean[..., None]) / std[..., None]
         p = np.diff(ndtr(z), axis=-1)
         p = np.maximum(p, PROB_FLOOR)
         return np.log(p / p.sum(axis=-1, keepdims=True))
@@ -134,7 +162,7 @@ class LastValue:
             raise RuntimeError("LastValue: call fit() first")
         codes = _check_codes(codes, self.bins, "LastValue.predict")
         last = codes[..., start - 1 : -1]
-        return self.log_transition[last], self.bins.values[last]
+        return self.log_transition[last], self.bins.decode(last)
 
     def forecast(self, context: Any, horizon: int) -> np.ndarray:
         """Point forecasts ``(B, C, horizon)``: the last value repeated."""
@@ -158,10 +186,6 @@ class Unigram:
         self.log_p = np.log(counts / counts.sum())
         return self
 
-    @property
-    def mean(self) -> float:
-        return float(np.exp(self.log_p) @ self.bins.values)
-
     def entropy_bits(self) -> float:
         """Entropy of the fitted distribution in bits."""
         return float(-(np.exp(self.log_p) * self.log_p).sum() / np.log(2.0))
@@ -171,13 +195,14 @@ class Unigram:
             raise RuntimeError("Unigram: call fit() first")
         codes = _check_codes(codes, self.bins, "Unigram.predict")
         shape = (*codes.shape[:2], codes.shape[2] - start)
-        return np.broadcast_to(self.log_p, (*shape, self.bins.vocab_size)), np.full(
-            shape, self.mean
-        )
+        mean = self.bins.mean_value(self.log_p, codes.shape[1])[None, :, None]
+        log_p = np.broadcast_to(self.log_p, (*shape, self.bins.vocab_size))
+        return log_p, np.broadcast_to(mean, shape)
 
     def forecast(self, context: Any, horizon: int) -> np.ndarray:
         b, c = _as_numpy(context).shape[:2]
-        return np.full((b, c, horizon), self.mean)
+        mean = self.bins.mean_value(self.log_p, c)[None, :, None]
+        return np.broadcast_to(mean, (b, c, horizon)).copy()
 
 
 class LinearAR:
@@ -226,7 +251,7 @@ class LinearAR:
         self.intercept, self.coef = beta[:, 0], beta[:, 1:]
         std = np.sqrt((resid**2).sum(axis=(0, 2)) / dof)
         # a channel predicted exactly still needs a spread: at least a tenth of the finest bin
-        self.residual_std = np.maximum(std, 0.1 * np.diff(self.bins.values).min())
+        self.residual_std = np.maximum(std, 0.1 * self.bins.min_step(v.shape[1]))
         return self
 
     def fit(self, train_codes: Any) -> LinearAR:
