@@ -196,10 +196,10 @@ class WindowDataset(torch.utils.data.Dataset):
         self.skipped_events: list[dict] = []
         self._index(event_window)
         self._arrays: list[np.ndarray] | None = None
-        if preload:
-            self._preload()
         self._handles: dict[str, Any] = {}
         self._pid = os.getpid()
+        if preload:
+            self._preload()
 
     def _index(self, event_window: tuple[float, float] | None) -> None:
         segs, starts, labels = [], [], []
