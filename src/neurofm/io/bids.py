@@ -66,7 +66,12 @@ def read_bids_events(path: str | Path) -> Events:
             f"events table has no 'onset' column; columns: {list(rows[0])}", path=str(path)
         )
     columns = [c for c in rows[0] if c not in ("onset", "duration", "trial_type")]
-    numeric = {c for c in columns if all(_is_number(r[c]) for r in rows if r[c] not in _MISSING)}
+    present = {
+        c: [r[c] for r in rows if r[c] not in _MISSING and r[c] is not None] for c in columns
+    }
+    numeric = {c for c in columns if all(_is_number(v) for v in present[c])}
+    # a numeric column is int when every value is written as an integer, float otherwise
+    integer = {c for c in numeric if all(v.lstrip("+-").isdigit() for v in present[c])}
     onset, duration, description, payload = [], [], [], []
     for line, row in enumerate(rows, start=2):
         try:
@@ -78,7 +83,7 @@ def read_bids_events(path: str | Path) -> Events:
         dur = row.get("duration")
         duration.append(0.0 if dur in _MISSING or dur is None else float(dur))
         item = {
-            c: _number(row[c]) if c in numeric else row[c]
+            c: _number(row[c], c in integer) if c in numeric else row[c]
             for c in columns
             if row[c] not in _MISSING and row[c] is not None
         }
@@ -106,11 +111,8 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _number(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
+def _number(text: str, as_int: bool) -> int | float:
+    return int(text) if as_int else float(text)
 
 
 def read_bids_channels(path: str | Path) -> SensorInfo:
@@ -306,6 +308,34 @@ def attach_events(
     return replace(recording, events=events)
 
 
+def find_bids_signal(
+    root: str | Path,
+    *,
+    subject: str,
+    session: str | None = None,
+    task: str | None = None,
+    run: str | None = None,
+    datatype: str | None = None,
+) -> Path | None:
+    """The signal file of one BIDS recording (located by mne-bids), or None when absent."""
+    from mne_bids import BIDSPath
+
+    bids_path = BIDSPath(
+        root=Path(root), subject=subject, session=session, task=task, run=run, datatype=datatype
+    )
+    matches = [
+        p
+        for p in bids_path.match(ignore_json=True)
+        if p.suffix in SIGNAL_SUFFIXES and p.extension not in (".tsv", ".json")
+    ]
+    if len(matches) > 1:
+        raise RecordingError(
+            f"several signal files match: {[str(p.fpath) for p in matches]}; give more entities",
+            path=str(root),
+        )
+    return Path(matches[0].fpath) if matches else None
+
+
 def read_bids(
     root: str | Path,
     *,
@@ -323,27 +353,15 @@ def read_bids(
     When only sidecars exist a RecordingError says so; use :func:`read_bids_sidecars` to
     inspect them.
     """
-    from mne_bids import BIDSPath
-
     from neurofm.io.reader import read_recording
 
-    bids_path = BIDSPath(
-        root=Path(root), subject=subject, session=session, task=task, run=run, datatype=datatype
+    signal = find_bids_signal(
+        root, subject=subject, session=session, task=task, run=run, datatype=datatype
     )
-    matches = [
-        p
-        for p in bids_path.match(ignore_json=True)
-        if p.suffix in SIGNAL_SUFFIXES and p.extension not in (".tsv", ".json")
-    ]
-    if not matches:
+    if signal is None:
         raise RecordingError(
             f"no signal file for {_prefix(subject, session, task, run)} (only sidecars?); "
             "read_bids_sidecars reads what the sidecars say",
             path=str(root),
         )
-    if len(matches) > 1:
-        raise RecordingError(
-            f"several signal files match: {[str(p.fpath) for p in matches]}; give more entities",
-            path=str(root),
-        )
-    return read_recording(matches[0].fpath, preload=preload, allow_truncated=allow_truncated)
+    return read_recording(signal, preload=preload, allow_truncated=allow_truncated)
