@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     try:
         argv, overrides = split_overrides(argv)
+        # `neurofm <command> FILE.yaml ...` is short for `neurofm <command> --config FILE.yaml ...`
+        if len(argv) > 1 and argv[0] in COMMANDS and argv[1].endswith((".yaml", ".yml")):
+            argv = [argv[0], "--config", *argv[1:]]
         functions = {}
         for name, spec in COMMANDS.items():
             fn = _load(spec)

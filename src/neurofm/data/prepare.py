@@ -1,0 +1,518 @@
+"""``neurofm prepare``: raw recordings -> preprocessing -> prepared store, splits, scaler.
+
+A config (YAML or dict) names the inputs, the preprocessing steps, the output folder, the split
+policy and the scaler::
+
+    inputs: [data/sample/eegbci_S001/*.edf]     # files / globs, or {bids_root: ..., subjects: [..]}
+    preprocessing:
+      - {name: notch, freqs: [60]}
+      - {name: bandpass, l_freq: 0.5, h_freq: 40}
+    output: prepared/eegbci
+    splits: {by: recording, assign: {train: [S001R03], val: [S001R08], test: [S001R12]}, window: 2.0}
+    scaler: {kind: robust, max_samples: 1000000}   # or null
+    jobs: 2
+
+or ``recipe: eegbci_sample`` (a registered recipe supplies the sections; keys given beside it
+override the recipe's). Preparing is idempotent and resumable: a recording whose source sha256 and
+pipeline fingerprint match the store is skipped. Recordings run in parallel in a process pool,
+each worker holding one recording; the store keeps signals in physical units and records the
+scaler (fitted on the train split only) in ``manifest["scaler"]``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Literal
+
+from neurofm.config import build_config, load_yaml, save_yaml, to_dict
+from neurofm.data import splits as splitting
+from neurofm.data.recording import Recording, sha256_file
+from neurofm.data.store import MANIFEST, PreparedStore, StoredRecording
+from neurofm.errors import ConfigError, RecordingError
+from neurofm.logging import get_logger
+from neurofm.preprocessing import Pipeline, RobustScaler
+
+log = get_logger("prepare")
+
+RESOLVED_CONFIG = "prepare_config.yaml"
+"""Name of the resolved config written into the output folder."""
+
+STAGING = ".staging"
+"""Folder under the output where workers write a recording before it is moved into place."""
+
+
+@dataclass
+class BidsInputs:
+    """Recordings of a BIDS dataset selected by entities (None: every value)."""
+
+    bids_root: str  # root folder of the BIDS dataset
+    subjects: list[str] | None = None  # subject labels without "sub-"
+    sessions: list[str] | None = None  # session labels without "ses-"
+    tasks: list[str] | None = None  # task labels
+    runs: list[str] | None = None  # run labels
+    datatypes: list[str] | None = None  # e.g. ["eeg"], ["meg"]
+    extensions: list[str] | None = None  # e.g. [".edf"], [".fif"]
+
+
+@dataclass
+class SplitConfig:
+    """How recordings are split into train / val / test segments."""
+
+    by: Literal["subject", "session", "recording", "time"] = "recording"  # split unit
+    fractions: dict[str, float] = field(
+        default_factory=lambda: dict(splitting.DEFAULT_FRACTIONS)
+    )  # split -> share (sum 1)
+    assign: dict[str, list[str]] | None = None  # split -> explicit subjects / sessions / ids
+    window: float = 2.0  # longest window read later (s); time splits keep a gap >= window
+    gap: float | None = None  # time left out between time splits (s); default: window
+    n_blocks: int = 1  # time splits: chunks per recording, splits interleaved across chunks
+    seed: int = 0  # seed of the group assignment
+
+    def __post_init__(self) -> None:
+        if self.window <= 0:
+            raise ValueError(f"window must be positive (seconds), got {self.window}")
+        if self.gap is not None and self.gap < self.window:
+            raise ValueError(f"gap ({self.gap} s) must be at least one window ({self.window} s)")
+        if self.assign is not None and self.by == "time":
+            raise ValueError("assign lists subjects / sessions / recordings; not with by: time")
+        if self.n_blocks < 1:
+            raise ValueError(f"n_blocks must be >= 1, got {self.n_blocks}")
+
+
+@dataclass
+class ScalerConfig:
+    """Per-channel scaling statistics fitted on the train split."""
+
+    kind: Literal["robust"] = "robust"  # median / interquartile range
+    max_samples: int = 1_000_000  # time samples per channel used for the fit (strided)
+
+    def __post_init__(self) -> None:
+        if self.max_samples < 1:
+            raise ValueError(f"max_samples must be >= 1, got {self.max_samples}")
+
+
+@dataclass
+class PrepareConfig:
+    """A resolved ``neurofm prepare`` config."""
+
+    output: str  # the prepared store's folder
+    inputs: list[str] | BidsInputs  # files / glob patterns, or a BIDS selection
+    preprocessing: list[dict[str, Any]] = field(default_factory=list)  # steps, in order
+    splits: SplitConfig = field(default_factory=SplitConfig)  # split policy
+    scaler: ScalerConfig | None = field(default_factory=ScalerConfig)  # None: no scaler
+    name: str | None = None  # dataset name (default: the output folder's name)
+    jobs: int = 1  # recordings prepared in parallel (process pool)
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1:
+            raise ValueError(f"jobs must be >= 1, got {self.jobs}")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input recording: its store id, file and BIDS entities."""
+
+    id: str
+    path: str
+    entities: dict[str, str | None] = field(default_factory=dict)
+
+
+def resolve_config(data: Mapping[str, Any], *, source: str | None = None) -> PrepareConfig:
+    """Validate a config dict (after merging its ``recipe``) into a :class:`PrepareConfig`.
+
+    Raises one ConfigError listing every problem with its key path.
+    """
+    data = dict(data)
+    recipe = data.pop("recipe", None)
+    if recipe is not None:
+        from neurofm.data.recipes import recipe_config
+
+        base = recipe_config(recipe)
+        data = {**base, **data}
+    problems: list[str] = []
+    inputs = data.get("inputs")
+    if isinstance(inputs, str):
+        data["inputs"] = [inputs]
+    elif isinstance(inputs, Mapping):
+        try:
+            data["inputs"] = build_config(BidsInputs, inputs, prefix="inputs")
+        except ConfigError as err:
+            problems.extend(err.problems)
+            data.pop("inputs")
+    try:
+        Pipeline.from_config(data.get("preprocessing"))
+    except ConfigError as err:
+        problems.extend(err.problems)
+    try:
+        cfg = build_config(PrepareConfig, data, source=source)
+    except ConfigError as err:
+        problems.extend(p for p in err.problems if not p.startswith("preprocessing"))
+    if problems:
+        raise ConfigError(problems, source=source)
+    return cfg
+
+
+def load_config(path: str | Path) -> PrepareConfig:
+    """Read and validate a prepare config YAML; errors name the file and key paths."""
+    return resolve_config(load_yaml(path), source=str(path))
+
+
+def find_inputs(inputs: list[str] | BidsInputs) -> list[Source]:
+    """The input files, in a stable order, with unique ids (file names without extension)."""
+    if isinstance(inputs, BidsInputs):
+        return _bids_sources(inputs)
+    sources: list[Source] = []
+    for pattern in inputs:
+        matches = sorted(glob.glob(os.path.expanduser(pattern)))
+        if not matches:
+            raise RecordingError("no file matches this input pattern", path=pattern)
+        sources += [Source(id=_stem(Path(m)), path=m) for m in matches]
+    return _unique(sources)
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".tar.gz"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem if path.suffix else name
+
+
+def _unique(sources: list[Source]) -> list[Source]:
+    """Sources with distinct ids; the same file matched twice is kept once."""
+    seen: dict[str, Source] = {}
+    for src in sources:
+        if src.id in seen and seen[src.id].path != src.path:
+            raise RecordingError(
+                f"two inputs have the same recording id {src.id!r}: "
+                f"{seen[src.id].path!r} and {src.path!r}; rename one",
+                path=src.path,
+            )
+        seen.setdefault(src.id, src)
+    return list(seen.values())
+
+
+def _bids_sources(spec: BidsInputs) -> list[Source]:
+    from mne_bids import find_matching_paths
+
+    root = Path(spec.bids_root)
+    if not root.is_dir():
+        raise RecordingError("BIDS root is not a folder", path=str(root))
+    paths = find_matching_paths(
+        root,
+        subjects=spec.subjects,
+        sessions=spec.sessions,
+        tasks=spec.tasks,
+        runs=spec.runs,
+        datatypes=spec.datatypes,
+        extensions=spec.extensions
+        or [".edf", ".bdf", ".fif", ".vhdr", ".set", ".con", ".sqd", ".ds"],
+    )
+    sources = [
+        Source(
+            id=p.basename.rsplit(".", 1)[0] if p.extension else p.basename,
+            path=str(p.fpath),
+            entities={
+                "subject": p.subject,
+                "session": p.session,
+                "task": p.task,
+                "run": None if p.run is None else str(p.run),
+            },
+        )
+        for p in sorted(paths, key=lambda p: str(p.fpath))
+        if p.suffix not in ("events", "channels", "scans", "coordsystem", "electrodes")
+    ]
+    if not sources:
+        raise RecordingError(
+            f"no recording in the BIDS dataset matches the selection {to_dict(spec)}",
+            path=str(root),
+        )
+    return _unique(sources)
+
+
+def read_source(path: str) -> Recording:
+    """Read one input recording lazily (EDF through MNE)."""
+    import mne
+    import numpy as np
+
+    from neurofm.data.recording import Events
+    from neurofm.types import SensorInfo
+
+    try:
+        raw = mne.io.read_raw_edf(path, preload=False, verbose="error")
+    except (ValueError, OSError) as err:
+        raise RecordingError(f"cannot read as EDF: {err}", path=path) from err
+    ann = raw.annotations
+    return Recording(
+        data=_RawView(raw),
+        sfreq=raw.info["sfreq"],
+        sensors=SensorInfo(raw.ch_names, raw.get_channel_types()),
+        events=Events(np.asarray(ann.onset) - raw.first_time, ann.duration, list(ann.description)),
+        source={"path": path, "format": "edf"},
+    )
+
+
+class _RawView:
+    """``(C, T)`` slicing of an MNE raw object opened without preloading."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.shape = (len(raw.ch_names), raw.n_times)
+
+    def __getitem__(self, key: tuple[Any, slice]) -> Any:
+        chans, times = key
+        start, stop, _ = times.indices(self.shape[1])
+        picks = None if isinstance(chans, slice) else chans
+        return self.raw.get_data(picks=picks, start=start, stop=stop, verbose="error")
+
+
+def prepare(
+    config: PrepareConfig | Mapping[str, Any], *, source: str | None = None
+) -> PreparedStore:
+    """Prepare a dataset: read, preprocess and store every input, then split and fit the scaler.
+
+    Parameters
+    ----------
+    config : PrepareConfig or dict
+        The config (a dict is validated with :func:`resolve_config`).
+    source : str or None
+        Where the config came from, named in errors.
+
+    Returns
+    -------
+    PreparedStore
+        The store at ``config.output`` with ``manifest["splits"]``, ``["split_policy"]`` and
+        (unless ``scaler`` is None) ``["scaler"]``.
+    """
+    cfg = config if isinstance(config, PrepareConfig) else resolve_config(config, source=source)
+    pipeline = Pipeline.from_config(cfg.preprocessing, source=source)
+    fingerprint = pipeline.fingerprint()
+    sources = find_inputs(cfg.inputs)
+    root = Path(cfg.output)
+    store = PreparedStore.create(
+        root,
+        name=cfg.name,
+        fingerprint=fingerprint,
+        preprocessing={"steps": pipeline.to_config(), "fingerprint": fingerprint},
+    )
+    shutil.rmtree(root / STAGING, ignore_errors=True)
+    todo = []
+    for src in sources:
+        sha = sha256_file(src.path)
+        if store.is_current(src.id, sha, fingerprint):
+            log.info("%s: up to date, skipped", src.id)
+        else:
+            todo.append((src, sha))
+    log.info("preparing %d of %d recordings into %s", len(todo), len(sources), root)
+    tasks = [
+        (src, sha, pipeline.to_config(), str(root / STAGING / src.id), fingerprint)
+        for src, sha in todo
+    ]
+    try:
+        _run(tasks, store, cfg.jobs)
+    finally:
+        shutil.rmtree(root / STAGING, ignore_errors=True)
+    _forget_stale(store, [s.id for s in sources])
+    _finish(store, cfg, sources)
+    _write_if_changed(root / RESOLVED_CONFIG, _resolved(cfg))
+    return store
+
+
+def _prepare_one(
+    src: Source, sha: str, steps: list[dict[str, Any]], stage: str, fingerprint: str
+) -> dict[str, Any]:
+    """Worker: read, preprocess and write one recording into its staging store."""
+    recording = read_source(src.path)
+    ids = {k: v for k, v in src.entities.items() if v is not None and getattr(recording, k) is None}
+    recording = replace(
+        recording, source={**recording.source, "path": src.path, "sha256": sha}, **ids
+    )
+    prepared = Pipeline.from_config(steps)(recording)
+    stored = PreparedStore.create(stage).write(src.id, prepared, fingerprint=fingerprint)
+    return stored.to_dict()
+
+
+def _register(store: PreparedStore, stage: str, entry: dict[str, Any]) -> None:
+    """Move a staged array into the store and record it in the manifest."""
+    final = store.root / entry["file"]
+    os.replace(Path(stage) / entry["file"], final)
+    stored = StoredRecording.from_dict(store.root, entry)
+    store.recordings = [r for r in store.recordings if r.id != stored.id] + [stored]
+    store.save_manifest()
+    log.info(
+        "%s: prepared (%d channels, %d samples at %g Hz)",
+        stored.id,
+        stored.n_chans,
+        stored.n_times,
+        stored.sfreq,
+    )
+
+
+def _run(tasks: list[tuple[Any, ...]], store: PreparedStore, jobs: int) -> None:
+    """Prepare ``tasks`` inline (jobs=1) or in a process pool; each result is registered as it
+    arrives, so a failure keeps every recording finished before it."""
+    if jobs == 1 or len(tasks) <= 1:
+        for task in tasks:
+            _register(store, task[3], _prepare_one(*task))
+        return
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(tasks)), mp_context=get_context("spawn")
+    ) as pool:
+        pending = {pool.submit(_prepare_one, *task): task for task in tasks}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            for future in done:
+                task = pending.pop(future)
+                if future.exception() is None:
+                    _register(store, task[3], future.result())
+            if failed:
+                for other in pending:
+                    other.cancel()
+                raise failed[0].exception()
+
+
+def _forget_stale(store: PreparedStore, ids: list[str]) -> None:
+    """Remove recordings no longer among the inputs (each named in the log)."""
+    keep = set(ids)
+    for rec in [r for r in store.recordings if r.id not in keep]:
+        log.warning("%s: no longer an input, removed from the store", rec.id)
+        rec.path.unlink(missing_ok=True)
+    order = {rid: i for i, rid in enumerate(ids)}
+    store.recordings = sorted(
+        (r for r in store.recordings if r.id in keep), key=lambda r: order[r.id]
+    )
+
+
+def _finish(store: PreparedStore, cfg: PrepareConfig, sources: list[Source]) -> None:
+    """Compute splits and the scaler, then write the manifest if anything changed."""
+    manifest = store.manifest
+    manifest["recordings"] = [r.to_dict() for r in store.recordings]
+    segments, policy = compute_splits(manifest, cfg.splits)
+    manifest["splits"], manifest["split_policy"] = segments, policy
+    if cfg.scaler is None:
+        manifest.pop("scaler", None)
+    else:
+        scaler = RobustScaler().fit(
+            store,
+            segments=segments.get("train", []),
+            max_samples=cfg.scaler.max_samples,
+            fitted_on="train",
+        )
+        manifest["scaler"] = {**scaler.to_dict(), "max_samples": cfg.scaler.max_samples}
+    path = store.root / MANIFEST
+    on_disk = json.loads(path.read_text()) if path.is_file() else None
+    if on_disk != json.loads(json.dumps(manifest)):
+        store.save_manifest()
+
+
+def compute_splits(
+    manifest: Mapping[str, Any], policy: SplitConfig
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    """Split segments and the ``split_policy`` record for a manifest's recordings.
+
+    Window and gap are given in seconds and converted with the recordings' sampling frequency
+    (time splits need one sampling frequency for all recordings).
+    """
+    recs = manifest["recordings"]
+    rates = sorted({float(r["sfreq"]) for r in recs})
+    if policy.by == "time" and len(rates) > 1:
+        raise ConfigError(
+            f"splits.by: time splits need one sampling frequency; recordings have "
+            f"{rates} Hz (add a resample step)"
+        )
+    sfreq = rates[-1]
+    window = int(round(policy.window * sfreq))
+    gap = window if policy.gap is None else int(round(policy.gap * sfreq))
+    record = {
+        "by": policy.by,
+        "window_length": window,
+        "window_s": policy.window,
+        "sfreq": sfreq,
+        "seed": policy.seed,
+    }
+    try:
+        if policy.assign is not None:
+            segments = _assigned(recs, policy)
+            record["assign"] = {k: list(v) for k, v in policy.assign.items()}
+        elif policy.by == "time":
+            segments = splitting.split_by_time(
+                manifest,
+                window_length=window,
+                fractions=policy.fractions,
+                gap=gap,
+                n_blocks=policy.n_blocks,
+            )
+            record.update(gap=gap, gap_s=gap / sfreq, n_blocks=policy.n_blocks)
+        else:
+            split_fn = {
+                "subject": splitting.split_by_subject,
+                "session": splitting.split_by_session,
+                "recording": splitting.split_by_recording,
+            }[policy.by]
+            segments = split_fn(manifest, fractions=policy.fractions, seed=policy.seed)
+        if policy.assign is None:
+            record["fractions"] = dict(policy.fractions)
+        splitting.check_splits(manifest, segments, by=policy.by, window_length=window)
+    except splitting.SplitError as err:
+        raise ConfigError(f"splits: {err}") from err
+    return segments, record
+
+
+def _assigned(recs: list[Mapping[str, Any]], policy: SplitConfig) -> dict[str, list[dict]]:
+    """Segments from an explicit ``assign`` (split -> subjects / sessions / recording ids)."""
+
+    def group(rec: Mapping[str, Any]) -> str:
+        if policy.by == "subject":
+            return str(rec.get("subject"))
+        if policy.by == "session":
+            return f"{rec.get('subject')}/{rec.get('session')}"
+        return str(rec["id"])
+
+    owner: dict[str, str] = {}
+    for name, groups in (policy.assign or {}).items():
+        for g in groups:
+            if g in owner:
+                raise ConfigError(
+                    f"splits.assign: {policy.by} {g!r} is in both {owner[g]!r} and {name!r}"
+                )
+            owner[g] = name
+    known = {group(r) for r in recs}
+    unknown = sorted(set(owner) - known)
+    unassigned = sorted(known - set(owner))
+    if unknown or unassigned:
+        raise ConfigError(
+            [
+                f"splits.assign: {policy.by} {g!r} is not in the dataset; have {sorted(known)}"
+                for g in unknown
+            ]
+            + [f"splits.assign: {policy.by} {g!r} is in no split (list it)" for g in unassigned]
+        )
+    out: dict[str, list[dict]] = {name: [] for name in policy.assign or {}}
+    for rec in recs:
+        out[owner[group(rec)]].append(
+            {"recording": rec["id"], "start": 0, "stop": int(rec["n_times"])}
+        )
+    return out
+
+
+def _resolved(cfg: PrepareConfig) -> dict[str, Any]:
+    data = to_dict(cfg)
+    if isinstance(cfg.inputs, BidsInputs):
+        data["inputs"] = to_dict(cfg.inputs)
+    return data
+
+
+def _write_if_changed(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as YAML unless the file already holds the same."""
+    if path.is_file() and load_yaml(path) == json.loads(json.dumps(data)):
+        return
+    save_yaml(data, path)
