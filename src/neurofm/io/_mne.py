@@ -70,7 +70,7 @@ def open_raw(path: Path, fmt: str, *, allow_truncated: bool) -> Any:
     for item in caught:
         message = str(item.message)
         if any(key in message.lower() for key in _TRUNCATION_WARNINGS) and problem is None:
-            problem = f"MNE reports: {message}"
+            problem = f"truncated or corrupt data (MNE reports: {message})"
             _truncated(problem, path, allow_truncated)
         else:
             log.debug("%s: MNE: %s", path, message)
