@@ -118,9 +118,9 @@ class MuLawTokenizer(ScalarQuantizer):
         y = mu_law_compress(self._normalized(t).clamp(-1.0, 1.0), self.mu)
         return like_input(y.reshape(to_tensor(x).shape), x)
 
-    def code_values(self, codes: torch.Tensor) -> torch.Tensor:
+    def code_values(self, codes: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """The companded value of each code's bin centre, in [-1, 1]."""
-        return codes.to(torch.float64) * (2.0 / (self.config.n_levels - 1)) - 1.0
+        return codes.to(dtype).mul_(2.0 / (self.config.n_levels - 1)).sub_(1.0)
 
     def _from_companded(self, y: torch.Tensor) -> torch.Tensor:
         x = mu_law_expand(y, self.mu)
@@ -129,7 +129,13 @@ class MuLawTokenizer(ScalarQuantizer):
         return x
 
     def _dequantize(self, codes: torch.Tensor) -> torch.Tensor:
-        return self._from_companded(self.code_values(codes))
+        y = self.code_values(codes, torch.float32)  # (B, C, T)
+        sign = torch.sign(y)
+        # expand in place: fewer passes over large inputs than mu_law_expand
+        x = y.abs_().mul_(math.log1p(self.mu)).expm1_().mul_(1.0 / self.mu).mul_(sign)
+        if self.fitted_chans:
+            x = x.mul_(per_channel(self.scale, x)).add_(per_channel(self.center, x))
+        return x
 
     def bin_bounds(self, codes: Any) -> tuple[Any, Any]:
         """Signal values at the two edges of each code's bin (half a step either side, clipped)."""
