@@ -1,0 +1,134 @@
+"""The shared autoregressive sampler: filters, seeding, cache fallback, recorded prompts."""
+
+from __future__ import annotations
+
+import mne
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from neurofm.generation import filter_logits, generate, generate_from_window, sample_logits
+from neurofm.registry import MODELS, create
+from neurofm.types import ModelOutput
+
+
+def _model(name: str = "gpt2meg_trf"):
+    torch.manual_seed(0)
+    return create(MODELS, {"name": name, "preset": "tiny"})
+
+
+def test_top_k_and_top_p_keep_the_right_entries():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isfinite(filter_logits(logits, top_k=2)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.7)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.1)).tolist() == [
+        [True, False, False, False]
+    ]
+    assert torch.isfinite(filter_logits(logits, top_p=1.0)).all()
+
+
+def test_sampling_follows_the_distribution_and_greedy_takes_argmax():
+    logits = torch.log(torch.tensor([0.7, 0.2, 0.1])).expand(20000, 3)
+    draws = sample_logits(logits, generator=torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=3).float() / draws.numel()
+    torch.testing.assert_close(freq, torch.tensor([0.7, 0.2, 0.1]), atol=0.02, rtol=0)
+    assert torch.equal(sample_logits(logits[:2], temperature=0.0), torch.zeros(2, dtype=torch.long))
+
+
+def test_same_seed_same_samples_and_prompt_kept():
+    model = _model()
+    prompt = torch.randint(0, 64, (2, 3, 5))
+    a = generate(model, prompt, 7, temperature=1.0, top_p=0.9, seed=11)
+    b = generate(model, prompt, 7, temperature=1.0, top_p=0.9, seed=11)
+    c = generate(model, prompt, 7, temperature=1.0, top_p=0.9, seed=12)
+    assert a.shape == (2, 3, 12) and torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(a[..., :5], prompt)
+
+
+def test_seeded_samples_match_with_and_without_cache():
+    model = _model()
+    prompt = torch.randint(0, 64, (1, 2, 4))
+    cond = torch.randint(0, 4, (1, 4 + 10 - 1))
+    a = generate(model, prompt, 10, condition=cond, seed=5, use_cache=True)
+    b = generate(model, prompt, 10, condition=cond, seed=5, use_cache=False)
+    assert torch.equal(a, b)
+
+
+class _NoCache(nn.Module):
+    """A model that returns no cache: the sampler must recompute the full context."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls: list[int] = []
+
+    def forward(self, x, *, past=None, use_cache=False):
+        self.calls.append(x.shape[-1])
+        return ModelOutput(logits=self.inner(x).logits)
+
+
+def test_models_without_cache_get_full_recompute():
+    inner = _model("gpt_causal")
+    wrapped = _NoCache(inner)
+    prompt = torch.randint(0, 64, (1, 3))
+    out = generate(wrapped, prompt, 4, temperature=0.0)
+    assert wrapped.calls == [3, 4, 5, 6]
+    assert torch.equal(out, generate(inner, prompt, 4, temperature=0.0))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"temperature": -1.0}, "temperature"),
+        ({"top_k": 0}, "top_k"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"condition": torch.zeros(1, 5, dtype=torch.long)}, "condition covers 5"),
+    ],
+)
+def test_bad_arguments_are_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate(_model(), torch.zeros(1, 2, 4, dtype=torch.long), 3, **kwargs)
+
+
+def test_prompt_plus_generation_longer_than_the_model_is_rejected():
+    with pytest.raises(ValueError, match="max_seq_len=1024"):
+        generate(_model(), torch.zeros(1, 1, 1000, dtype=torch.long), 30)
+
+
+class _MuLaw:
+    """A minimal duck-typed tokenizer: fixed-scale mu-law with 64 levels."""
+
+    def __init__(self, scale: float, levels: int = 64) -> None:
+        self.scale, self.mu = scale, levels - 1
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.clamp(x / self.scale, -1, 1)
+        y = torch.sign(y) * torch.log1p(self.mu * y.abs()) / np.log1p(self.mu)
+        return torch.round((y + 1) / 2 * self.mu).long()
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        y = codes.float() / self.mu * 2 - 1
+        return torch.sign(y) * torch.expm1(y.abs() * np.log1p(self.mu)) / self.mu * self.scale
+
+
+def test_generate_from_a_real_recording_window(sample_dir):
+    raw = mne.io.read_raw_edf(
+        sample_dir / "eegbci_S001" / "S001R04.edf", preload=False, verbose="error"
+    )
+    window = raw.get_data(picks=[0, 1, 2], start=800, stop=864)  # (3, 64) in volts
+    tokenizer = _MuLaw(scale=float(np.abs(window).max()))
+    model = _model()
+    first = generate_from_window(model, tokenizer, window, 16, subject=1, seed=0)
+    again = generate_from_window(model, tokenizer, window, 16, subject=1, seed=0)
+    assert first.codes.shape == (3, 80) and first.signal.shape == (3, 80)
+    assert first.n_prompt == 64
+    assert torch.equal(first.codes, again.codes)
+    assert torch.equal(
+        first.codes[:, :64], tokenizer.encode(torch.as_tensor(window, dtype=torch.float32))
+    )
+    decoded_prompt = tokenizer.decode(first.codes[None, :, :64])[0].numpy()
+    np.testing.assert_array_equal(first.signal[:, :64], decoded_prompt)
+    assert np.corrcoef(decoded_prompt.ravel(), window.ravel())[0, 1] > 0.99
+    with pytest.raises(ValueError, match=r"window must be \(C, T\)"):
+        generate_from_window(model, tokenizer, window[0], 4)
