@@ -140,10 +140,11 @@ def test_real_eeg_round_trip(name, eeg_signal):
 @pytest.mark.parametrize("name", QUANTIZERS)
 def test_real_meg_round_trip(name, meg_signal):
     tok = create(TOKENIZERS, {"name": name, "n_levels": 256})
-    half = meg_signal.shape[1] // 2
-    tok.fit(meg_signal[:, :half], fitted_on="audvis:first-half")
-    result = check_round_trip(tok, meg_signal[:, half:])
-    assert result["n_clipped"] < 0.02 * meg_signal[:, half:].size
+    # 1 s is too short to hold out a block: fit on even samples, test on odd ones
+    tok.fit(meg_signal[:, ::2], fitted_on="audvis:even-samples")
+    held_out = meg_signal[:, 1::2]
+    result = check_round_trip(tok, held_out)
+    assert result["n_clipped"] < 0.02 * held_out.size
 
 
 def test_mu_law_formulas_invert_each_other():
