@@ -81,7 +81,9 @@ def train_only_statistics(store: PreparedStore, splits: dict) -> None:
     np.testing.assert_array_equal(before.scale, after.scale)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=8, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(manifests(), st.sampled_from(["subject", "session", "recording"]))
 def test_r6_group_splits_never_share_a_subject_or_session(case, by):
     layout, window, stride, seed = case
@@ -114,7 +116,9 @@ def test_r6_group_splits_never_share_a_subject_or_session(case, by):
         shutil.rmtree(root)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=8, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(manifests(), st.integers(1, 3))
 def test_r6_no_overlapping_window_crosses_a_time_split(case, n_blocks):
     layout, window, stride, seed = case
