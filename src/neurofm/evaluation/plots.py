@@ -1,0 +1,127 @@
+"""PNG plots of an evaluation: PSD overlay, traces, scores against baselines, rollout error.
+
+Figures are drawn on ``matplotlib.figure.Figure`` objects (no pyplot state, no display needed).
+Each function writes one PNG and returns its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurofm.evaluation.realism import BANDS, psd
+
+COLORS = {
+    "real": "black",
+    "model": "tab:red",
+    "generated": "tab:red",
+    "last_value": "tab:gray",
+    "linear_ar": "tab:blue",
+    "linear_ar_samples": "tab:blue",
+    "unigram": "tab:olive",
+    "control_shuffled_input": "tab:purple",
+    "control_noise_input": "tab:brown",
+    "chance": "tab:gray",
+    "band_power_lda": "tab:blue",
+}
+
+
+def _figure(width: float = 7.0, height: float = 4.0) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    fig.savefig(path)
+    return path
+
+
+def psd_overlay(sets: dict[str, np.ndarray], sfreq: float, path: str | Path) -> Path:
+    """Channel- and window-mean Welch PSD of each set of windows ``(N, C, T)`` on log axes."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for name, x in sets.items():
+        freqs, power = psd(x, sfreq)
+        keep = freqs > 0
+        ax.loglog(
+            freqs[keep],
+            power.mean(axis=(0, 1))[keep],
+            label=name,
+            color=COLORS.get(name),
+            lw=2 if name == "real" else 1.2,
+        )
+    for low, _ in BANDS.values():
+        if 0 < low < sfreq / 2:
+            ax.axvline(low, color="0.85", lw=0.8, zorder=0)
+    ax.set(
+        xlabel="frequency (Hz)",
+        ylabel="power spectral density (unit²/Hz)",
+        title="PSD: real vs generated continuations",
+    )
+    ax.legend()
+    return _save(fig, path)
+
+
+def traces(
+    prompt: np.ndarray,
+    real: np.ndarray,
+    generated: np.ndarray,
+    sfreq: float,
+    path: str | Path,
+    *,
+    n_chans: int = 4,
+) -> Path:
+    """First window: prompt, then the real and the generated continuation, a few channels."""
+    n_chans = min(n_chans, prompt.shape[1])
+    fig = _figure(8.0, 1.6 * n_chans + 0.6)
+    axes = fig.subplots(n_chans, 1, sharex=True, squeeze=False)[:, 0]
+    n_p = prompt.shape[-1]
+    t_p = np.arange(n_p) / sfreq
+    t_c = (n_p + np.arange(real.shape[-1])) / sfreq
+    for ch, ax in enumerate(axes):
+        ax.plot(t_p, prompt[0, ch], color="0.4", lw=0.8, label="prompt")
+        ax.plot(t_c, real[0, ch], color="black", lw=0.8, label="real")
+        ax.plot(t_c, generated[0, ch], color="tab:red", lw=0.8, label="generated")
+        ax.set_ylabel(f"ch {ch}")
+    axes[0].legend(loc="upper left", ncols=3, fontsize=8)
+    axes[-1].set_xlabel("time (s)")
+    fig.suptitle("real vs generated continuation of a held-out prompt")
+    return _save(fig, path)
+
+
+def score_bars(scores: dict[str, dict[str, float]], metrics: list[str], path: str | Path) -> Path:
+    """One bar panel per metric, one bar per predictor (model, baselines, controls)."""
+    fig = _figure(3.2 * len(metrics) + 1.0, 4.0)
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    names = list(scores)
+    for ax, metric in zip(axes, metrics):
+        values = [scores[n].get(metric, np.nan) for n in names]
+        ax.bar(range(len(names)), values, color=[COLORS.get(n, "tab:green") for n in names])
+        ax.set_xticks(
+            range(len(names)),
+            [n.replace("control_", "ctl ") for n in names],
+            rotation=45,
+            ha="right",
+            fontsize=8,
+        )
+        ax.set_title(metric.replace("_", " "))
+    fig.suptitle("model vs baselines and controls (same held-out windows)")
+    return _save(fig, path)
+
+
+def rollout_error(
+    curves: dict[str, dict[str, list[float]]], seconds: list[float], path: str | Path
+) -> Path:
+    """Normalised MSE against forecast horizon for each forecaster."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for name, curve in curves.items():
+        ax.plot(seconds, curve["nmse"], label=name, color=COLORS.get(name))
+    ax.axhline(1.0, color="0.6", ls="--", lw=0.8)
+    ax.set(xlabel="horizon (s)", ylabel="MSE / signal variance", title="rollout error vs horizon")
+    ax.legend()
+    return _save(fig, path)

@@ -1,0 +1,248 @@
+"""The evaluation report: ``report.json``, PNG plots and ``report.html`` embedding them.
+
+Every score in the HTML sits in a table row next to the baselines and controls of the same run:
+one-step scores (model | last value | linear AR | unigram | shuffled-input control | noise-input
+control), rollout error at a few horizons, realism (generated | AR samples | tokenizer round trip |
+real train windows) and drift; for decoding, accuracy next to chance, the classical pipeline and
+the controls. Images are referenced by relative paths, so the folder can be moved as a whole.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+from neurofm.evaluation import plots
+from neurofm.fileio import atomic_open, write_json_atomic
+
+ONE_STEP_ROWS = [
+    ("bits_per_channel_sample", "bits / channel-sample (lower is better)"),
+    ("next_step_accuracy", "next-step accuracy"),
+    ("mse", "forecast MSE (signal units²)"),
+    ("r2", "forecast R²"),
+]
+REALISM_ROWS = [
+    (("spectrum", "max_abs_band_log10_ratio"), "max |band log10 power ratio|"),
+    (("spectrum", "psd_log10_rms"), "PSD log10 ratio, RMS over frequencies"),
+    (("channels", "correlation_rms"), "channel correlation RMS difference"),
+    (("amplitude", "ks_mean"), "amplitude KS statistic (channel mean)"),
+    (("amplitude", "wasserstein_over_std_mean"), "amplitude Wasserstein / std"),
+    (("two_sample", "p_value"), "MMD two-sample p-value"),
+    (("realistic",), "no realism flag raised"),
+]
+DECODING_ROWS = [("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy")]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN / inf as None and numpy scalars as Python numbers (for strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def _table(title: str, columns: list[str], rows: list[tuple[str, list[Any]]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["", *columns])
+    body = "".join(
+        f"<tr><th>{html.escape(label)}</th>"
+        + "".join(f"<td>{_fmt(v)}</td>" for v in values)
+        + "</tr>"
+        for label, values in rows
+    )
+    return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table>"
+
+
+def _get(d: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        d = d.get(key, {}) if isinstance(d, dict) else {}
+    return None if d == {} else d
+
+
+def _forecasting_sections(report: dict[str, Any]) -> list[str]:
+    one = report["one_step"]
+    cols = list(one)
+    out = [
+        _table(
+            "One step ahead (same held-out windows and positions)",
+            cols,
+            [(label, [one[c].get(key) for c in cols]) for key, label in ONE_STEP_ROWS],
+        )
+    ]
+    roll = report["rollout"]
+    horizon = roll["horizon"]
+    steps = sorted({1, max(1, horizon // 4), max(1, horizon // 2), horizon})
+    curves = roll["curves"]
+    rows = [
+        (
+            f"NMSE at {s} samples ({s / report['sfreq']:.3g} s)",
+            [curves[c]["nmse"][s - 1] for c in curves],
+        )
+        for s in steps
+    ]
+    out.append(
+        _table(
+            f"Rollout from {roll['context']}-sample contexts ({roll['n_windows']} windows)",
+            list(curves),
+            rows,
+        )
+    )
+    real = report["realism"]
+    cols = list(real)
+    out.append(
+        _table(
+            "Realism against the real held-out continuations",
+            cols,
+            [(label, [_get(real[c], path) for c in cols]) for path, label in REALISM_ROWS],
+        )
+    )
+    drift = report.get("drift", {})
+    if "skipped" in drift:
+        out.append(f"<h2>Drift</h2><p>{html.escape(drift['skipped'])}</p>")
+    elif drift:
+        cols = list(drift)
+        out.append(
+            _table(
+                "Drift of long rollouts",
+                cols,
+                [
+                    (
+                        "log10 variance ratio, first segment",
+                        [drift[c]["log10_variance_ratio"][0] for c in cols],
+                    ),
+                    (
+                        "log10 variance ratio, last segment",
+                        [drift[c]["log10_variance_ratio"][-1] for c in cols],
+                    ),
+                    (
+                        "variance slope per segment",
+                        [drift[c]["variance_slope_per_segment"] for c in cols],
+                    ),
+                ],
+            )
+        )
+    return out
+
+
+def _decoding_sections(report: dict[str, Any]) -> list[str]:
+    dec = report["decoding"]
+    cols = list(dec)
+    return [
+        _table(
+            "Decoding (same held-out windows)",
+            cols,
+            [(label, [dec[c].get(key) for c in cols]) for key, label in DECODING_ROWS],
+        )
+    ]
+
+
+def _plots(report: dict[str, Any], arrays: dict[str, Any], out: Path) -> list[str]:
+    names: list[str] = []
+    if report["task"] == "forecasting":
+        sfreq = report["sfreq"]
+        sets = {
+            "real": arrays["real_reference"],
+            "generated": arrays["generated"],
+            "linear_ar_samples": arrays["linear_ar_samples"],
+        }
+        names.append(plots.psd_overlay(sets, sfreq, out / "psd.png").name)
+        names.append(
+            plots.traces(
+                arrays["prompt"], arrays["real"], arrays["generated"], sfreq, out / "traces.png"
+            ).name
+        )
+        names.append(
+            plots.score_bars(
+                report["one_step"], ["bits_per_channel_sample", "r2"], out / "scores.png"
+            ).name
+        )
+        names.append(
+            plots.rollout_error(
+                report["rollout"]["curves"], report["rollout"]["seconds"], out / "rollout.png"
+            ).name
+        )
+    else:
+        names.append(
+            plots.score_bars(
+                report["decoding"], ["accuracy", "balanced_accuracy"], out / "scores.png"
+            ).name
+        )
+    return names
+
+
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
+    "margin-bottom:1em}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}"
+    "th:first-child{text-align:left}img{max-width:100%;margin:0.5em 0}"
+)
+
+
+def write_report(
+    report: dict[str, Any], arrays: dict[str, Any], out_dir: str | Path
+) -> dict[str, Path]:
+    """Write ``report.json``, the PNG plots and ``report.html`` into ``out_dir``.
+
+    Parameters
+    ----------
+    report : dict
+        Scores from :func:`~neurofm.evaluation.evaluate.evaluate_forecasting` (``task``
+        "forecasting") or a decoding evaluation (``task`` "decoding").
+    arrays : dict
+        Signals for the plots (forecasting: ``real``, ``generated``, ``linear_ar_samples``,
+        ``prompt``, ``real_reference``).
+
+    Returns
+    -------
+    dict
+        Paths of ``json``, ``html`` and each plot by file name.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    images = _plots(report, arrays, out)
+    report = {**report, "plots": images}
+    write_json_atomic(out / "report.json", json_safe(report))
+    sections = (
+        _forecasting_sections(report)
+        if report["task"] == "forecasting"
+        else _decoding_sections(report)
+    )
+    what = ", ".join(
+        f"{k}: {_fmt(report[k])}" for k in ("model", "split", "n_windows", "sfreq") if k in report
+    )
+    defs = "".join(
+        f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>"
+        for k, v in report.get("definitions", {}).items()
+    )
+    figures = "".join(
+        f'<img src="{html.escape(name)}" alt="{html.escape(name)}">' for name in images
+    )
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>neurofm evaluation</title>"
+        f"<style>{STYLE}</style></head><body><h1>neurofm evaluation</h1><p>{what}</p>"
+        + "".join(sections)
+        + f"<h2>Plots</h2>{figures}<h2>Definitions</h2><ul>{defs}</ul>"
+        "</body></html>"
+    )
+    with atomic_open(out / "report.html", "w") as fh:
+        fh.write(page)
+    return {
+        "json": out / "report.json",
+        "html": out / "report.html",
+        **{name: out / name for name in images},
+    }

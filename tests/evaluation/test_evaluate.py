@@ -1,0 +1,147 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from evaluation_signals import ar2_windows
+from torch import nn
+
+from neurofm.evaluation import baselines
+from neurofm.evaluation.evaluate import EvaluateConfig, evaluate_forecasting
+from neurofm.evaluation.report import write_report
+from neurofm.registry import MODELS, TOKENIZERS, create
+from neurofm.types import ModelOutput
+
+TINY = EvaluateConfig(
+    max_windows=8,
+    rollout_windows=4,
+    rollout_samples=2,
+    n_generate=4,
+    drift_prompts=1,
+    drift_segments=2,
+    n_permutations=50,
+    ar_order=4,
+)
+
+
+class AROracle(nn.Module):
+    """A 'model' whose logits are the fitted linear AR's discretised Gaussians."""
+
+    def __init__(self, ar: baselines.LinearAR) -> None:
+        super().__init__()
+        self.ar = ar
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, *, past=None, use_cache=False):
+        codes = x.cpu().numpy()
+        order = self.ar.order
+        lp, _ = self.ar.predict(np.concatenate([codes, codes[..., -1:]], -1), order)
+        pad = np.zeros((*codes.shape[:2], order - 1, lp.shape[-1]))
+        logits = torch.from_numpy(np.concatenate([pad, lp], axis=2)).float()
+        return ModelOutput(logits=logits)
+
+
+@pytest.fixture(scope="module")
+def data():
+    train = ar2_windows(32, 3, 64, seed=0)
+    test = ar2_windows(8, 3, 64, seed=1)
+    tok = create(TOKENIZERS, {"name": "mulaw", "preset": "tiny"}).fit(train)
+    enc = lambda x: tok.encode(torch.from_numpy(x).float()).codes.numpy()  # noqa: E731
+    bins = baselines.CodeBins.from_tokenizer(tok, 3)
+    return {
+        "train_codes": enc(train),
+        "train_signal": train,
+        "test_codes": enc(test),
+        "test_signal": test,
+        "bins": bins,
+    }
+
+
+def test_oracle_model_scores_like_the_ar_and_controls_expose_it(data):
+    ar = baselines.LinearAR(data["bins"], order=4).fit(data["train_codes"])
+    res = evaluate_forecasting(
+        AROracle(ar).eval(),
+        data["bins"],
+        sfreq=100.0,
+        config=TINY,
+        **{k: v for k, v in data.items() if k != "bins"},
+    )
+    one = res.report["one_step"]
+    assert one["model"]["bits_per_channel_sample"] == pytest.approx(
+        one["linear_ar"]["bits_per_channel_sample"], abs=1e-4
+    )
+    # the model's point forecast is the mean over the bins, the AR's the Gaussian mean
+    assert one["model"]["r2"] == pytest.approx(one["linear_ar"]["r2"], abs=0.01)
+    assert one["model"]["bits_per_channel_sample"] < one["last_value"]["bits_per_channel_sample"]
+    for control in ("control_shuffled_input", "control_noise_input"):
+        assert (
+            one[control]["bits_per_channel_sample"] > one["model"]["bits_per_channel_sample"] + 0.5
+        )
+    assert {o["n_scored"] for o in one.values()} == {8 * 3 * (64 - 4)}
+    curves = res.report["rollout"]["curves"]
+    assert curves["model"]["nmse"][0] < curves["unigram"]["nmse"][0]
+
+
+def test_report_files_and_keys(data, tmp_path):
+    torch.manual_seed(0)
+    model = create(
+        MODELS,
+        {
+            "name": "gpt2meg_trf",
+            "preset": "tiny",
+            "vocab_size": 16,
+            "n_chans": 3,
+            "n_subjects": 0,
+            "n_conditions": 0,
+        },
+    ).eval()
+    res = evaluate_forecasting(
+        model,
+        data["bins"],
+        sfreq=100.0,
+        config=TINY,
+        **{k: v for k, v in data.items() if k != "bins"},
+    )
+    paths = write_report(res.report, res.arrays, tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["one_step"]) == {
+        "model",
+        "last_value",
+        "linear_ar",
+        "unigram",
+        "control_shuffled_input",
+        "control_noise_input",
+    }
+    for scores in report["one_step"].values():
+        assert set(scores) >= {"bits_per_channel_sample", "next_step_accuracy", "mse", "r2"}
+    # an untrained model over 16 codes costs about log2(16) bits
+    assert 3.5 < report["one_step"]["model"]["bits_per_channel_sample"] < 4.6
+    assert set(report["realism"]) == {
+        "generated",
+        "linear_ar_samples",
+        "tokenizer_roundtrip",
+        "real_train_windows",
+    }
+    assert set(report["rollout"]["curves"]) == {"model", "last_value", "linear_ar", "unigram"}
+    assert set(report["drift"]) == {"model", "linear_ar"}
+    assert report["plots"] == ["psd.png", "traces.png", "scores.png", "rollout.png"]
+    html = (tmp_path / "report.html").read_text()
+    for name in report["plots"]:
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+        assert f'src="{name}"' in html
+    for column in ("control_noise_input", "linear_ar_samples", "real_train_windows"):
+        assert column in html
+    assert paths["html"] == tmp_path / "report.html"
+
+
+def test_bad_settings_raise(data):
+    with pytest.raises(ValueError, match="score_start"):
+        evaluate_forecasting(
+            nn.Linear(1, 1),
+            data["bins"],
+            sfreq=100.0,
+            config=EvaluateConfig(score_start=2, ar_order=4),
+            **{k: v for k, v in data.items() if k != "bins"},
+        )
+    with pytest.raises(ValueError, match="drift_segments"):
+        EvaluateConfig(drift_segments=1)
