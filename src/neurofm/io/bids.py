@@ -116,19 +116,17 @@ def _number(text: str, as_int: bool) -> int | float:
 
 
 def read_bids_channels(path: str | Path) -> SensorInfo:
-    """A BIDS ``channels.tsv`` as SensorInfo (types mapped, ``status == bad`` as bads)."""
+    """A BIDS ``channels.tsv`` as SensorInfo (types mapped, ``status == bad`` as bads).
+
+    The original BIDS types are not lost: :func:`read_bids_sidecars` counts them.
+    """
     path = Path(path)
     with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     if not rows or "name" not in rows[0] or "type" not in rows[0]:
         raise RecordingError("channels table needs 'name' and 'type' columns", path=str(path))
-    unknown = sorted({r["type"] for r in rows} - set(BIDS_CHANNEL_TYPES))
-    if unknown:
-        raise RecordingError(
-            f"unknown BIDS channel types {unknown}; known: {sorted(BIDS_CHANNEL_TYPES)}",
-            path=str(path),
-        )
-    types = [BIDS_CHANNEL_TYPES[r["type"]] for r in rows]
+    # auxiliary BIDS types (AUDIO, SYSCLOCK, GSR, TEMP, PPG, HLU, ...) are kept as misc
+    types = [BIDS_CHANNEL_TYPES.get(r["type"].upper(), "misc") for r in rows]
     units = [
         r["units"] if r.get("units") not in _MISSING and r.get("units") else None for r in rows
     ]

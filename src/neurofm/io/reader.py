@@ -285,7 +285,8 @@ def _finish(
             by_name = dict(zip(table.names, table.types))
             types = {n: by_name[n] for n in sensors.names if n in by_name}
             sensors = _with_types(sensors, types, path)
-            sensors.bads = sorted(set(sensors.bads) | (set(table.bads) & set(sensors.names)))
+            bads = sorted(set(sensors.bads) | (set(table.bads) & set(sensors.names)))
+            sensors = replace(sensors, bads=bads)
         events_tsv = bids.bids_sidecar(path, "events.tsv")
         if events_tsv is not None:
             rec = replace(rec, events=bids.read_bids_events(events_tsv))
