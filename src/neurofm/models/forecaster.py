@@ -1,0 +1,116 @@
+"""ConvForecaster: a causal dilated convolutional forecaster of continuous signals.
+
+A WaveNet-like stack (van den Oord et al. 2016, arXiv:1609.03499) of causal dilated temporal
+convolutions with residual connections over all channels jointly; the output at time ``t``
+forecasts the sample at ``t + 1`` from samples ``<= t``.
+
+Deviations from the reference description:
+
+- continuous output (a mean and optionally a log-variance per channel-sample, for the Gaussian
+  likelihood of the ``forecast`` objective) instead of a softmax over quantised amplitudes;
+- plain GELU residual blocks instead of gated activations with skip connections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neurofm.registry import MODELS
+from neurofm.types import ModelOutput
+
+
+@dataclass
+class ConvForecasterConfig:
+    """Configuration of :class:`ConvForecaster`."""
+
+    n_chans: int = 64  # input and output channels C
+    d_model: int = 64  # hidden convolution channels
+    n_layers: int = 4  # residual blocks; block i has dilation 2**i
+    kernel_size: int = 2  # temporal kernel length (samples)
+    dropout: float = 0.0  # dropout inside each residual block
+    predict_variance: bool = False  # also output a per-sample log-variance (Gaussian NLL)
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "tiny": {"n_chans": 4, "d_model": 8, "n_layers": 2},
+        "small": {"d_model": 64, "n_layers": 6},
+        "base": {"d_model": 128, "n_layers": 10},
+    }
+
+    def __post_init__(self) -> None:
+        for name in ("n_chans", "d_model", "n_layers"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.kernel_size < 2:
+            raise ValueError(f"kernel_size must be >= 2, got {self.kernel_size}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples of past context one output sees."""
+        return 1 + (self.kernel_size - 1) * (2**self.n_layers - 1)
+
+
+class _CausalResidualBlock(nn.Module):
+    """x + Conv1x1(Dropout(GELU(CausalDilatedConv(x)))) on (B, D, T)."""
+
+    def __init__(self, width: int, kernel_size: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        self.left_pad = (kernel_size - 1) * dilation
+        self.conv = nn.Conv1d(width, width, kernel_size, dilation=dilation)
+        self.mix = nn.Conv1d(width, width, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor) -> Tensor:
+        y = self.conv(F.pad(h, (self.left_pad, 0)))  # causal: pad the past only
+        return h + self.mix(self.dropout(F.gelu(y)))
+
+
+@MODELS.register("conv_forecaster", config=ConvForecasterConfig)
+class ConvForecaster(nn.Module):
+    """Causal dilated conv forecaster: (B, C, T) signal -> next-sample mean (and log-variance)."""
+
+    def __init__(self, config: ConvForecasterConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.input = nn.Conv1d(config.n_chans, config.d_model, 1)
+        self.blocks = nn.ModuleList(
+            _CausalResidualBlock(config.d_model, config.kernel_size, 2**i, config.dropout)
+            for i in range(config.n_layers)
+        )
+        n_out = 2 * config.n_chans if config.predict_variance else config.n_chans
+        self.output = nn.Conv1d(config.d_model, n_out, 1)
+
+    def forward(self, x: Tensor) -> ModelOutput:
+        """Forecast the next sample of every channel.
+
+        Parameters
+        ----------
+        x : Tensor, shape (B, C, T)
+            Float signal with ``C == config.n_chans``.
+
+        Returns
+        -------
+        ModelOutput
+            ``prediction`` (B, C, T): at time ``t`` the forecast of ``x[..., t + 1]``; with
+            ``predict_variance``, ``extras["log_variance"]`` (B, C, T) as well.
+        """
+        if x.ndim != 3 or x.shape[1] != self.config.n_chans:
+            raise ValueError(
+                f"conv_forecaster: expected x of shape (B, {self.config.n_chans}, T), "
+                f"got {tuple(x.shape)}"
+            )
+        if not x.is_floating_point():
+            raise ValueError(f"conv_forecaster: expected a float signal, got {x.dtype}")
+        h = self.input(x)  # (B, D, T)
+        for block in self.blocks:
+            h = block(h)
+        out = self.output(h)  # (B, C or 2C, T)
+        if not self.config.predict_variance:
+            return ModelOutput(prediction=out)
+        mean, log_variance = out.chunk(2, dim=1)
+        return ModelOutput(prediction=mean, extras={"log_variance": log_variance})

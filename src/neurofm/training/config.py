@@ -1,0 +1,275 @@
+"""The sections of a ``neurofm fit`` config and their validation.
+
+A fit config is a YAML mapping with the sections ``data``, ``tokenizer``, ``model``,
+``objective``, ``optim``, ``trainer`` and ``output``. ``model``, ``objective`` and a tokenizer to
+fit name registry entries (``{name: ..., preset: ..., <fields>}``) and are validated by the
+entry's config dataclass; the other sections are the dataclasses below. :func:`validate_fit_config`
+checks every section and raises one :class:`~neurofm.errors.ConfigError` listing every problem,
+each with its key path, before anything is built or trained (reliability test R12).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from neurofm.config import build_config, to_dict
+from neurofm.errors import ConfigError
+from neurofm.registry import MODELS, OBJECTIVES, TOKENIZERS, Registry, unknown_name_message
+
+SECTIONS = ("data", "tokenizer", "model", "objective", "optim", "trainer", "output")
+STRATEGIES = (
+    "auto",
+    "ddp",
+    "ddp_spawn",
+    "ddp_find_unused_parameters_true",
+    "fsdp",
+    "single_device",
+)
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+
+
+@dataclass
+class DataConfig:
+    """Windows of a prepared store (see ``neurofm.data.windows.WindowDataset``)."""
+
+    store: str  # folder of the prepared store (made by `neurofm prepare`)
+    window_length: int | None = None  # window length in samples (or use event_window)
+    stride: int | None = None  # step between window starts (samples); default window_length
+    target_length: int = 0  # samples in a forecasting target (0: none)
+    horizon: int | None = None  # offset of the target's first sample from the window start
+    labels: dict[str, int] | None = None  # event description -> class id (window labels)
+    event_window: tuple[float, float] | None = None  # (tmin, tmax) s: event-locked windows
+    condition: dict[str, int] | None = None  # event description -> id >= 1 (per-sample condition)
+    channels: list[str] | None = None  # channels to read, by name, in this order
+    channel_policy: Literal["raise", "drop_extra", "intersect"] = "drop_extra"  # channel matching
+    normalize: bool = False  # apply the store's robust scaler (fitted on train)
+    preload: bool = False  # read the split into memory first
+    train_split: str = "train"  # split trained on
+    val_split: str | None = "val"  # split validated on (null: no validation)
+    batch_size: int = 32  # windows per batch (per device)
+    num_workers: int = 0  # DataLoader worker processes
+    shuffle: bool = True  # shuffle training windows (seeded, reproducible)
+    drop_last: bool = False  # drop the last incomplete training batch of each epoch
+    PRESETS: ClassVar[dict[str, dict]] = {}
+
+    def __post_init__(self) -> None:
+        if self.window_length is None and self.event_window is None:
+            raise ValueError("give window_length (samples) or event_window (tmin, tmax)")
+        if self.window_length is not None and self.window_length < 2:
+            raise ValueError(f"window_length must be >= 2 samples, got {self.window_length}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up and cosine decay (per optimizer step)."""
+
+    lr: float = 3e-4  # peak learning rate
+    weight_decay: float = 0.01  # decoupled weight decay (matrices only; not biases, norms)
+    betas: tuple[float, float] = (0.9, 0.95)  # Adam betas
+    eps: float = 1e-8  # Adam epsilon
+    warmup_steps: int = 0  # linear warm-up steps from 0 to lr
+    schedule: Literal["cosine", "constant"] = "cosine"  # decay after warm-up
+    min_lr_ratio: float = 0.1  # final lr / peak lr of the cosine decay
+    PRESETS: ClassVar[dict[str, dict]] = {}
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ValueError("weight_decay and warmup_steps must be >= 0")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """Stop when a validation metric stops improving."""
+
+    monitor: str = "val/loss"  # logged metric to watch
+    patience: int = 3  # validation checks without improvement before stopping
+    mode: Literal["min", "max"] = "min"  # whether lower or higher is better
+    min_delta: float = 0.0  # smallest change that counts as an improvement
+
+
+@dataclass
+class TrainerConfig:
+    """What the Lightning Trainer is given (Lightning owns devices, precision, strategies)."""
+
+    max_steps: int = -1  # optimizer steps (-1: bounded by max_epochs)
+    max_epochs: int | None = None  # epochs (None with max_steps=-1 means 1 epoch)
+    precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true"] = "32-true"
+    accelerator: str = "auto"  # "cpu", "gpu", "auto", ...
+    devices: int | str = "auto"  # number of devices or "auto"
+    num_nodes: int = 1  # machines
+    strategy: Literal[
+        "auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp", "single_device"
+    ] = "auto"  # distribution strategy
+    accumulate_grad_batches: int = 1  # batches per optimizer step
+    gradient_clip_val: float | None = None  # clip the gradient norm to this value
+    val_check_interval: int | float | None = (
+        None  # batches (int) or epoch fraction between validations
+    )
+    limit_val_batches: int | float | None = None  # validation batches (int) or fraction per check
+    log_every_n_steps: int = 50  # train metrics logging interval (steps)
+    early_stopping: EarlyStoppingConfig | None = None  # stop on a plateau of a val metric
+    seed: int = 0  # seed of model init, shuffling, dropout
+    deterministic: bool = False  # ask torch for deterministic kernels
+    enable_progress_bar: bool = True  # show Lightning's progress bar
+    PRESETS: ClassVar[dict[str, dict]] = {}
+
+    def __post_init__(self) -> None:
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"max_steps must be -1 or >= 1, got {self.max_steps}")
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+        if self.accumulate_grad_batches < 1 or self.log_every_n_steps < 1:
+            raise ValueError("accumulate_grad_batches and log_every_n_steps must be >= 1")
+        if self.gradient_clip_val is not None and not self.gradient_clip_val > 0:
+            raise ValueError(f"gradient_clip_val must be > 0, got {self.gradient_clip_val}")
+
+
+@dataclass
+class OutputConfig:
+    """Where the run folder goes and how often it is checkpointed."""
+
+    dir: str  # the run folder (config.yaml, model/, tokenizer/, checkpoints/, metrics.csv)
+    checkpoint_every_n_steps: int = 100  # optimizer steps between checkpoints
+    keep_checkpoints: int = 2  # newest complete checkpoints kept
+    tensorboard: bool = False  # also write TensorBoard logs under <dir>/tensorboard
+    PRESETS: ClassVar[dict[str, dict]] = {}
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_every_n_steps < 1 or self.keep_checkpoints < 1:
+            raise ValueError("checkpoint_every_n_steps and keep_checkpoints must be >= 1")
+
+
+@dataclass
+class FitConfig:
+    """A validated fit config: dataclass sections plus the registry-entry sections as dicts."""
+
+    data: DataConfig
+    model: dict[str, Any]
+    objective: dict[str, Any]
+    optim: OptimConfig
+    trainer: TrainerConfig
+    output: OutputConfig
+    tokenizer: dict[str, Any] | None = None
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config (all sections) as plain YAML-safe data."""
+        return {
+            "data": to_dict(self.data),
+            "tokenizer": self.tokenizer,
+            "model": self.model,
+            "objective": self.objective,
+            "optim": to_dict(self.optim),
+            "trainer": to_dict(self.trainer),
+            "output": to_dict(self.output),
+        }
+
+
+def _entry_section(registry: Registry, raw: Any, key: str, problems: list[str]) -> dict[str, Any]:
+    """Validate a ``{name, preset, <fields>}`` section; return it resolved (preset expanded)."""
+    if not isinstance(raw, dict):
+        problems.append(f"{key}: expected a mapping with 'name', got {raw!r}")
+        return {}
+    spec = dict(raw)
+    name = spec.pop("name", None)
+    if name is None:
+        problems.append(
+            f"{key}.name: required key is missing; allowed: {', '.join(registry.names())}"
+        )
+        return {}
+    if name not in registry:
+        problems.append(unknown_name_message(registry.kind, name, registry.names(), f"{key}.name"))
+        return {}
+    entry = registry.get(name)
+    if entry.config_cls is None:
+        if spec:
+            problems.append(f"{key}: {registry.kind} {name!r} takes no options, got {sorted(spec)}")
+        return {"name": name}
+    try:
+        cfg = build_config(entry.config_cls, spec, prefix=key)
+    except ConfigError as err:
+        problems.extend(err.problems)
+        return {}
+    return {"name": name, **to_dict(cfg)}
+
+
+def _tokenizer_section(raw: Any, problems: list[str]) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, dict) and "dir" in raw:
+        extra = sorted(set(raw) - {"dir"})
+        if extra:
+            problems.append(
+                f"tokenizer: a saved tokenizer is given by 'dir' alone; unexpected keys {extra}"
+            )
+        elif not (Path(str(raw["dir"])) / "tokenizer.json").is_file():
+            problems.append(
+                f"tokenizer.dir: {raw['dir']!r} holds no saved tokenizer (tokenizer.json)"
+            )
+        return {"dir": str(raw["dir"])}
+    return _entry_section(TOKENIZERS, raw, "tokenizer", problems)
+
+
+def validate_fit_config(raw: dict[str, Any], *, source: str | None = None) -> FitConfig:
+    """Check every section of a fit config; raise one ConfigError listing every problem.
+
+    Parameters
+    ----------
+    raw : dict
+        The config mapping (YAML plus command-line overrides).
+    source : str, optional
+        The config file, named in the error.
+    """
+    problems: list[str] = []
+    unknown = sorted(set(raw) - set(SECTIONS))
+    for key in unknown:
+        problems.append(unknown_name_message("section", key, list(SECTIONS), key))
+    for key in ("data", "model", "objective", "output"):
+        if raw.get(key) is None:
+            problems.append(f"{key}: required section is missing")
+    built: dict[str, Any] = {}
+    for key, cls in (
+        ("data", DataConfig),
+        ("optim", OptimConfig),
+        ("trainer", TrainerConfig),
+        ("output", OutputConfig),
+    ):
+        section = raw.get(key)
+        if section is None and key in ("data", "output"):
+            continue
+        if section is not None and not isinstance(section, dict):
+            problems.append(f"{key}: expected a mapping, got {section!r}")
+            continue
+        try:
+            built[key] = build_config(cls, section or {}, prefix=key)
+        except ConfigError as err:
+            problems.extend(err.problems)
+    model = _entry_section(MODELS, raw["model"], "model", problems) if raw.get("model") else {}
+    objective = (
+        _entry_section(OBJECTIVES, raw["objective"], "objective", problems)
+        if raw.get("objective")
+        else {}
+    )
+    tokenizer = _tokenizer_section(raw.get("tokenizer"), problems)
+    if problems:
+        raise ConfigError(problems, source=source)
+    return FitConfig(
+        data=built["data"],
+        model=model,
+        objective=objective,
+        optim=built["optim"],
+        trainer=built["trainer"],
+        output=built["output"],
+        tokenizer=tokenizer,
+        source=source,
+    )

@@ -1,0 +1,266 @@
+"""``fit(config)``: validate a fit config, build everything, train with Lightning, write a run.
+
+The run folder format is described in :mod:`neurofm.training.run`. Everything is validated
+before training starts: the config sections (every problem at once, with key paths), the store
+and its splits, the tokenizer, and the fit between the data, the tokenizer and the model (channel
+count, vocabulary size).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from neurofm._version import __version__
+from neurofm.config import load_yaml, save_yaml
+from neurofm.data.store import PreparedStore
+from neurofm.errors import ConfigError
+from neurofm.fileio import atomic_open
+from neurofm.logging import get_logger
+from neurofm.registry import MODELS, OBJECTIVES, TOKENIZERS, create
+from neurofm.tokenizers.base import Tokenizer, load_tokenizer
+from neurofm.training.callbacks import RNGState, SafeCheckpointIO, StepCheckpoint
+from neurofm.training.checkpoint import latest_checkpoint
+from neurofm.training.config import FitConfig, validate_fit_config
+from neurofm.training.data import FitDataModule, build_dataset
+from neurofm.training.module import FitModule
+
+log = get_logger("training")
+
+CONFIG_FILE = "config.yaml"
+TOKENIZER_DIR = "tokenizer"
+METRICS_FILE = "metrics.csv"
+# Sections that must not change when a run is resumed (the trainer and output may).
+_FIXED_ON_RESUME = ("data", "tokenizer", "model", "objective", "optim")
+
+
+def _check_resume(cfg: FitConfig, run_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from (None for a new run); refuse to clobber an existing run."""
+    latest = latest_checkpoint(run_dir / "checkpoints")
+    if not resume:
+        if latest is not None or (run_dir / "model").exists():
+            raise ConfigError(
+                f"output.dir: {str(run_dir)!r} already holds a run "
+                f"({latest.name if latest else 'a saved model'}); resume it with "
+                "--resume true or choose another output.dir"
+            )
+        return None
+    if latest is None:
+        raise ConfigError(f"output.dir: {str(run_dir)!r} holds no complete checkpoint to resume")
+    saved = load_yaml(run_dir / CONFIG_FILE)
+    new = cfg.to_dict()
+    changed = [key for key in _FIXED_ON_RESUME if saved.get(key) != new.get(key)]
+    if changed:
+        raise ConfigError(
+            [
+                f"{key}: differs from the run being resumed ({run_dir / CONFIG_FILE});"
+                " resuming needs the same section"
+                for key in changed
+            ]
+        )
+    return latest
+
+
+def _tokenizer(
+    cfg: FitConfig, store: PreparedStore, run_dir: Path, resuming: bool
+) -> Tokenizer | None:
+    """Load the run's tokenizer, a saved one, or build one and fit it on the train split."""
+    section = cfg.tokenizer
+    if section is None:
+        return None
+    if resuming:
+        return load_tokenizer(run_dir / TOKENIZER_DIR)
+    if "dir" in section:
+        return load_tokenizer(section["dir"])
+    tokenizer = create(TOKENIZERS, section, key="tokenizer")
+    if tokenizer.requires_fit:
+        data = cfg.data
+        windows = build_dataset(store, data, data.train_split)
+        log.info("fitting tokenizer %r on %d train windows", section["name"], len(windows))
+        tokenizer.fit(
+            (windows[i]["x"].numpy() for i in range(len(windows))),
+            fitted_on=f"{store.fingerprint or store.root.name}:{data.train_split}",
+        )
+    return tokenizer
+
+
+def _check_compatible(
+    cfg: FitConfig, datamodule: FitDataModule, tokenizer: Tokenizer | None
+) -> None:
+    """Channel count and vocabulary size agree between data, tokenizer and model."""
+    problems = []
+    n_chans = int(datamodule.train_dataset[0]["x"].shape[0])
+    model_chans = cfg.model.get("n_chans")
+    if model_chans is not None and model_chans != n_chans:
+        problems.append(
+            f"model.n_chans: {model_chans}, but the windows of {cfg.data.store!r} "
+            f"have {n_chans} channels"
+        )
+    model_vocab = cfg.model.get("vocab_size")
+    if (
+        tokenizer is not None
+        and model_vocab is not None
+        and tokenizer.vocab_size is not None
+        and model_vocab != tokenizer.vocab_size
+    ):
+        problems.append(
+            f"model.vocab_size: {model_vocab}, but tokenizer "
+            f"{tokenizer.registry_name!r} has {tokenizer.vocab_size} codes"
+        )
+    if problems:
+        raise ConfigError(problems)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows logged after ``step`` by a run that was killed (they will be logged again)."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+        fields = list(rows[0]) if rows else []
+    kept = [row for row in rows if row.get("step", "") == "" or int(row["step"]) < step]
+    with atomic_open(path, "w") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(kept)
+
+
+def _trainer(cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
+    t = cfg.trainer
+    loggers: list[Any] = [
+        CSVLogger(
+            save_dir=run_dir, name="", version="", flush_logs_every_n_steps=t.log_every_n_steps
+        )
+    ]
+    if cfg.output.tensorboard:
+        loggers.append(TensorBoardLogger(save_dir=run_dir, name="tensorboard", version=""))
+    all_callbacks = [
+        RNGState(),
+        StepCheckpoint(
+            run_dir,
+            every_n_steps=cfg.output.checkpoint_every_n_steps,
+            keep=cfg.output.keep_checkpoints,
+        ),
+        *callbacks,
+    ]
+    if t.early_stopping is not None:
+        es = t.early_stopping
+        all_callbacks.append(
+            EarlyStopping(
+                monitor=es.monitor,
+                patience=es.patience,
+                mode=es.mode,
+                min_delta=es.min_delta,
+                strict=True,
+            )
+        )
+    max_epochs = t.max_epochs if (t.max_epochs is not None or t.max_steps != -1) else 1
+    optional = {
+        key: value
+        for key, value in (
+            ("val_check_interval", t.val_check_interval),
+            ("limit_val_batches", t.limit_val_batches),
+        )
+        if value is not None
+    }
+    return pl.Trainer(
+        max_steps=t.max_steps,
+        max_epochs=max_epochs if max_epochs is not None else -1,
+        precision=t.precision,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val,
+        log_every_n_steps=t.log_every_n_steps,
+        deterministic=t.deterministic,
+        enable_progress_bar=t.enable_progress_bar,
+        callbacks=all_callbacks,
+        logger=loggers,
+        plugins=[SafeCheckpointIO()],
+        enable_checkpointing=False,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+        default_root_dir=run_dir,
+        **optional,
+    )
+
+
+def fit(
+    config: dict[str, Any],
+    *,
+    resume: bool = False,
+    source: str | None = None,
+    callbacks: list[pl.Callback] | None = None,
+) -> Path:
+    """Train a model as described by a fit config and write its run folder.
+
+    Parameters
+    ----------
+    config : dict
+        The sections ``data``, ``tokenizer``, ``model``, ``objective``, ``optim``, ``trainer``,
+        ``output`` (see :mod:`neurofm.training.config`).
+    resume : bool
+        Continue the run in ``output.dir`` from its newest complete checkpoint, exactly.
+    source : str, optional
+        The config file, named in errors.
+    callbacks : list of lightning Callback, optional
+        Extra callbacks given to the Trainer.
+
+    Returns
+    -------
+    Path
+        The run folder (read it with :func:`neurofm.training.run.load_run`).
+
+    Raises
+    ------
+    ConfigError
+        Any invalid setting, all reported at once, before training starts.
+    TrainingError
+        A non-finite loss or non-finite weights; the last complete checkpoint is kept.
+    """
+    cfg = validate_fit_config(config, source=source)
+    run_dir = Path(cfg.output.dir)
+    checkpoint = _check_resume(cfg, run_dir, resume)
+    store = PreparedStore.open(cfg.data.store)
+    pl.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    tokenizer = _tokenizer(cfg, store, run_dir, resuming=checkpoint is not None)
+    datamodule = FitDataModule(
+        store=store, data=cfg.data, seed=cfg.trainer.seed, tokenizer=tokenizer
+    )
+    _check_compatible(cfg, datamodule, tokenizer)
+    model = create(MODELS, cfg.model, key="model")
+    objective = create(OBJECTIVES, cfg.objective, key="objective")
+    module = FitModule(model=model, objective=objective, optim=cfg.optim)
+    trainer = _trainer(cfg, run_dir, list(callbacks or []))
+    if rank_zero_only.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml({**cfg.to_dict(), "neurofm_version": __version__}, run_dir / CONFIG_FILE)
+        if tokenizer is not None and checkpoint is None:
+            tokenizer.save(run_dir / TOKENIZER_DIR)
+        if checkpoint is not None:
+            step = int(checkpoint.name.split("-")[1])
+            _truncate_metrics(run_dir / METRICS_FILE, step)
+    log.info(
+        "fit: run folder %s%s",
+        os.fspath(run_dir),
+        f", resuming from {checkpoint.name}" if checkpoint else "",
+    )
+    with warnings.catch_warnings():
+        # The CSV logger appends to metrics.csv (truncated above on resume); its warning about
+        # a non-empty folder does not apply.
+        warnings.filterwarnings("ignore", message="Experiment logs directory")
+        trainer.fit(
+            module, datamodule=datamodule, ckpt_path=None if checkpoint is None else str(checkpoint)
+        )
+    return run_dir

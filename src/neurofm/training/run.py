@@ -1,0 +1,129 @@
+"""The run folder written by ``neurofm fit`` and :func:`load_run`, which reads it back.
+
+Run folder format::
+
+    <run_dir>/config.yaml            the resolved config (all sections) + "neurofm_version"
+    <run_dir>/model/                 the final model, model hub form (save_pretrained):
+        config.json                  {"name": <registry name>, "config": {...}, "neurofm_version"}
+        model.safetensors            the model's state_dict
+    <run_dir>/tokenizer/             the fitted tokenizer (Tokenizer.save), when the run uses one
+    <run_dir>/checkpoints/
+        step-<N>/                    one complete checkpoint after N optimizer steps:
+            model.safetensors        the model's state_dict (same keys as model/model.safetensors)
+            state.pt                 optimizer, scheduler, RNG states, sampler/data position, step,
+                                     epoch, loop progress; plain data, read with
+                                     torch.load(weights_only=True)
+            meta.json                step, epoch, neurofm_version, byte size of each file
+        last                         text file naming the newest complete checkpoint ("step-<N>")
+    <run_dir>/metrics.csv            per-step train metrics (train/loss, ...) and per-epoch
+                                     validation metrics (val/loss, ...); Lightning's CSVLogger
+    <run_dir>/tensorboard/           TensorBoard logs, when output.tensorboard is true
+
+Checkpoints are written atomically (a temporary folder, fsynced, then renamed; ``last`` is
+replaced atomically afterwards), so every ``step-<N>`` folder is complete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from neurofm.config import build_config, load_yaml
+from neurofm.data.store import PreparedStore
+from neurofm.data.windows import WindowDataset
+from neurofm.errors import CheckpointError
+from neurofm.registry import MODELS, create
+from neurofm.tokenizers.base import Tokenizer, load_tokenizer
+from neurofm.training.checkpoint import WEIGHTS_FILE, latest_checkpoint, load_weights
+from neurofm.training.config import DataConfig
+from neurofm.training.data import build_dataset
+from neurofm.training.fit import CONFIG_FILE, TOKENIZER_DIR
+from neurofm.training.pretrained import from_pretrained
+
+
+@dataclass
+class Run:
+    """A trained run, read back by :func:`load_run`.
+
+    Attributes
+    ----------
+    run_dir : Path
+        The run folder.
+    model : nn.Module
+        The trained model, in eval mode, on the CPU.
+    tokenizer : Tokenizer or None
+        The run's fitted tokenizer.
+    config : dict
+        The resolved config the run was trained with.
+    store : PreparedStore
+        The prepared store the run was trained on.
+    """
+
+    run_dir: Path
+    model: nn.Module
+    tokenizer: Tokenizer | None
+    config: dict[str, Any]
+    store: PreparedStore
+
+    @property
+    def data_config(self) -> DataConfig:
+        """The run's ``data`` section as a DataConfig."""
+        section = {k: v for k, v in self.config["data"].items()}
+        return build_config(
+            DataConfig, section, prefix="data", source=str(self.run_dir / CONFIG_FILE)
+        )
+
+    def dataset(self, split: str) -> WindowDataset:
+        """The windows of ``split`` built exactly as training built them (float signal ``x``)."""
+        return build_dataset(self.store, self.data_config, split)
+
+
+def load_run(
+    run_dir: str | Path, *, checkpoint: str | None = None, store: str | Path | None = None
+) -> Run:
+    """Read a run folder written by ``neurofm fit``.
+
+    Parameters
+    ----------
+    run_dir : path
+        The run folder.
+    checkpoint : str, optional
+        ``None`` for the final model (``model/``), ``"last"`` for the newest complete
+        checkpoint, or a checkpoint folder name such as ``"step-200"``.
+    store : path, optional
+        The prepared store, when it moved since training (default: ``data.store`` of the config).
+
+    Returns
+    -------
+    Run
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise CheckpointError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
+    config = load_yaml(run_dir / CONFIG_FILE)
+    if checkpoint is None:
+        model = from_pretrained(run_dir / "model")
+    else:
+        folder = (
+            latest_checkpoint(run_dir / "checkpoints")
+            if checkpoint == "last"
+            else run_dir / "checkpoints" / checkpoint
+        )
+        if folder is None or not folder.is_dir():
+            raise CheckpointError(f"{run_dir}: no checkpoint {checkpoint!r}")
+        model = create(MODELS, config["model"], key="model")
+        try:
+            model.load_state_dict(load_weights(folder / WEIGHTS_FILE), strict=True)
+        except RuntimeError as err:
+            raise CheckpointError(
+                f"{folder / WEIGHTS_FILE}: weights do not fit the model: {err}"
+            ) from err
+    model.eval()
+    tokenizer = (
+        load_tokenizer(run_dir / TOKENIZER_DIR) if config.get("tokenizer") is not None else None
+    )
+    prepared = PreparedStore.open(store if store is not None else config["data"]["store"])
+    return Run(run_dir=run_dir, model=model, tokenizer=tokenizer, config=config, store=prepared)
