@@ -1,0 +1,216 @@
+"""neurofm prepare: idempotence, resume, parallel determinism, train-only scaler, manifest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import neurofm.data.prepare as prep
+from neurofm.data.store import PreparedStore
+from neurofm.errors import ConfigError, RecordingError
+from neurofm.preprocessing import RobustScaler
+
+RUNS = ["S001R03", "S001R04", "S001R08"]
+STEPS = [{"name": "bandpass", "l_freq": 1.0, "h_freq": 40.0}, {"name": "resample", "sfreq": 80}]
+
+
+@pytest.fixture
+def raw_dir(sample_dir, tmp_path) -> Path:
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    for run in RUNS:
+        shutil.copy(sample_dir / "eegbci_S001" / f"{run}.edf", folder)
+    return folder
+
+
+def _config(raw_dir: Path, output: Path, **changes) -> dict:
+    config = {
+        "inputs": [str(raw_dir / "*.edf")],
+        "output": str(output),
+        "preprocessing": STEPS,
+        "splits": {
+            "by": "recording",
+            "window": 2.0,
+            "assign": {"train": ["S001R03", "S001R04"], "test": ["S001R08"]},
+        },
+    }
+    config.update(changes)
+    return config
+
+
+def _mtimes(root: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_manifest_content(raw_dir, tmp_path):
+    store = prep.prepare(_config(raw_dir, tmp_path / "out"))
+    m = store.manifest
+    assert [r.id for r in store.recordings] == RUNS
+    rec = store["S001R03"]
+    assert rec.sfreq == 80.0 and rec.n_times == 10000 and rec.n_chans == 64
+    assert rec.array.dtype == np.float32 and rec.array.shape == (10000, 64)
+    assert rec.subject is not None or rec.source["sha256"]
+    assert len(rec.source["sha256"]) == 64 and rec.fingerprint == m["fingerprint"]
+    assert m["preprocessing"]["steps"][1] == {"name": "resample", "sfreq": 80.0}
+    assert [e["step"] for e in rec.meta["preprocessing"]] == ["bandpass", "resample"]
+    assert m["splits"] == {
+        "train": [
+            {"recording": "S001R03", "start": 0, "stop": 10000},
+            {"recording": "S001R04", "start": 0, "stop": 10000},
+        ],
+        "test": [{"recording": "S001R08", "start": 0, "stop": 10000}],
+    }
+    assert m["split_policy"]["by"] == "recording" and m["split_policy"]["window_length"] == 160
+    scaler = RobustScaler.from_dict(m["scaler"])
+    assert m["scaler"]["fitted_on"] == "train" and scaler.channels == rec.sensors.names
+    train = np.concatenate([store[r].array for r in ("S001R03", "S001R04")]).astype(np.float64)
+    np.testing.assert_allclose(scaler.center, np.median(train, axis=0), rtol=1e-6)
+    assert (tmp_path / "out" / prep.RESOLVED_CONFIG).is_file()
+    assert not (tmp_path / "out" / prep.STAGING).exists()
+
+
+def test_second_run_skips_everything_and_touches_nothing(raw_dir, tmp_path):
+    out = tmp_path / "out"
+    prep.prepare(_config(raw_dir, out))
+    before = _mtimes(out)
+    calls = []
+    original = prep._prepare_one
+    prep_one = lambda *a: calls.append(a) or original(*a)  # noqa: E731
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(prep, "_prepare_one", prep_one)
+        prep.prepare(_config(raw_dir, out))
+    assert calls == [] and _mtimes(out) == before
+
+
+def test_changed_pipeline_rewrites_every_recording(raw_dir, tmp_path):
+    out = tmp_path / "out"
+    first = prep.prepare(_config(raw_dir, out)).fingerprint
+    steps = [dict(STEPS[0], h_freq=30.0), STEPS[1]]
+    store = prep.prepare(_config(raw_dir, out, preprocessing=steps))
+    assert store.fingerprint != first
+    assert {r.fingerprint for r in PreparedStore.open(out).recordings} == {store.fingerprint}
+
+
+def test_resume_after_a_crash_in_the_second_recording(raw_dir, tmp_path):
+    out = tmp_path / "out"
+    original = prep._prepare_one
+    seen = []
+
+    def crash_on_second(*args):
+        seen.append(args[0].id)
+        if len(seen) == 2:
+            raise RuntimeError("simulated crash")
+        return original(*args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(prep, "_prepare_one", crash_on_second)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            prep.prepare(_config(raw_dir, out))
+    partial = PreparedStore.open(out)
+    assert [r.id for r in partial.recordings] == ["S001R03"]
+    assert not list((out / "recordings").glob("S001R04*"))
+    first_mtime = (out / "recordings" / "S001R03.npy").stat().st_mtime_ns
+    redone = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(prep, "_prepare_one", lambda *a: redone.append(a[0].id) or original(*a))
+        store = prep.prepare(_config(raw_dir, out))
+    assert redone == ["S001R04", "S001R08"]
+    assert (out / "recordings" / "S001R03.npy").stat().st_mtime_ns == first_mtime
+    assert [r.id for r in store.recordings] == RUNS and "scaler" in store.manifest
+
+
+def test_two_jobs_give_byte_identical_arrays_and_manifest(raw_dir, tmp_path):
+    one = prep.prepare(_config(raw_dir, tmp_path / "one", jobs=1))
+    two = prep.prepare(_config(raw_dir, tmp_path / "two", jobs=2))
+    for run in RUNS:
+        a = (one.root / "recordings" / f"{run}.npy").read_bytes()
+        b = (two.root / "recordings" / f"{run}.npy").read_bytes()
+        assert a == b
+    m1, m2 = (json.loads((s.root / "manifest.json").read_text()) for s in (one, two))
+    for m in (m1, m2):
+        m.pop("name")
+    assert m1 == m2
+
+
+def test_scaler_depends_on_train_data_only(raw_dir, sample_dir, tmp_path):
+    out = tmp_path / "out"
+    first = prep.prepare(_config(raw_dir, out))
+    before, test_sha = first.manifest["scaler"], first["S001R08"].source["sha256"]
+    shutil.copy(sample_dir / "eegbci_S001" / "S001R12.edf", raw_dir / "S001R08.edf")
+    store = prep.prepare(_config(raw_dir, out))
+    assert store["S001R08"].source["sha256"] != test_sha  # the test data did change
+    assert store.manifest["scaler"] == before
+    shutil.copy(sample_dir / "eegbci_S001" / "S001R12.edf", raw_dir / "S001R04.edf")
+    assert prep.prepare(_config(raw_dir, out)).manifest["scaler"] != before
+
+
+def test_non_finite_input_names_file_channel_and_sample(raw_dir, tmp_path, monkeypatch):
+    real_read = prep.read_source
+
+    def with_nan(path):
+        rec = real_read(path).load()
+        rec.data[5, 1234] = np.nan
+        return replace(rec)
+
+    monkeypatch.setattr(prep, "read_source", with_nan)
+    with pytest.raises(RecordingError) as info:
+        prep.prepare(_config(raw_dir, tmp_path / "out"))
+    err = info.value
+    assert err.path.endswith("S001R03.edf") and err.channel == "Fc4." and err.sample == 1234
+
+
+def test_time_split_keeps_a_gap_of_one_window(raw_dir, tmp_path):
+    splits = {
+        "by": "time",
+        "window": 2.0,
+        "gap": 4.0,
+        "fractions": {"train": 0.6, "val": 0.2, "test": 0.2},
+    }
+    store = prep.prepare(_config(raw_dir, tmp_path / "out", splits=splits, scaler=None))
+    segs = store.manifest["splits"]
+    assert "scaler" not in store.manifest
+    by_rec = sorted(
+        (s["start"], s["stop"]) for k in segs for s in segs[k] if s["recording"] == "S001R03"
+    )
+    gaps = [b[0] - a[1] for a, b in zip(by_rec, by_rec[1:])]
+    assert gaps == [320, 320] and store.manifest["split_policy"]["gap"] == 320
+
+
+def test_config_problems_are_reported_together(raw_dir, tmp_path):
+    bad = _config(
+        raw_dir,
+        tmp_path / "out",
+        jobs=0,
+        splits={"by": "subjct", "window": 2.0, "gap": 1.0},
+        preprocessing=[{"name": "notch", "freqs": [60], "width": 2}],
+    )
+    with pytest.raises(ConfigError) as info:
+        prep.prepare(bad)
+    text = str(info.value)
+    assert "splits.by: invalid value 'subjct'" in text and "did you mean 'subject'" in text
+    assert "preprocessing[0].width: unknown key" in text and "jobs must be >= 1" not in text
+    with pytest.raises(ConfigError, match="splits.assign: recording 'S001R99' is not in"):
+        prep.prepare(
+            _config(
+                raw_dir,
+                tmp_path / "o2",
+                splits={
+                    "by": "recording",
+                    "assign": {"train": ["S001R03", "S001R04", "S001R99"], "test": ["S001R08"]},
+                },
+            )
+        )
+    with pytest.raises(RecordingError, match="no file matches"):
+        prep.prepare(_config(raw_dir, tmp_path / "o3", inputs=[str(raw_dir / "*.fif")]))
+
+
+def test_shipped_prepare_configs_validate():
+    root = Path(__file__).resolve().parents[2]
+    for path in sorted((root / "configs").glob("prepare_*.yaml")):
+        cfg = prep.load_config(path)
+        assert cfg.output and cfg.preprocessing, path
