@@ -80,8 +80,8 @@ def test_meg_sample_evoked(shared_data):
         assert rec.events.onset[0] == pytest.approx(0.19980, abs=1e-5)
     one = read_recording(path, condition="Right visual")
     np.testing.assert_array_equal(one.data, recs[3].data)
-    with pytest.raises(Exception, match="holds 4 recordings"):
-        read_recording(path)
+    with pytest.raises(Exception, match="no condition 'Left nothing'"):
+        read_recording(path, condition="Left nothing")
 
 
 def test_meg_emptyroom(shared_data):
@@ -110,6 +110,8 @@ def test_monkey_reach_binned_counts(shared_data):
     assert set(mihi.sensors.units) == {"Hz"}  # firing rates, not counts
     with pytest.raises(Exception, match="bin_size"):
         read_recordings(folder / "chewie_demo.mat")
+    with pytest.raises(Exception, match=r"holds 2 recordings \['tr', 'te'\]"):
+        read_recording(folder / "chewie_demo.mat", bin_size=0.05)
 
 
 def test_grasshopper_spike_times_and_stimulus(shared_data):

@@ -236,21 +236,18 @@ def read_evoked(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            evokeds = mne.read_evokeds(path, verbose="error")
+            # MNE reads only the named condition when one is given (much faster for .gz)
+            evokeds = mne.read_evokeds(path, condition=condition, verbose="error")
+    except ValueError as err:
+        if condition is None:
+            raise RecordingError(f"cannot read as FIF evoked: {err}", path=str(path)) from err
+        raise RecordingError(f"no condition {condition!r}: {err}", path=str(path)) from err
     except Exception as err:  # noqa: BLE001
         raise RecordingError(
             f"cannot read as FIF evoked: {type(err).__name__}: {err}", path=str(path)
         ) from err
-    comments = [e.comment for e in evokeds]
-    if condition is not None:
-        if isinstance(condition, int) and 0 <= condition < len(evokeds):
-            evokeds = [evokeds[condition]]
-        elif condition in comments:
-            evokeds = [evokeds[comments.index(condition)]]
-        else:
-            raise RecordingError(
-                f"no condition {condition!r}; the file holds {comments}", path=str(path)
-            )
+    if not isinstance(evokeds, list):
+        evokeds = [evokeds]
     out = []
     for evoked in evokeds:
         sensors, renamed = sensors_from_info(evoked.info, ch_types=ch_types)
