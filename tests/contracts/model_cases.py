@@ -88,6 +88,16 @@ def _channel_embeddings(model: nn.Module, gen: torch.Generator) -> tuple[Tensor,
     return x, {"subject": torch.tensor([0, 1])}, -2
 
 
+def _cond_codes(model: nn.Module, gen: torch.Generator) -> Inputs:
+    x, kwargs = _channel_codes(model, gen)
+    cfg = model.config
+    kwargs["condition"] = torch.randint(
+        0, cfg.n_conditions, (2, cfg.n_cond_tokens, 12), generator=gen
+    )
+    kwargs["global_embedding"] = torch.randn(2, cfg.d_global, generator=gen)
+    return x, kwargs
+
+
 def _channel_overfit(model: nn.Module) -> tuple[str, Batch]:
     codes = torch.stack([real_eeg_codes(model.config.vocab_size, start=s) for s in (1600, 3200)])
     return "next_token", Batch(x=codes, subject=torch.tensor([0, 1]))
@@ -116,6 +126,18 @@ CASES: dict[str, ModelCase] = {
     "gpt_causal": ModelCase(_flat_codes, causal=True, overfit=_flat_overfit),
     "gpt2meg": ModelCase(_channel_codes, causal=True, overfit=_channel_overfit),
     "gpt2meg_trf": ModelCase(
+        _channel_codes, causal=True, float_inputs=_channel_embeddings, overfit=_channel_overfit
+    ),
+    "gpt2meg_cond": ModelCase(
+        _cond_codes, causal=True, float_inputs=_channel_embeddings, overfit=_channel_overfit
+    ),
+    "gpt2meg_mix": ModelCase(
+        _channel_codes, causal=True, float_inputs=_channel_embeddings, overfit=_channel_overfit
+    ),
+    "gpt2meg_moe": ModelCase(
+        _channel_codes, causal=True, float_inputs=_channel_embeddings, overfit=_channel_overfit
+    ),
+    "stgpt2meg": ModelCase(
         _channel_codes, causal=True, float_inputs=_channel_embeddings, overfit=_channel_overfit
     ),
     "classifier_continuous": ModelCase(_signal),

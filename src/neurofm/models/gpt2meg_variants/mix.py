@@ -1,0 +1,177 @@
+"""GPT2MEGMix: channel mixing, one token per time step holding every channel.
+
+After the MEG model zoo's channel-mixing GPT2MEG variant (brain-gen, ``GPT2MEGMix``; Csaky et al.
+2024, "Foundational GPT model for MEG"). Where GPT2MEG runs channels as independent sequences,
+here all channels of a time step form one token, so attention over time sees every channel of
+every earlier step:
+
+- input token of step t: ``sum_c w_c (g[c] * e(x[c, t]) + b[c])``, where ``e`` is the code
+  embedding, ``g[c]`` a learned per-channel gain that binds a code to its channel (initialised
+  at random so that channels start distinguishable), ``b[c]`` a per-channel embedding that tells
+  which channels are present, and ``w_c = 1 / sqrt(n_kept)`` for kept channels, 0 for dropped
+  ones; plus the subject and condition embeddings;
+- a causal RoPE transformer over the T step tokens (KV cache for incremental decoding);
+- all channels of t+1 are predicted from the state at t, independently given that state:
+  ``logits[c, t] = head(norm(h_t) * g_out[c] + b_out[c])``. There is no order among the
+  channels of one step.
+
+Channel dropout: in training, each input channel of each window is hidden with probability
+``channel_dropout`` (at least one is always kept); the targets keep every channel, so the model
+learns to predict channels it does not see. In evaluation every channel is used.
+
+Deviations from the reference code:
+
+- the step token is a gain-bound sum over channels (any number and set of channels, given by
+  ``channel_ids``) rather than a projection of a fixed channel layout;
+- RoPE over time, RMSNorm, neurofm argument names (``d_model``, ``n_layers``, ``n_heads``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from neurofm.layers import ChannelTokenEmbedding, KVCache, TransformerBlock, make_norm
+from neurofm.models.gpt2meg_variants._common import (
+    BASE_PRESETS,
+    ChannelCodesConfig,
+    ContextEmbedding,
+    caches,
+    check_ids,
+    check_input,
+    init_weights,
+)
+from neurofm.registry import MODELS
+from neurofm.types import ModelOutput
+
+
+@dataclass
+class GPT2MEGMixConfig(ChannelCodesConfig):
+    """Configuration of :class:`GPT2MEGMix`."""
+
+    channel_dropout: float = 0.1  # training only: probability of hiding each input channel
+
+    PRESETS: ClassVar[dict[str, dict]] = BASE_PRESETS
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.channel_dropout < 1.0:
+            raise ValueError(f"channel_dropout must be in [0, 1), got {self.channel_dropout}")
+
+
+@MODELS.register("gpt2meg_mix", config=GPT2MEGMixConfig)
+class GPT2MEGMix(nn.Module):
+    """All channels of a time step in one token, causal over time; (B, C, T) -> (B, C, T, V).
+
+    Parameters
+    ----------
+    config : GPT2MEGMixConfig
+    """
+
+    def __init__(self, config: GPT2MEGMixConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.embedding = ChannelTokenEmbedding(config.vocab_size, d, dropout=config.dropout)
+        self.channel_gain = nn.Embedding(config.n_chans, d)
+        self.channel_bias = nn.Embedding(config.n_chans, d)
+        self.context = ContextEmbedding(
+            "GPT2MEGMix",
+            d,
+            n_subjects=config.n_subjects,
+            n_conditions=config.n_conditions,
+            n_cond_tokens=config.n_cond_tokens,
+        )
+        self.blocks = nn.ModuleList(
+            TransformerBlock(
+                d,
+                config.n_heads,
+                activation=config.activation,
+                norm=config.norm,
+                dropout=config.dropout,
+                rotary=True,
+                rope_base=config.rope_base,
+            )
+            for _ in range(config.n_layers)
+        )
+        self.norm = make_norm(config.norm, d)
+        self.out_gain = nn.Embedding(config.n_chans, d)
+        self.out_bias = nn.Embedding(config.n_chans, d)
+        self.head = nn.Linear(d, config.vocab_size, bias=False)
+        init_weights(self, config.n_layers)
+        nn.init.normal_(self.channel_gain.weight, std=1.0)
+        nn.init.normal_(self.out_gain.weight, std=1.0)
+
+    def channel_weights(self, b: int, c: int, device: torch.device) -> Tensor:
+        """Weights (B, C) of the channels in the step token: ``1/sqrt(n_kept)`` or 0 (dropped).
+
+        Channels are dropped only in training, each with probability ``channel_dropout``, and the
+        channel drawn with the largest uniform number is always kept.
+        """
+        p = self.config.channel_dropout
+        if self.training and p > 0:
+            draw = torch.rand(b, c, device=device)
+            keep = (draw >= p) | (draw == draw.max(dim=1, keepdim=True).values)
+        else:
+            keep = torch.ones(b, c, dtype=torch.bool, device=device)
+        keep = keep.float()
+        return keep / keep.sum(dim=1, keepdim=True).sqrt()
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        subject: Tensor | None = None,
+        condition: Tensor | None = None,
+        channel_ids: Tensor | None = None,
+        past: list[KVCache] | None = None,
+        use_cache: bool = False,
+    ) -> ModelOutput:
+        """Logits for every channel at t+1 from all channels at times <= t.
+
+        Parameters
+        ----------
+        x : Tensor
+            Codes (B, C, T) int64, or token embeddings (B, C, T, d_model) float; with ``past``,
+            the time steps following the cached ones.
+        subject : LongTensor (B,), optional
+        condition : LongTensor (B, T) or (B, n_cond_tokens, T), optional
+        channel_ids : LongTensor (B, C) or (C,), optional
+            Ids in ``[0, n_chans)``; default ``0 .. C-1``.
+        past : list of KVCache, optional
+            Per-block caches (batch B) from an earlier call, updated in place.
+        use_cache : bool
+            Return the caches in ``past``.
+
+        Returns
+        -------
+        ModelOutput
+            ``logits`` (B, C, T, V), ``past``.
+        """
+        cfg = self.config
+        check_input("GPT2MEGMix", x, cfg.d_model)
+        b, c, t = x.shape[:3]
+        past = caches("GPT2MEGMix", past, use_cache, cfg.n_layers, cfg.max_seq_len, t)
+        if channel_ids is None:
+            channel_ids = torch.arange(c, device=x.device)
+        check_ids("GPT2MEGMix", "channel_ids", channel_ids, cfg.n_chans)
+        if channel_ids.shape[-1] != c:
+            raise ValueError(
+                f"GPT2MEGMix: channel_ids has {channel_ids.shape[-1]} entries for {c} channels"
+            )
+        ids = channel_ids.expand(b, c)
+        e = self.embedding(x)  # (B, C, T, D)
+        e = e * self.channel_gain(ids)[:, :, None] + self.channel_bias(ids)[:, :, None]
+        weights = self.channel_weights(b, c, x.device).to(e.dtype)
+        h = torch.einsum("bc,bctd->btd", weights, e)  # one token per time step
+        context = self.context(b, t, subject=subject, condition=condition)
+        if context is not None:
+            h = h + context
+        for i, block in enumerate(self.blocks):
+            h = block(h, causal=True, cache=None if past is None else past[i])
+        z = self.norm(h)[:, None]  # (B, 1, T, D)
+        z = z * self.out_gain(ids)[:, :, None] + self.out_bias(ids)[:, :, None]  # (B, C, T, D)
+        return ModelOutput(logits=self.head(z), past=past if use_cache else None)
