@@ -150,14 +150,14 @@ def test_scaler_depends_on_train_data_only(raw_dir, sample_dir, tmp_path):
 
 
 def test_non_finite_input_names_file_channel_and_sample(raw_dir, tmp_path, monkeypatch):
-    real_read = prep.read_source
+    real_read = prep.read_recording
 
     def with_nan(path):
         rec = real_read(path).load()
         rec.data[5, 1234] = np.nan
         return replace(rec)
 
-    monkeypatch.setattr(prep, "read_source", with_nan)
+    monkeypatch.setattr(prep, "read_recording", with_nan)
     with pytest.raises(RecordingError) as info:
         prep.prepare(_config(raw_dir, tmp_path / "out"))
     err = info.value

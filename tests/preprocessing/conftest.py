@@ -41,6 +41,6 @@ def amplitude(x: np.ndarray, sfreq: float, freq: float) -> float:
 @pytest.fixture(scope="module")
 def real_run(sample_dir) -> Recording:
     """S001R03 of the shipped sample (64 EEG channels, 160 Hz), loaded."""
-    from neurofm.data.prepare import read_source
+    from neurofm.io import read_recording
 
-    return read_source(str(sample_dir / "eegbci_S001" / "S001R03.edf")).load()
+    return read_recording(sample_dir / "eegbci_S001" / "S001R03.edf", preload=True)

@@ -34,9 +34,10 @@ from typing import Any, Literal
 
 from neurofm.config import build_config, load_yaml, save_yaml, to_dict
 from neurofm.data import splits as splitting
-from neurofm.data.recording import Recording, sha256_file
+from neurofm.data.recording import sha256_file
 from neurofm.data.store import MANIFEST, PreparedStore, StoredRecording
 from neurofm.errors import ConfigError, RecordingError
+from neurofm.io import read_recording
 from neurofm.logging import get_logger
 from neurofm.preprocessing import Pipeline, RobustScaler
 
@@ -238,42 +239,6 @@ def _bids_sources(spec: BidsInputs) -> list[Source]:
     return _unique(sources)
 
 
-def read_source(path: str) -> Recording:
-    """Read one input recording lazily (EDF through MNE)."""
-    import mne
-    import numpy as np
-
-    from neurofm.data.recording import Events
-    from neurofm.types import SensorInfo
-
-    try:
-        raw = mne.io.read_raw_edf(path, preload=False, verbose="error")
-    except (ValueError, OSError) as err:
-        raise RecordingError(f"cannot read as EDF: {err}", path=path) from err
-    ann = raw.annotations
-    return Recording(
-        data=_RawView(raw),
-        sfreq=raw.info["sfreq"],
-        sensors=SensorInfo(raw.ch_names, raw.get_channel_types()),
-        events=Events(np.asarray(ann.onset) - raw.first_time, ann.duration, list(ann.description)),
-        source={"path": path, "format": "edf"},
-    )
-
-
-class _RawView:
-    """``(C, T)`` slicing of an MNE raw object opened without preloading."""
-
-    def __init__(self, raw: Any) -> None:
-        self.raw = raw
-        self.shape = (len(raw.ch_names), raw.n_times)
-
-    def __getitem__(self, key: tuple[Any, slice]) -> Any:
-        chans, times = key
-        start, stop, _ = times.indices(self.shape[1])
-        picks = None if isinstance(chans, slice) else chans
-        return self.raw.get_data(picks=picks, start=start, stop=stop, verbose="error")
-
-
 def prepare(
     config: PrepareConfig | Mapping[str, Any], *, source: str | None = None
 ) -> PreparedStore:
@@ -330,7 +295,7 @@ def _prepare_one(
     src: Source, sha: str, steps: list[dict[str, Any]], stage: str, fingerprint: str
 ) -> dict[str, Any]:
     """Worker: read, preprocess and write one recording into its staging store."""
-    recording = read_source(src.path)
+    recording = read_recording(src.path)
     ids = {k: v for k, v in src.entities.items() if v is not None and getattr(recording, k) is None}
     recording = replace(
         recording, source={**recording.source, "path": src.path, "sha256": sha}, **ids
