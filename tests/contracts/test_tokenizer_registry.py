@@ -70,7 +70,8 @@ def test_tokenizer_contract(name, tmp_path):
     # one item without a batch axis, and torch in -> torch out
     single = tok.encode(x[0])
     assert (single.codes if single.codes is not None else single.embeddings).ndim == (
-        (out.codes if out.codes is not None else out.embeddings).ndim - 1)
+        (out.codes if out.codes is not None else out.embeddings).ndim - 1
+    )
     as_torch = tok.encode(torch.from_numpy(x))
     tokens = as_torch.codes if as_torch.codes is not None else as_torch.embeddings
     assert isinstance(tokens, torch.Tensor)

@@ -11,8 +11,9 @@ def eeg_signal(sample_dir):
     """16 s of 8 channels of the shipped EEG (S001R03), float32 volts, shape (8, 2560)."""
     import mne
 
-    raw = mne.io.read_raw_edf(sample_dir / "eegbci_S001" / "S001R03.edf", preload=False,
-                              verbose="error")
+    raw = mne.io.read_raw_edf(
+        sample_dir / "eegbci_S001" / "S001R03.edf", preload=False, verbose="error"
+    )
     return raw.get_data(picks=list(range(8)), start=0, stop=2560).astype(np.float32)
 
 

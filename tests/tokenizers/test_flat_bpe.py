@@ -23,16 +23,23 @@ def test_flat_time_order_interleaves_channels_per_sample():
     grid = tok.amplitude.encode(x).codes  # (B, C, T)
     flat = tok.encode(x).codes
     assert flat.shape == (2, 4 * 96)
-    assert np.array_equal(flat[:, :4], grid[:, :, 0]) and np.array_equal(flat[:, 4:8], grid[:, :, 1])
+    assert np.array_equal(flat[:, :4], grid[:, :, 0]) and np.array_equal(
+        flat[:, 4:8], grid[:, :, 1]
+    )
     channel = create(TOKENIZERS, {"name": "flat", "amplitude": AMPLITUDE, "order": "channel"})
     channel.fit(_signal())
     assert np.array_equal(channel.encode(x).codes[:, :96], grid[:, 0])
 
 
-@pytest.mark.parametrize("spec", [
-    {"name": "flat"}, {"name": "flat", "order": "channel"},
-    {"name": "block_causal", "block_chans": 2, "block_times": 8},
-    {"name": "block_causal", "block_chans": None, "block_times": 1}])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"name": "flat"},
+        {"name": "flat", "order": "channel"},
+        {"name": "block_causal", "block_chans": 2, "block_times": 8},
+        {"name": "block_causal", "block_chans": None, "block_times": 1},
+    ],
+)
 def test_flat_layouts_invert_exactly(spec):
     tok = create(TOKENIZERS, {**spec, "amplitude": AMPLITUDE}).fit(_signal())
     x = _signal(seed=2)
@@ -44,8 +51,10 @@ def test_flat_layouts_invert_exactly(spec):
 
 
 def test_block_causal_order_is_causal_in_time_blocks():
-    tok = create(TOKENIZERS, {"name": "block_causal", "amplitude": AMPLITUDE, "block_chans": 2,
-                              "block_times": 4})
+    tok = create(
+        TOKENIZERS,
+        {"name": "block_causal", "amplitude": AMPLITUDE, "block_chans": 2, "block_times": 4},
+    )
     order = tok.order(4, 16).numpy()
     time_of_position = order % 16
     block = time_of_position // 4
@@ -59,8 +68,9 @@ def test_block_causal_order_is_causal_in_time_blocks():
 
 
 def _bpe():
-    return create(TOKENIZERS, {"name": "bpe", "amplitude": AMPLITUDE, "n_merges": 40,
-                               "word_length": 48})
+    return create(
+        TOKENIZERS, {"name": "bpe", "amplitude": AMPLITUDE, "n_merges": 40, "word_length": 48}
+    )
 
 
 def test_bpe_decode_encode_is_exact_on_codes():

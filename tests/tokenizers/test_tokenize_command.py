@@ -25,27 +25,46 @@ def sample_store(sample_dir, tmp_path_factory):
         raw = mne.io.read_raw_edf(sample_dir / "eegbci_S001" / f"{run}.edf", verbose="error")
         data = raw.get_data(picks=list(range(16)), stop=4800)
         sensors = SensorInfo(names=raw.ch_names[:16], types=["eeg"] * 16)
-        store.write(run, Recording(data=data, sfreq=raw.info["sfreq"], sensors=sensors,
-                                   source={"path": run}), fingerprint="test-fingerprint")
+        store.write(
+            run,
+            Recording(data=data, sfreq=raw.info["sfreq"], sensors=sensors, source={"path": run}),
+            fingerprint="test-fingerprint",
+        )
     store.manifest["splits"] = {
         "train": [{"recording": "S001R03", "start": 0, "stop": 4800}],
         "val": [{"recording": "S001R04", "start": 0, "stop": 2400}],
-        "test": [{"recording": "S001R04", "start": 2400, "stop": 4800}]}
+        "test": [{"recording": "S001R04", "start": 2400, "stop": 4800}],
+    }
     store.save_manifest()
     return root
 
 
 def test_tokenize_writes_tokenizer_codes_and_report(sample_store, tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["tokenize", "--data", json.dumps({"path": str(sample_store)}),
-               "--tokenizer", json.dumps({"name": "mulaw", "n_levels": 256}),
-               "--output", str(out), "--tokenizer.quantile", "0.99"])
+    rc = main(
+        [
+            "tokenize",
+            "--data",
+            json.dumps({"path": str(sample_store)}),
+            "--tokenizer",
+            json.dumps({"name": "mulaw", "n_levels": 256}),
+            "--output",
+            str(out),
+            "--tokenizer.quantile",
+            "0.99",
+        ]
+    )
     assert rc == 0
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["split"] == "val" and report["fitted_on"] == "test-fingerprint:train"
     assert report["time"]["r2_mean"] > 0.99 and report["n_clipped"] > 0
-    assert set(report["spectrum"]["band_log10_ratio_mean"]) == {"delta", "theta", "alpha", "beta",
-                                                                 "gamma"}
+    assert set(report["spectrum"]["band_log10_ratio_mean"]) == {
+        "delta",
+        "theta",
+        "alpha",
+        "beta",
+        "gamma",
+    }
     assert report["codes"]["vocab_size"] == 256 and report["codes"]["bits_per_sample"] == 8.0
     assert 1 < report["codes"]["perplexity"] <= 256
     for png in ("code_histogram.png", "psd_overlay.png", "example_trace.png"):
@@ -63,9 +82,27 @@ def test_tokenize_writes_tokenizer_codes_and_report(sample_store, tmp_path, caps
 
 
 def test_tokenize_bad_config_errors(sample_store, tmp_path, capsys):
-    rc = main(["tokenize", "--data", json.dumps({"path": str(sample_store), "eval_split": "train"}),
-               "--tokenizer", json.dumps({"name": "mulaw"}), "--output", str(tmp_path / "a")])
+    rc = main(
+        [
+            "tokenize",
+            "--data",
+            json.dumps({"path": str(sample_store), "eval_split": "train"}),
+            "--tokenizer",
+            json.dumps({"name": "mulaw"}),
+            "--output",
+            str(tmp_path / "a"),
+        ]
+    )
     assert rc == 2 and "is the split the tokenizer is fitted on" in capsys.readouterr().err
-    rc = main(["tokenize", "--data", json.dumps({"path": str(sample_store)}),
-               "--tokenizer", json.dumps({"name": "mulew"}), "--output", str(tmp_path / "b")])
+    rc = main(
+        [
+            "tokenize",
+            "--data",
+            json.dumps({"path": str(sample_store)}),
+            "--tokenizer",
+            json.dumps({"name": "mulew"}),
+            "--output",
+            str(tmp_path / "b"),
+        ]
+    )
     assert rc == 2 and "did you mean 'mulaw'" in capsys.readouterr().err

@@ -27,11 +27,14 @@ def tokenize(
     from neurofm.config import apply_overrides
     from neurofm.evaluation.tokenizer_report import run_tokenize
 
-    config = apply_overrides({"data": data or {}, "tokenizer": tokenizer or {},
-                              "report": report or {}}, take_overrides())
+    config = apply_overrides(
+        {"data": data or {}, "tokenizer": tokenizer or {}, "report": report or {}}, take_overrides()
+    )
     result = run_tokenize(config, output)
     codes = result["codes"] or {}
-    print(f"tokenizer {result['tokenizer']} fitted on {result['fitted_on']}; report on "
-          f"{result['split']}: RMSE/std {result['time']['rmse_over_std']:.4f}, "
-          f"R² {result['time']['r2_mean']:.4f}, perplexity {codes.get('perplexity', float('nan')):.1f}, "
-          f"clipped {result['n_clipped']}; written to {output}")
+    print(
+        f"tokenizer {result['tokenizer']} fitted on {result['fitted_on']}; report on "
+        f"{result['split']}: RMSE/std {result['time']['rmse_over_std']:.4f}, "
+        f"R² {result['time']['r2_mean']:.4f}, perplexity {codes.get('perplexity', float('nan')):.1f}, "
+        f"clipped {result['n_clipped']}; written to {output}"
+    )

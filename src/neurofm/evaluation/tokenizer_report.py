@@ -73,12 +73,15 @@ def split_segments(store: PreparedStore, split: str) -> list[tuple[StoredRecordi
         seg = {"recording": seg} if isinstance(seg, str) else seg
         rec = ids.get(seg.get("recording"))
         if rec is None:
-            raise ConfigError(f"{where}: splits.{split}[{k}] names unknown recording "
-                              f"{seg.get('recording')!r}")
+            raise ConfigError(
+                f"{where}: splits.{split}[{k}] names unknown recording {seg.get('recording')!r}"
+            )
         start, stop = int(seg.get("start", 0)), int(seg.get("stop", rec.n_times))
         if not 0 <= start < stop <= rec.n_times:
-            raise ConfigError(f"{where}: splits.{split}[{k}] [{start}, {stop}) is not a non-empty "
-                              f"range inside the {rec.n_times} samples of {rec.id!r}")
+            raise ConfigError(
+                f"{where}: splits.{split}[{k}] [{start}, {stop}) is not a non-empty "
+                f"range inside the {rec.n_times} samples of {rec.id!r}"
+            )
         out.append((rec, start, stop))
     if not out:
         raise ConfigError(f"{where}: split {split!r} holds no segments")
@@ -91,8 +94,10 @@ def held_out_split(store: PreparedStore, requested: str | None, fit_split: str) 
     if requested is None:
         requested = next((s for s in ("val", "test") if splits.get(s)), None)
         if requested is None:
-            raise ConfigError(f"{store.root / 'manifest.json'}: no 'val' or 'test' split to report "
-                              f"on; splits: {sorted(splits)}")
+            raise ConfigError(
+                f"{store.root / 'manifest.json'}: no 'val' or 'test' split to report "
+                f"on; splits: {sorted(splits)}"
+            )
     if requested == fit_split:
         raise ConfigError(f"data.eval_split: {requested!r} is the split the tokenizer is fitted on")
     return requested
@@ -107,11 +112,14 @@ def fit_on_split(tokenizer: Tokenizer, store: PreparedStore, split: str) -> Toke
 
 
 def _code_dtype(vocab_size: int) -> np.dtype:
-    return np.dtype(np.uint8 if vocab_size <= 256 else np.uint16 if vocab_size <= 65536 else np.int64)
+    return np.dtype(
+        np.uint8 if vocab_size <= 256 else np.uint16 if vocab_size <= 65536 else np.int64
+    )
 
 
-def encode_store(tokenizer: Tokenizer, store: PreparedStore, output: str | Path,
-                 tokenizer_dir: str = "tokenizer") -> dict[str, Any]:
+def encode_store(
+    tokenizer: Tokenizer, store: PreparedStore, output: str | Path, tokenizer_dir: str = "tokenizer"
+) -> dict[str, Any]:
     """Encode every recording into ``output/codes/<id>.npy`` and write ``output/codes/manifest.json``.
 
     Per-sample tokenizers (codes ``B C T``) write ``(C, T)`` codes, flat ones ``(T_tokens,)``, in
@@ -129,14 +137,28 @@ def encode_store(tokenizer: Tokenizer, store: PreparedStore, output: str | Path,
         else:
             arr, kind = np.asarray(result.embeddings, dtype=np.float32), "embeddings"
         np.save(folder / f"{rec.id}.npy", arr)
-        entries.append({"id": rec.id, "file": f"{rec.id}.npy", "kind": kind,
-                        "shape": list(arr.shape), "dtype": str(arr.dtype),
-                        "n_clipped": int(result.n_clipped), "n_samples": rec.n_times * rec.n_chans})
-    manifest = {"format_version": CODE_STORE_VERSION, "tokenizer": tokenizer.registry_name,
-                "tokenizer_dir": f"../{tokenizer_dir}", "vocab_size": tokenizer.vocab_size,
-                "codes_layout": tokenizer.codes_layout, "fitted_on": tokenizer.fitted_on,
-                "source": {"path": str(store.root), "fingerprint": store.fingerprint},
-                "splits": store.manifest.get("splits", {}), "recordings": entries}
+        entries.append(
+            {
+                "id": rec.id,
+                "file": f"{rec.id}.npy",
+                "kind": kind,
+                "shape": list(arr.shape),
+                "dtype": str(arr.dtype),
+                "n_clipped": int(result.n_clipped),
+                "n_samples": rec.n_times * rec.n_chans,
+            }
+        )
+    manifest = {
+        "format_version": CODE_STORE_VERSION,
+        "tokenizer": tokenizer.registry_name,
+        "tokenizer_dir": f"../{tokenizer_dir}",
+        "vocab_size": tokenizer.vocab_size,
+        "codes_layout": tokenizer.codes_layout,
+        "fitted_on": tokenizer.fitted_on,
+        "source": {"path": str(store.root), "fingerprint": store.fingerprint},
+        "splits": store.manifest.get("splits", {}),
+        "recordings": entries,
+    }
     write_json_atomic(folder / "manifest.json", manifest)
     return manifest
 
@@ -146,13 +168,15 @@ def _band_powers(x: np.ndarray, sfreq: float) -> tuple[np.ndarray, np.ndarray, n
     from scipy.signal import welch
 
     freqs, power = welch(x, fs=sfreq, nperseg=int(min(x.shape[-1], round(2 * sfreq))), axis=-1)
-    bands = np.stack([power[:, (freqs >= lo) & (freqs < hi)].sum(-1) for lo, hi in DEFAULT_BANDS],
-                     axis=-1)
+    bands = np.stack(
+        [power[:, (freqs >= lo) & (freqs < hi)].sum(-1) for lo, hi in DEFAULT_BANDS], axis=-1
+    )
     return freqs, power, bands
 
 
-def code_statistics(codes: np.ndarray, vocab_size: int, n_samples: int,
-                    ignore: list[int] | None = None) -> dict[str, Any]:
+def code_statistics(
+    codes: np.ndarray, vocab_size: int, n_samples: int, ignore: list[int] | None = None
+) -> dict[str, Any]:
     """Usage histogram, perplexity, unused codes and bits per sample of ``codes`` (any shape)."""
     flat = np.asarray(codes, dtype=np.int64).reshape(-1)
     if ignore:
@@ -163,18 +187,29 @@ def code_statistics(codes: np.ndarray, vocab_size: int, n_samples: int,
     per_sample = flat.size / max(n_samples, 1)
     bits_fixed = per_sample * math.log2(vocab_size)
     bits_entropy = per_sample * entropy
-    return {"vocab_size": int(vocab_size), "n_codes": int(flat.size),
-            "codes_per_sample": per_sample, "entropy_bits_per_code": entropy,
-            "perplexity": float(2.0 ** entropy), "n_used_codes": int((counts > 0).sum()),
-            "n_unused_codes": int((counts == 0).sum()), "bits_per_sample": bits_fixed,
-            "entropy_bits_per_sample": bits_entropy,
-            "compression_ratio_vs_float32": 32.0 / bits_fixed if bits_fixed else None,
-            "entropy_compression_ratio_vs_float32": 32.0 / bits_entropy if bits_entropy else None,
-            "histogram": counts.tolist()}
+    return {
+        "vocab_size": int(vocab_size),
+        "n_codes": int(flat.size),
+        "codes_per_sample": per_sample,
+        "entropy_bits_per_code": entropy,
+        "perplexity": float(2.0**entropy),
+        "n_used_codes": int((counts > 0).sum()),
+        "n_unused_codes": int((counts == 0).sum()),
+        "bits_per_sample": bits_fixed,
+        "entropy_bits_per_sample": bits_entropy,
+        "compression_ratio_vs_float32": 32.0 / bits_fixed if bits_fixed else None,
+        "entropy_compression_ratio_vs_float32": 32.0 / bits_entropy if bits_entropy else None,
+        "histogram": counts.tolist(),
+    }
 
 
-def tokenizer_report(tokenizer: Tokenizer, store: PreparedStore, split: str,
-                     output: str | Path, config: ReportConfig | None = None) -> dict[str, Any]:
+def tokenizer_report(
+    tokenizer: Tokenizer,
+    store: PreparedStore,
+    split: str,
+    output: str | Path,
+    config: ReportConfig | None = None,
+) -> dict[str, Any]:
     """Measure ``tokenizer`` on the segments of ``split``; write ``report.json`` and PNG plots."""
     config = config or ReportConfig()
     output = Path(output)
@@ -194,8 +229,10 @@ def tokenizer_report(tokenizer: Tokenizer, store: PreparedStore, split: str,
         recon = np.asarray(tokenizer.decode(encoded), dtype=np.float32)
         t_decode += time.perf_counter() - tic
         if recon.shape != x.shape:
-            raise ValueError(f"tokenizer {tokenizer.registry_name!r}: decode gave shape "
-                             f"{recon.shape} for an input of shape {x.shape}")
+            raise ValueError(
+                f"tokenizer {tokenizer.registry_name!r}: decode gave shape "
+                f"{recon.shape} for an input of shape {x.shape}"
+            )
         originals.append(x)
         recons.append(recon)
         n_clipped += encoded.n_clipped
@@ -205,10 +242,10 @@ def tokenizer_report(tokenizer: Tokenizer, store: PreparedStore, split: str,
     r_all = np.concatenate(recons, axis=1).astype(np.float64)
     n_samples = int(x_all.size)
     err = r_all - x_all
-    rmse = np.sqrt((err ** 2).mean(axis=1))
+    rmse = np.sqrt((err**2).mean(axis=1))
     std = x_all.std(axis=1)
     sst = ((x_all - x_all.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
-    r2 = 1.0 - (err ** 2).sum(axis=1) / np.where(sst > 0, sst, np.nan)
+    r2 = 1.0 - (err**2).sum(axis=1) / np.where(sst > 0, sst, np.nan)
     weights = np.array([o.shape[1] for o in originals], dtype=np.float64)
     spectra = [(_band_powers(o, sfreq), _band_powers(r, sfreq)) for o, r in zip(originals, recons)]
     freqs = spectra[0][0][0]
@@ -218,29 +255,41 @@ def tokenizer_report(tokenizer: Tokenizer, store: PreparedStore, split: str,
     log_ratio = np.log10((band_recon + 1e-300) / (band_orig + 1e-300))  # (C, n_bands)
     names = [rec.sensors.names for rec, _, _ in segments][0]
     report: dict[str, Any] = {
-        "tokenizer": tokenizer.registry_name, "fitted_on": tokenizer.fitted_on, "split": split,
-        "n_segments": len(segments), "n_chans": int(x_all.shape[0]), "sfreq": sfreq,
-        "n_samples": n_samples, "n_clipped": int(n_clipped),
+        "tokenizer": tokenizer.registry_name,
+        "fitted_on": tokenizer.fitted_on,
+        "split": split,
+        "n_segments": len(segments),
+        "n_chans": int(x_all.shape[0]),
+        "sfreq": sfreq,
+        "n_samples": n_samples,
+        "n_clipped": int(n_clipped),
         "clipped_fraction": n_clipped / max(n_samples, 1),
-        "time": {"rmse": float(np.sqrt((err ** 2).mean())), "rmse_over_std": float(
-            np.sqrt((err ** 2).mean()) / max(x_all.std(), 1e-300)),
-            "r2_mean": float(np.nanmean(r2)), "r2_min": float(np.nanmin(r2)),
+        "time": {
+            "rmse": float(np.sqrt((err**2).mean())),
+            "rmse_over_std": float(np.sqrt((err**2).mean()) / max(x_all.std(), 1e-300)),
+            "r2_mean": float(np.nanmean(r2)),
+            "r2_min": float(np.nanmin(r2)),
             "rmse_per_channel": dict(zip(names, rmse.tolist())),
             "r2_per_channel": dict(zip(names, [None if np.isnan(v) else float(v) for v in r2])),
-            "std_per_channel": dict(zip(names, std.tolist()))},
-        "spectrum": {"bands_hz": {n: list(b) for n, b in zip(BAND_NAMES, DEFAULT_BANDS)},
-                     "band_log10_ratio_mean": dict(zip(BAND_NAMES, log_ratio.mean(0).tolist())),
-                     "band_abs_log10_ratio_mean": dict(zip(
-                         BAND_NAMES, np.abs(log_ratio).mean(0).tolist()))},
-        "speed": {"encode_samples_per_s": n_samples / max(t_encode, 1e-12),
-                  "decode_samples_per_s": n_samples / max(t_decode, 1e-12),
-                  "realtime_factor_encode": n_samples / max(t_encode, 1e-12) / (sfreq * x_all.shape[0])},
+            "std_per_channel": dict(zip(names, std.tolist())),
+        },
+        "spectrum": {
+            "bands_hz": {n: list(b) for n, b in zip(BAND_NAMES, DEFAULT_BANDS)},
+            "band_log10_ratio_mean": dict(zip(BAND_NAMES, log_ratio.mean(0).tolist())),
+            "band_abs_log10_ratio_mean": dict(zip(BAND_NAMES, np.abs(log_ratio).mean(0).tolist())),
+        },
+        "speed": {
+            "encode_samples_per_s": n_samples / max(t_encode, 1e-12),
+            "decode_samples_per_s": n_samples / max(t_decode, 1e-12),
+            "realtime_factor_encode": n_samples / max(t_encode, 1e-12) / (sfreq * x_all.shape[0]),
+        },
         "codes": None,
     }
     if all_codes:
         ignore = [tokenizer.pad_id] if hasattr(tokenizer, "pad_id") else None
-        report["codes"] = code_statistics(np.concatenate(all_codes), int(tokenizer.vocab_size),
-                                          n_samples, ignore)
+        report["codes"] = code_statistics(
+            np.concatenate(all_codes), int(tokenizer.vocab_size), n_samples, ignore
+        )
     if same_grid:
         psd_orig = np.average([s[0][1].mean(0) for s in spectra], axis=0, weights=weights)
         psd_recon = np.average([s[1][1].mean(0) for s in spectra], axis=0, weights=weights)
@@ -249,9 +298,17 @@ def tokenizer_report(tokenizer: Tokenizer, store: PreparedStore, split: str,
     return report
 
 
-def _plot(output: Path, report: dict[str, Any], freqs: np.ndarray, psd_orig: np.ndarray,
-          psd_recon: np.ndarray, example: np.ndarray, example_recon: np.ndarray,
-          config: ReportConfig, names: list[str]) -> None:
+def _plot(
+    output: Path,
+    report: dict[str, Any],
+    freqs: np.ndarray,
+    psd_orig: np.ndarray,
+    psd_recon: np.ndarray,
+    example: np.ndarray,
+    example_recon: np.ndarray,
+    config: ReportConfig,
+    names: list[str],
+) -> None:
     """Code histogram, channel-mean PSD overlay and an example trace, as PNG files."""
     import matplotlib
 
@@ -261,9 +318,15 @@ def _plot(output: Path, report: dict[str, Any], freqs: np.ndarray, psd_orig: np.
     name = report["tokenizer"]
     if report["codes"] is not None:
         fig, ax = plt.subplots(figsize=(7, 3))
-        ax.bar(np.arange(len(report["codes"]["histogram"])), report["codes"]["histogram"], width=1.0)
-        ax.set(xlabel="code", ylabel="count", yscale="log",
-               title=f"{name}: code usage (perplexity {report['codes']['perplexity']:.1f})")
+        ax.bar(
+            np.arange(len(report["codes"]["histogram"])), report["codes"]["histogram"], width=1.0
+        )
+        ax.set(
+            xlabel="code",
+            ylabel="count",
+            yscale="log",
+            title=f"{name}: code usage (perplexity {report['codes']['perplexity']:.1f})",
+        )
         fig.tight_layout()
         fig.savefig(output / "code_histogram.png", dpi=100)
         plt.close(fig)
@@ -310,17 +373,25 @@ def run_tokenize(config: dict[str, Any], output: str | Path) -> dict[str, Any]:
     data_cfg = build_config(TokenizeDataConfig, config.get("data") or {}, prefix="data")
     report_cfg = build_config(ReportConfig, config.get("report") or {}, prefix="report")
     if not config.get("tokenizer"):
-        raise ConfigError(f"tokenizer: required section is missing; allowed names: "
-                          f"{', '.join(TOKENIZERS.names())}")
+        raise ConfigError(
+            f"tokenizer: required section is missing; allowed names: "
+            f"{', '.join(TOKENIZERS.names())}"
+        )
     tokenizer = create(TOKENIZERS, config["tokenizer"], key="tokenizer")
     store = PreparedStore.open(data_cfg.path)
     eval_split = held_out_split(store, data_cfg.eval_split, data_cfg.split)
     split_segments(store, eval_split)  # validate both splits before any work
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    save_yaml({"data": {**config.get("data", {}), "eval_split": eval_split},
-               "tokenizer": config["tokenizer"], "report": config.get("report") or {},
-               "output": str(output)}, output / "config.yaml")
+    save_yaml(
+        {
+            "data": {**config.get("data", {}), "eval_split": eval_split},
+            "tokenizer": config["tokenizer"],
+            "report": config.get("report") or {},
+            "output": str(output),
+        },
+        output / "config.yaml",
+    )
     fit_on_split(tokenizer, store, data_cfg.split)
     tokenizer.save(output / "tokenizer")
     encode_store(tokenizer, store, output)

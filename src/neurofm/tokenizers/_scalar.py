@@ -24,8 +24,10 @@ def check_finite(t: torch.Tensor, *, name: str = "x") -> None:
     """Raise a ValueError naming batch item, channel and sample of the first non-finite value."""
     if not bool(torch.isfinite(t).all()):
         b, c, s = (int(i) for i in torch.nonzero(~torch.isfinite(t))[0])
-        raise ValueError(f"{name}: non-finite value {float(t[b, c, s])} at item {b}, channel {c}, "
-                         f"sample {s}; clean or mask the data before tokenizing")
+        raise ValueError(
+            f"{name}: non-finite value {float(t[b, c, s])} at item {b}, channel {c}, "
+            f"sample {s}; clean or mask the data before tokenizing"
+        )
 
 
 class FitPool:
@@ -57,16 +59,20 @@ class FitPool:
         if self.n_chans is None:
             self.n_chans = int(segment.shape[0])
         elif segment.shape[0] != self.n_chans:
-            raise ValueError(f"fit data item {index}: {segment.shape[0]} channels, earlier items "
-                             f"had {self.n_chans}")
+            raise ValueError(
+                f"fit data item {index}: {segment.shape[0]} channels, earlier items "
+                f"had {self.n_chans}"
+            )
         start = self.offset
-        part = np.asarray(segment[:, start::self.stride], dtype=np.float64)
+        part = np.asarray(segment[:, start :: self.stride], dtype=np.float64)
         self.offset = (start - segment.shape[1]) % self.stride
         bad = ~np.isfinite(part)
         if bad.any():
             c, s = np.argwhere(bad)[0]
-            raise ValueError(f"fit data item {index}: non-finite value at channel {c}, sample "
-                             f"{start + s * self.stride}")
+            raise ValueError(
+                f"fit data item {index}: non-finite value at channel {c}, sample "
+                f"{start + s * self.stride}"
+            )
         self.parts.append(part)
         self.n_kept += part.shape[1]
         while self.n_kept > self.max_samples:
@@ -132,8 +138,9 @@ class ScalarQuantizer(Tokenizer):
         codes, n_clipped = self._quantize(t)
         if added:
             codes = codes[0]
-        return TokenizerOutput(codes=like_input(codes, x), n_clipped=int(n_clipped),
-                               info={"n_samples": int(t.numel())})
+        return TokenizerOutput(
+            codes=like_input(codes, x), n_clipped=int(n_clipped), info={"n_samples": int(t.numel())}
+        )
 
     def check_codes(self, codes: Any) -> torch.Tensor:
         """Codes as a ``(B, C, T)`` int64 tensor, checked to lie in ``[0, vocab_size)``."""
@@ -143,11 +150,14 @@ class ScalarQuantizer(Tokenizer):
         if c.ndim == 2:
             c = c.unsqueeze(0)
         if c.ndim != 3 or c.is_floating_point():
-            raise ValueError(f"codes: expected integer (B, C, T) or (C, T), got {c.dtype} "
-                             f"{tuple(c.shape)}")
+            raise ValueError(
+                f"codes: expected integer (B, C, T) or (C, T), got {c.dtype} {tuple(c.shape)}"
+            )
         if c.numel() and (int(c.min()) < 0 or int(c.max()) >= self.vocab_size):
-            raise ValueError(f"codes: values must lie in [0, {self.vocab_size}), got "
-                             f"[{int(c.min())}, {int(c.max())}]")
+            raise ValueError(
+                f"codes: values must lie in [0, {self.vocab_size}), got "
+                f"[{int(c.min())}, {int(c.max())}]"
+            )
         self.channel_check(c.shape[1], self.fitted_chans)
         return c.long()
 
@@ -172,7 +182,10 @@ def safe_scale(scale: np.ndarray, *, what: str) -> np.ndarray:
     scale = np.asarray(scale, dtype=np.float64).copy()
     flat = scale <= 0
     if flat.any():
-        log.warning("%s: channels %s are flat in the fit data; their scale is set from the other "
-                    "channels", what, np.flatnonzero(flat).tolist())
+        log.warning(
+            "%s: channels %s are flat in the fit data; their scale is set from the other channels",
+            what,
+            np.flatnonzero(flat).tolist(),
+        )
         scale[flat] = np.median(scale[~flat]) if (~flat).any() else 1.0
     return scale

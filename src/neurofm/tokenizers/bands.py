@@ -31,7 +31,12 @@ from neurofm.tokenizers.base import Tokenizer, like_input, signal_batch, to_tens
 from neurofm.types import TokenizerOutput
 
 DEFAULT_BANDS: tuple[tuple[float, float], ...] = (
-    (0.5, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 50.0))
+    (0.5, 4.0),
+    (4.0, 8.0),
+    (8.0, 13.0),
+    (13.0, 30.0),
+    (30.0, 50.0),
+)
 BAND_NAMES = ("delta", "theta", "alpha", "beta", "gamma")
 
 
@@ -43,8 +48,10 @@ def check_bands(bands: Any, sfreq: float) -> list[tuple[float, float]]:
     nyquist = sfreq / 2.0
     for i, (lo, hi) in enumerate(out):
         if not 0.0 <= lo < hi <= nyquist:
-            raise ValueError(f"bands[{i}] = ({lo}, {hi}) Hz: need 0 <= low < high <= "
-                             f"Nyquist ({nyquist} Hz at sfreq {sfreq} Hz)")
+            raise ValueError(
+                f"bands[{i}] = ({lo}, {hi}) Hz: need 0 <= low < high <= "
+                f"Nyquist ({nyquist} Hz at sfreq {sfreq} Hz)"
+            )
         if i and lo < out[i - 1][1]:
             raise ValueError(f"bands[{i}] = ({lo}, {hi}) Hz overlaps or precedes bands[{i - 1}]")
     return out
@@ -83,8 +90,9 @@ def design_band_filter(sfreq: float, low: float, high: float, n_taps: int) -> np
     return firwin(n_taps, [low, high], fs=sfreq, pass_zero=False, scale=False)
 
 
-def band_filter(signal: np.ndarray, sfreq: float, low: float, high: float,
-                n_taps: int | None = None) -> np.ndarray:
+def band_filter(
+    signal: np.ndarray, sfreq: float, low: float, high: float, n_taps: int | None = None
+) -> np.ndarray:
     """Zero-phase FIR band-pass of ``signal`` (..., T) along time; same shape, float64."""
     from scipy.signal import oaconvolve
 
@@ -96,20 +104,21 @@ def band_filter(signal: np.ndarray, sfreq: float, low: float, high: float,
     half = n_taps // 2
     pad = [(0, 0)] * (signal.ndim - 1) + [(half, half)]
     padded = np.pad(signal, pad, mode="reflect")
-    return oaconvolve(padded, taps.reshape((1,) * (signal.ndim - 1) + (-1,)), mode="valid",
-                      axes=-1)
+    return oaconvolve(padded, taps.reshape((1,) * (signal.ndim - 1) + (-1,)), mode="valid", axes=-1)
 
 
-def band_components(signal: np.ndarray, sfreq: float, bands: Any = DEFAULT_BANDS,
-                    n_taps: int | None = None) -> np.ndarray:
+def band_components(
+    signal: np.ndarray, sfreq: float, bands: Any = DEFAULT_BANDS, n_taps: int | None = None
+) -> np.ndarray:
     """Each band of ``signal`` (C, T) as ``(n_bands, C, T)`` float64 (same filter length)."""
     bands = check_bands(bands, sfreq)
     n_taps = n_taps or default_n_taps(sfreq, bands)
     return np.stack([band_filter(signal, sfreq, lo, hi, n_taps) for lo, hi in bands])
 
 
-def cumulative_frequency_levels(signal: np.ndarray, sfreq: float, bands: Any = DEFAULT_BANDS,
-                                n_taps: int | None = None) -> np.ndarray:
+def cumulative_frequency_levels(
+    signal: np.ndarray, sfreq: float, bands: Any = DEFAULT_BANDS, n_taps: int | None = None
+) -> np.ndarray:
     """Running sums of the bands of ``signal`` (C, T): ``(n_bands, C, T)`` float64.
 
     Level ``k`` holds bands ``0..k`` (delta, delta + theta, ...), the VAR-style stages.
@@ -127,8 +136,13 @@ class BandSample:
     sfreq: float  # Hz
 
 
-def save_band_sample(path: str | Path, signal: np.ndarray, sfreq: float,
-                     bands: Any = DEFAULT_BANDS, cumulative_bands: np.ndarray | None = None) -> Path:
+def save_band_sample(
+    path: str | Path,
+    signal: np.ndarray,
+    sfreq: float,
+    bands: Any = DEFAULT_BANDS,
+    cumulative_bands: np.ndarray | None = None,
+) -> Path:
     """Write ``signal``, ``cumulative_bands``, ``bands`` and ``sfreq`` to a compressed ``.npz``.
 
     ``cumulative_bands`` is computed with :func:`cumulative_frequency_levels` when not given.
@@ -139,11 +153,18 @@ def save_band_sample(path: str | Path, signal: np.ndarray, sfreq: float,
         cumulative_bands = cumulative_frequency_levels(signal, sfreq, bands)
     levels = np.asarray(cumulative_bands, dtype=np.float32)
     if levels.shape != (len(bands), *signal.shape):
-        raise ValueError(f"{path}: cumulative_bands has shape {levels.shape}, expected "
-                         f"{(len(bands), *signal.shape)}")
+        raise ValueError(
+            f"{path}: cumulative_bands has shape {levels.shape}, expected "
+            f"{(len(bands), *signal.shape)}"
+        )
     path = Path(path)
-    np.savez_compressed(path, signal=signal, cumulative_bands=levels,
-                        bands=np.asarray(bands, dtype=np.float32), sfreq=np.float32(sfreq))
+    np.savez_compressed(
+        path,
+        signal=signal,
+        cumulative_bands=levels,
+        bands=np.asarray(bands, dtype=np.float32),
+        sfreq=np.float32(sfreq),
+    )
     return path
 
 
@@ -163,10 +184,15 @@ def load_band_sample(path: str | Path) -> BandSample:
     if signal.ndim != 2:
         raise RecordingError(f"field 'signal' must be (C, T), got {signal.shape}", path=str(path))
     if bands.ndim != 2 or bands.shape[1] != 2:
-        raise RecordingError(f"field 'bands' must be (n_bands, 2), got {bands.shape}", path=str(path))
+        raise RecordingError(
+            f"field 'bands' must be (n_bands, 2), got {bands.shape}", path=str(path)
+        )
     if levels.shape != (len(bands), *signal.shape):
-        raise RecordingError(f"field 'cumulative_bands' has shape {levels.shape}, expected "
-                             f"{(len(bands), *signal.shape)}", path=str(path))
+        raise RecordingError(
+            f"field 'cumulative_bands' has shape {levels.shape}, expected "
+            f"{(len(bands), *signal.shape)}",
+            path=str(path),
+        )
     if not sfreq > 0:
         raise RecordingError(f"field 'sfreq' must be positive, got {sfreq}", path=str(path))
     return BandSample(signal=signal, cumulative_bands=levels, bands=bands, sfreq=sfreq)
@@ -184,7 +210,8 @@ class BandsConfig:
     include_residual: bool = True  # add the full signal as a last level (exact decoding)
 
     PRESETS: ClassVar[dict[str, dict]] = {
-        "tiny": {"sfreq": 100.0, "bands": [[1.0, 8.0], [8.0, 30.0]], "n_taps": 51}}
+        "tiny": {"sfreq": 100.0, "bands": [[1.0, 8.0], [8.0, 30.0]], "n_taps": 51}
+    }
 
     def __post_init__(self) -> None:
         if not self.sfreq > 0:
@@ -218,8 +245,14 @@ class BandsTokenizer(Tokenizer):
         """Signal (B, C, T) or (C, T) -> ``embeddings`` (B, L, C, T) or (L, C, T), float32."""
         t, added = signal_batch(x)
         signal = t.detach().cpu().numpy()
-        levels = np.stack([cumulative_frequency_levels(item, self.config.sfreq, self.config.bands,
-                                                       self.config.n_taps) for item in signal])
+        levels = np.stack(
+            [
+                cumulative_frequency_levels(
+                    item, self.config.sfreq, self.config.bands, self.config.n_taps
+                )
+                for item in signal
+            ]
+        )
         if self.config.include_residual:
             levels = np.concatenate([levels, signal[:, None].astype(np.float64)], axis=1)
         out = torch.from_numpy(levels.astype(np.float32)).to(t.device)
@@ -235,6 +268,8 @@ class BandsTokenizer(Tokenizer):
         source = codes.embeddings if isinstance(codes, TokenizerOutput) else codes
         levels = to_tensor(source)
         if levels.ndim not in (3, 4) or levels.shape[-3] != self.n_levels:
-            raise ValueError(f"decode: expected levels (B, {self.n_levels}, C, T) or "
-                             f"({self.n_levels}, C, T), got {tuple(levels.shape)}")
+            raise ValueError(
+                f"decode: expected levels (B, {self.n_levels}, C, T) or "
+                f"({self.n_levels}, C, T), got {tuple(levels.shape)}"
+            )
         return like_input(levels[..., -1, :, :], source)

@@ -151,7 +151,8 @@ class Tokenizer(nn.Module):
         if not self.is_fitted:
             raise RuntimeError(
                 f"tokenizer {self.registry_name!r} is not fitted: call fit(train_data) or load a "
-                "fitted one with load_tokenizer(folder)")
+                "fitted one with load_tokenizer(folder)"
+            )
 
     # -- interface -----------------------------------------------------------------------------
     def encode(self, x: Any) -> TokenizerOutput:
@@ -196,7 +197,8 @@ class Tokenizer(nn.Module):
         if unknown or missing:
             raise CheckpointError(
                 f"tokenizer {self.registry_name!r}: state tensors do not match; "
-                f"unknown: {unknown}, missing: {missing}")
+                f"unknown: {unknown}, missing: {missing}"
+            )
         for name, value in state.items():
             module_name, _, leaf = name.rpartition(".")
             module = self.get_submodule(module_name) if module_name else self
@@ -211,7 +213,8 @@ class Tokenizer(nn.Module):
         if fitted_chans and n_chans != fitted_chans:
             raise ChannelMismatchError(
                 f"tokenizer {self.registry_name!r} was fitted on {fitted_chans} channels "
-                f"(fitted_on={self.fitted_on!r}) but got {n_chans}")
+                f"(fitted_on={self.fitted_on!r}) but got {n_chans}"
+            )
 
     def save(self, directory: str | Path) -> Path:
         """Write ``tokenizer.json`` (name, config, fitted_on) and ``tokenizer.safetensors``."""
@@ -221,9 +224,15 @@ class Tokenizer(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_open(directory / STATE_FILE, "wb") as fh:
             fh.write(save(self.state_tensors()))
-        write_json_atomic(directory / CONFIG_FILE, {
-            "format_version": FORMAT_VERSION, "name": self.registry_name,
-            "config": asdict(self.config), "fitted_on": self.fitted_on})
+        write_json_atomic(
+            directory / CONFIG_FILE,
+            {
+                "format_version": FORMAT_VERSION,
+                "name": self.registry_name,
+                "config": asdict(self.config),
+                "fitted_on": self.fitted_on,
+            },
+        )
         return directory
 
     save_pretrained = save

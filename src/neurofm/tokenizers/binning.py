@@ -30,8 +30,11 @@ class UniformBinningConfig:
     quantile: float = 0.001  # for range="quantile": the range is [q, 1 - q] quantiles
     max_fit_samples: int = 2_000_000  # most samples per channel pooled for fitting
 
-    PRESETS: ClassVar[dict[str, dict]] = {"tiny": {"n_levels": 16}, "small": {"n_levels": 256},
-                                          "base": {"n_levels": 1024}}
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "tiny": {"n_levels": 16},
+        "small": {"n_levels": 256},
+        "base": {"n_levels": 1024},
+    }
 
     def __post_init__(self) -> None:
         if self.n_levels < 2:
@@ -47,8 +50,11 @@ class QuantileBinningConfig:
     n_levels: int = 256  # number of equal-count bins (the vocabulary size)
     max_fit_samples: int = 2_000_000  # most samples per channel pooled for fitting
 
-    PRESETS: ClassVar[dict[str, dict]] = {"tiny": {"n_levels": 16}, "small": {"n_levels": 256},
-                                          "base": {"n_levels": 1024}}
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "tiny": {"n_levels": 16},
+        "small": {"n_levels": 256},
+        "base": {"n_levels": 1024},
+    }
 
     def __post_init__(self) -> None:
         if self.n_levels < 2:
@@ -82,8 +88,9 @@ class _EdgeQuantizer(ScalarQuantizer):
         edges = self.edges.to(device=x.device, dtype=x.dtype)  # (C, n_levels + 1)
         flat = x.transpose(0, 1).reshape(n_chans, -1).contiguous()  # (C, B * T)
         codes = torch.searchsorted(edges[:, 1:-1].contiguous(), flat, right=True)
-        n_clipped = int(torch.count_nonzero(flat < edges[:, :1])
-                        + torch.count_nonzero(flat > edges[:, -1:]))
+        n_clipped = int(
+            torch.count_nonzero(flat < edges[:, :1]) + torch.count_nonzero(flat > edges[:, -1:])
+        )
         return codes.reshape(n_chans, n_batch, n_times).transpose(0, 1).contiguous(), n_clipped
 
     def _dequantize(self, codes: torch.Tensor) -> torch.Tensor:

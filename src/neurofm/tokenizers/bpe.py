@@ -36,7 +36,9 @@ def _amplitude_default() -> dict[str, Any]:
 
 @dataclass
 class BPEConfig:
-    amplitude: dict[str, Any] = field(default_factory=_amplitude_default)  # per-sample quantizer spec
+    amplitude: dict[str, Any] = field(
+        default_factory=_amplitude_default
+    )  # per-sample quantizer spec
     n_merges: int = 512  # merges learned at most (vocabulary = amplitude levels + merges + 2)
     min_frequency: int = 2  # a pair must occur this often in the fit data to be merged
     max_token_length: int = 16  # most amplitude codes one token may stand for
@@ -45,10 +47,18 @@ class BPEConfig:
 
     PRESETS: ClassVar[dict[str, dict]] = {
         "tiny": {"amplitude": {"name": "mulaw", "n_levels": 16}, "n_merges": 32, "word_length": 64},
-        "small": {"n_merges": 512}, "base": {"n_merges": 4096}}
+        "small": {"n_merges": 512},
+        "base": {"n_merges": 4096},
+    }
 
     def __post_init__(self) -> None:
-        for key in ("n_merges", "min_frequency", "max_token_length", "word_length", "max_fit_codes"):
+        for key in (
+            "n_merges",
+            "min_frequency",
+            "max_token_length",
+            "word_length",
+            "max_fit_codes",
+        ):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
 
@@ -70,12 +80,17 @@ class BPETokenizer(Tokenizer):
         super().__init__(config)
         self.amplitude = create(TOKENIZERS, config.amplitude, key="tokenizer.amplitude")
         if getattr(self.amplitude, "codes_layout", None) != "B C T":
-            raise ValueError(f"tokenizer.amplitude: needs a per-sample quantizer (codes 'B C T'), "
-                             f"got {self.amplitude.registry_name!r}")
+            raise ValueError(
+                f"tokenizer.amplitude: needs a per-sample quantizer (codes 'B C T'), "
+                f"got {self.amplitude.registry_name!r}"
+            )
         if self.amplitude.vocab_size > MAX_LEVELS:
-            raise ValueError(f"tokenizer.amplitude: at most {MAX_LEVELS} levels, got "
-                             f"{self.amplitude.vocab_size}")
-        self.register_buffer("token_codes", torch.zeros(0, dtype=torch.int64))  # codes of all tokens
+            raise ValueError(
+                f"tokenizer.amplitude: at most {MAX_LEVELS} levels, got {self.amplitude.vocab_size}"
+            )
+        self.register_buffer(
+            "token_codes", torch.zeros(0, dtype=torch.int64)
+        )  # codes of all tokens
         self.register_buffer("token_offsets", torch.zeros(1, dtype=torch.int64))  # (V_bpe + 1,)
         self.register_buffer("merges", torch.zeros(0, 2, dtype=torch.int64))  # (M, 2) token ids
         self._model: Any = None
@@ -137,7 +152,7 @@ class BPETokenizer(Tokenizer):
                 codes = np.asarray(self.amplitude.encode(np.asarray(segment)).codes)  # (C, T)
                 step = self.config.word_length
                 for start in range(0, codes.shape[1], step):
-                    block = codes[:, start:start + step][:, :budget]
+                    block = codes[:, start : start + step][:, :budget]
                     yield from _strings(block)
                     budget -= block.size
                     if budget <= 0:
@@ -145,10 +160,13 @@ class BPETokenizer(Tokenizer):
 
         model = HFTokenizer(models.BPE())
         trainer = trainers.BpeTrainer(
-            vocab_size=n_levels + self.config.n_merges, min_frequency=self.config.min_frequency,
+            vocab_size=n_levels + self.config.n_merges,
+            min_frequency=self.config.min_frequency,
             initial_alphabet=[chr(FIRST_CHAR + k) for k in range(n_levels)],
-            limit_alphabet=n_levels, max_token_length=self.config.max_token_length,
-            show_progress=False)
+            limit_alphabet=n_levels,
+            max_token_length=self.config.max_token_length,
+            show_progress=False,
+        )
         model.train_from_iterator(words(), trainer)
         vocab = model.get_vocab()
         texts = [""] * len(vocab)
@@ -157,12 +175,14 @@ class BPETokenizer(Tokenizer):
         lengths = [len(t) for t in texts]
         flat = "".join(texts)
         self.token_codes = torch.tensor([ord(ch) - FIRST_CHAR for ch in flat], dtype=torch.int64)
-        self.token_offsets = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]),
-                                          dtype=torch.int64)
+        self.token_offsets = torch.tensor(
+            np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.int64
+        )
         pairs = json.loads(model.to_str())["model"]["merges"]
         pairs = [p.split(" ") if isinstance(p, str) else p for p in pairs]
-        self.merges = torch.tensor([[vocab[a], vocab[b]] for a, b in pairs],
-                                   dtype=torch.int64).reshape(-1, 2)
+        self.merges = torch.tensor(
+            [[vocab[a], vocab[b]] for a, b in pairs], dtype=torch.int64
+        ).reshape(-1, 2)
         self._model = model
 
     # -- encode / decode -----------------------------------------------------------------------
@@ -178,8 +198,9 @@ class BPETokenizer(Tokenizer):
         batched = grid.ndim == 3
         grid = grid if batched else grid[None]
         n_batch, n_chans, n_times = grid.shape
-        found = self._model.encode_batch(_strings(grid.reshape(n_batch * n_chans, n_times)),
-                                         add_special_tokens=False)
+        found = self._model.encode_batch(
+            _strings(grid.reshape(n_batch * n_chans, n_times)), add_special_tokens=False
+        )
         rows = []
         for b in range(n_batch):
             parts = []
@@ -189,12 +210,17 @@ class BPETokenizer(Tokenizer):
         lengths = np.array([len(r) for r in rows], dtype=np.int64)
         out = np.full((n_batch, int(lengths.max())), self.pad_id, dtype=np.int64)
         for b, row in enumerate(rows):
-            out[b, :len(row)] = row
+            out[b, : len(row)] = row
         codes = torch.from_numpy(out if batched else out[0])
         if isinstance(x, torch.Tensor):
             codes = codes.to(x.device)
-        info = {**inner.info, "n_chans": n_chans, "n_times": n_times, "lengths": lengths.tolist(),
-                "n_codes": int(grid.size)}
+        info = {
+            **inner.info,
+            "n_chans": n_chans,
+            "n_times": n_times,
+            "lengths": lengths.tolist(),
+            "n_codes": int(grid.size),
+        }
         return TokenizerOutput(codes=like_input(codes, x), n_clipped=inner.n_clipped, info=info)
 
     def decode_codes(self, tokens: Any) -> Any:
@@ -209,19 +235,23 @@ class BPETokenizer(Tokenizer):
         items = []
         for b, row in enumerate(t if batched else t[None]):
             pad = np.flatnonzero(row == self.pad_id)
-            if pad.size and (row[pad[0]:] != self.pad_id).any():
+            if pad.size and (row[pad[0] :] != self.pad_id).any():
                 raise ValueError(f"decode: item {b} has tokens after padding")
-            row = row[:pad[0]] if pad.size else row
+            row = row[: pad[0]] if pad.size else row
             if row.size and (row.min() < 0 or row.max() > self.sep_id):
                 raise ValueError(f"decode: item {b} holds ids outside [0, {self.vocab_size})")
             if row.size == 0 or row[-1] != self.sep_id:
-                raise ValueError(f"decode: item {b} does not end with the separator id {self.sep_id}")
+                raise ValueError(
+                    f"decode: item {b} does not end with the separator id {self.sep_id}"
+                )
             cuts = np.flatnonzero(row == self.sep_id)
             channels = np.split(row, cuts + 1)[:-1]
             decoded = [_expand(ch[:-1], offsets, table) for ch in channels]
             if len({len(d) for d in decoded}) != 1:
-                raise ValueError(f"decode: item {b} channels decode to different lengths "
-                                 f"{sorted({len(d) for d in decoded})}")
+                raise ValueError(
+                    f"decode: item {b} channels decode to different lengths "
+                    f"{sorted({len(d) for d in decoded})}"
+                )
             items.append(np.stack(decoded))
         if len({item.shape for item in items}) != 1:
             raise ValueError(f"decode: items have different shapes {[i.shape for i in items]}")
@@ -250,4 +280,4 @@ def _expand(ids: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarr
 def _strings_ragged(codes: np.ndarray, offsets: list[int]) -> list[str]:
     """The string of each token, from the flat code table and its offsets."""
     chars = (codes.astype(np.uint32) + FIRST_CHAR).astype("<u4").tobytes().decode("utf-32-le")
-    return [chars[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+    return [chars[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]

@@ -35,7 +35,9 @@ def _amplitude_default() -> dict[str, Any]:
 
 @dataclass
 class FlatConfig:
-    amplitude: dict[str, Any] = field(default_factory=_amplitude_default)  # per-sample quantizer spec
+    amplitude: dict[str, Any] = field(
+        default_factory=_amplitude_default
+    )  # per-sample quantizer spec
     order: Literal["time", "channel"] = "time"  # time: channels interleaved per sample (causal)
 
     PRESETS: ClassVar[dict[str, dict]] = {"tiny": {"amplitude": {"name": "mulaw", "n_levels": 16}}}
@@ -43,12 +45,15 @@ class FlatConfig:
 
 @dataclass
 class BlockCausalConfig:
-    amplitude: dict[str, Any] = field(default_factory=_amplitude_default)  # per-sample quantizer spec
+    amplitude: dict[str, Any] = field(
+        default_factory=_amplitude_default
+    )  # per-sample quantizer spec
     block_chans: int | None = None  # channels per block; None: all channels in one block
     block_times: int = 4  # samples per block
 
     PRESETS: ClassVar[dict[str, dict]] = {
-        "tiny": {"amplitude": {"name": "mulaw", "n_levels": 16}, "block_chans": 2, "block_times": 4}}
+        "tiny": {"amplitude": {"name": "mulaw", "n_levels": 16}, "block_chans": 2, "block_times": 4}
+    }
 
     def __post_init__(self) -> None:
         if self.block_chans is not None and self.block_chans < 1:
@@ -66,8 +71,10 @@ class _FlatBase(Tokenizer):
         super().__init__(config)
         self.amplitude = create(TOKENIZERS, config.amplitude, key="tokenizer.amplitude")
         if getattr(self.amplitude, "codes_layout", None) != "B C T":
-            raise ValueError(f"tokenizer.amplitude: needs a per-sample quantizer (codes 'B C T'), "
-                             f"got {self.amplitude.registry_name!r}")
+            raise ValueError(
+                f"tokenizer.amplitude: needs a per-sample quantizer (codes 'B C T'), "
+                f"got {self.amplitude.registry_name!r}"
+            )
 
     @property
     def requires_fit(self) -> bool:  # type: ignore[override]
@@ -110,11 +117,15 @@ class _FlatBase(Tokenizer):
         flat = to_tensor(source)
         n_chans = info.get("n_chans") or getattr(self.amplitude, "fitted_chans", 0)
         if not n_chans:
-            raise ValueError("decode: the channel count is unknown; pass the TokenizerOutput of "
-                             "encode (its info holds n_chans) or fit the tokenizer first")
+            raise ValueError(
+                "decode: the channel count is unknown; pass the TokenizerOutput of "
+                "encode (its info holds n_chans) or fit the tokenizer first"
+            )
         if flat.ndim not in (1, 2) or flat.shape[-1] % n_chans:
-            raise ValueError(f"decode: expected codes (B, N) or (N,) with N a multiple of "
-                             f"{n_chans} channels, got shape {tuple(flat.shape)}")
+            raise ValueError(
+                f"decode: expected codes (B, N) or (N,) with N a multiple of "
+                f"{n_chans} channels, got shape {tuple(flat.shape)}"
+            )
         n_times = flat.shape[-1] // n_chans
         index = self.order(n_chans, n_times).to(flat.device)
         grid = torch.empty_like(flat)
@@ -143,8 +154,10 @@ class BlockCausalTokenizer(_FlatBase):
             raise ValueError(
                 f"block_causal: input of {n_chans} channels x {n_times} samples does not divide "
                 f"into blocks of {block_chans} channels x {block_times} samples; crop or choose "
-                "another block size (nothing is padded)")
+                "another block size (nothing is padded)"
+            )
         grid = torch.arange(n_chans * n_times).reshape(
-            n_chans // block_chans, block_chans, n_times // block_times, block_times)
+            n_chans // block_chans, block_chans, n_times // block_times, block_times
+        )
         # (channel block, channel, time block, time) -> (time block, channel block, time, channel)
         return grid.permute(2, 0, 3, 1).reshape(-1)

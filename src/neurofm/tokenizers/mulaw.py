@@ -30,13 +30,18 @@ from neurofm.tokenizers.base import like_input, to_tensor
 class MuLawConfig:
     n_levels: int = 256  # number of codes (the vocabulary size)
     mu: float | None = None  # companding strength; None means n_levels - 1
-    scaling: Literal["quantile", "maxabs", "none"] = "quantile"  # how the per-channel scale is fitted
+    scaling: Literal["quantile", "maxabs", "none"] = (
+        "quantile"  # how the per-channel scale is fitted
+    )
     quantile: float = 0.999  # for scaling="quantile": this quantile of |x - center| maps to 1
     center: bool = True  # subtract the per-channel median fitted on the training data
     max_fit_samples: int = 2_000_000  # most samples per channel pooled for fitting
 
-    PRESETS: ClassVar[dict[str, dict]] = {"tiny": {"n_levels": 16}, "small": {"n_levels": 256},
-                                          "base": {"n_levels": 1024}}
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "tiny": {"n_levels": 16},
+        "small": {"n_levels": 256},
+        "base": {"n_levels": 1024},
+    }
 
     def __post_init__(self) -> None:
         if self.n_levels < 2:

@@ -24,8 +24,11 @@ class PatchConfig:
     patch_len: int = 32  # samples per patch
     remainder: Literal["error", "drop", "pad"] = "error"  # what to do with T % patch_len samples
 
-    PRESETS: ClassVar[dict[str, dict]] = {"tiny": {"patch_len": 8}, "small": {"patch_len": 32},
-                                          "base": {"patch_len": 64}}
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "tiny": {"patch_len": 8},
+        "small": {"patch_len": 32},
+        "base": {"patch_len": 64},
+    }
 
     def __post_init__(self) -> None:
         if self.patch_len < 1:
@@ -47,7 +50,8 @@ class PatchTokenizer(Tokenizer):
             raise ValueError(
                 f"patch: {n_times} samples is not a multiple of patch_len "
                 f"{self.config.patch_len} ({rest} left over); crop the input or set "
-                "remainder to 'drop' or 'pad'")
+                "remainder to 'drop' or 'pad'"
+            )
         full = n_times // self.config.patch_len
         return full + int(bool(rest) and self.config.remainder == "pad")
 
@@ -84,9 +88,11 @@ class PatchTokenizer(Tokenizer):
         source = codes.embeddings if isinstance(codes, TokenizerOutput) else codes
         patches = to_tensor(source)
         if patches.ndim not in (3, 4) or patches.shape[-1] != self.config.patch_len:
-            raise ValueError(f"decode: expected patches (B, C, n_patches, {self.config.patch_len})"
-                             f" or (C, n_patches, {self.config.patch_len}), got "
-                             f"{tuple(patches.shape)}")
+            raise ValueError(
+                f"decode: expected patches (B, C, n_patches, {self.config.patch_len})"
+                f" or (C, n_patches, {self.config.patch_len}), got "
+                f"{tuple(patches.shape)}"
+            )
         signal = patches.reshape(*patches.shape[:-2], -1)
         if info.get("n_padded"):
             signal = signal[..., : signal.shape[-1] - info["n_padded"]]
