@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from neurofm.errors import ConfigError
 from neurofm.evaluation import baselines as bl
 from neurofm.evaluation import realism
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
@@ -336,21 +337,26 @@ def windows_of(dataset: Any, indices: np.ndarray, tokenizer: Any) -> dict[str, A
 
 
 def evaluate_run(
-    run_dir: str | Path, *, config: EvaluateConfig | None = None, out_dir: str | Path | None = None
+    run_dir: str | Path,
+    *,
+    config: EvaluateConfig | None = None,
+    out_dir: str | Path | None = None,
+    checkpoint: str | None = None,
 ) -> EvaluationResult:
     """Evaluate a training run folder on its held-out split and write the report.
 
     The report goes to ``out_dir`` (default ``<run_dir>/eval-<split>``): ``report.json``,
-    ``report.html``, PNG plots and the resolved ``evaluate.yaml``.
+    ``report.html``, PNG plots and the resolved ``evaluate.yaml``. ``checkpoint`` is passed to
+    :func:`~neurofm.training.run.load_run` (default: the final model).
     """
     from neurofm.config import save_yaml
     from neurofm.evaluation.report import write_report
-    from neurofm.training import load_run
+    from neurofm.training.run import load_run
 
     cfg = config or EvaluateConfig()
-    run = load_run(run_dir)
+    run = load_run(run_dir, checkpoint=checkpoint)
     if run.tokenizer is None:
-        raise ValueError(
+        raise ConfigError(
             f"{run_dir}: the run has no tokenizer; forecasting evaluation scores models over codes"
         )
     test_set, train_set = run.dataset(cfg.split), run.dataset("train")
@@ -369,10 +375,14 @@ def evaluate_run(
         test_context=model_context(run.model, test["batch"]),
         config=cfg,
     )
-    result.report.update(
-        run_dir=str(run_dir), split=cfg.split, model=run.config.get("model", {}).get("name")
-    )
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / f"eval-{cfg.split}"
+    result.report.update(
+        run_dir=str(run_dir),
+        split=cfg.split,
+        out_dir=str(out),
+        checkpoint=checkpoint or "final",
+        model=run.config.get("model", {}).get("name"),
+    )
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(asdict(cfg), out / "evaluate.yaml")
     write_report(result.report, result.arrays, out)

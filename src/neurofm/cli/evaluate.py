@@ -1,0 +1,49 @@
+"""``neurofm evaluate``: score a run on held-out data next to its baselines and controls."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+def evaluate(
+    run: str,
+    split: Optional[str] = None,
+    evaluation: Optional[dict] = None,
+    output: Optional[str] = None,
+    checkpoint: Optional[str] = None,
+) -> None:
+    """Evaluate a training run on its held-out split and write a JSON + HTML report with plots.
+
+    Scores the model (bits per channel-sample, next-step accuracy, forecast MSE / R² after
+    decoding, rollout error against horizon), the baselines fitted on train (last value, linear
+    AR, unigram) and the controls (the model fed time-shuffled input and noise codes) on the same
+    windows, and compares continuations of held-out prompts with real signal (PSD, band power,
+    channel correlations, amplitudes, MMD two-sample test, drift). Writes ``report.json``,
+    ``report.html``, PNG plots and the resolved ``evaluate.yaml``.
+
+    Args:
+        run: the run folder written by ``neurofm fit``.
+        split: held-out split to score (default ``evaluation.split``, i.e. ``test``).
+        evaluation: settings ``{preset: tiny|small|base, max_windows: 64, ar_order: 8, ...}``.
+        output: report folder (default ``<run>/eval-<split>``).
+        checkpoint: ``last`` or ``step-<N>`` to score a checkpoint instead of the final model.
+    """
+    from neurofm.cli._context import take_overrides
+    from neurofm.config import apply_overrides, build_config
+    from neurofm.evaluation.evaluate import EvaluateConfig, evaluate_run
+
+    section = apply_overrides({"evaluation": evaluation or {}}, take_overrides())["evaluation"]
+    if split is not None:
+        section["split"] = split
+    config = build_config(EvaluateConfig, section, prefix="evaluation")
+    result = evaluate_run(run, config=config, out_dir=output, checkpoint=checkpoint)
+    one = result.report["one_step"]
+    print(
+        f"{config.split}: bits/channel-sample model {one['model']['bits_per_channel_sample']:.3f}"
+        f" | last value {one['last_value']['bits_per_channel_sample']:.3f}"
+        f" | linear AR {one['linear_ar']['bits_per_channel_sample']:.3f}"
+        f" | unigram {one['unigram']['bits_per_channel_sample']:.3f}"
+        f" | shuffled input {one['control_shuffled_input']['bits_per_channel_sample']:.3f}"
+        f" | noise input {one['control_noise_input']['bits_per_channel_sample']:.3f}"
+    )
+    print(f"report: {result.report['out_dir']}/report.html")

@@ -1,0 +1,51 @@
+"""``neurofm generate``: continue a held-out window of a run and write .npy, .fif and a plot."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+def generate(
+    run: str,
+    prompt: str = "test:0",
+    seconds: float = 2.0,
+    seed: int = 0,
+    temperature: float = 1.0,
+    top_k: Optional[int] = None,
+    top_p: Optional[float] = None,
+    output: Optional[str] = None,
+    checkpoint: Optional[str] = None,
+) -> None:
+    """Generate signal after a prompt taken from the run's data, in physical units.
+
+    Writes ``generated.npy`` (channels x times, float32, prompt included) with ``generated.json``
+    (channel names, types, units, sfreq, settings), ``generated_raw.fif`` (MNE raw, with the
+    training data's channel names, types and sampling frequency) and ``generated.png``.
+
+    Args:
+        run: the run folder written by ``neurofm fit``.
+        prompt: ``split:index`` (a whole window, e.g. ``test:3``) or seconds (e.g. ``1.5``: the
+            first 1.5 s of window 0 of the test split).
+        seconds: length of the generated continuation in seconds.
+        seed: random seed of the sampler.
+        temperature: softmax temperature (0: greedy).
+        top_k: sample among the ``top_k`` most likely codes only.
+        top_p: nucleus sampling probability mass.
+        output: output folder (default ``<run>/generated``).
+        checkpoint: ``last`` or ``step-<N>`` instead of the final model.
+    """
+    from neurofm.generation.export import generate_run
+
+    paths = generate_run(
+        run,
+        prompt=prompt,
+        seconds=seconds,
+        seed=seed,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        output=output,
+        checkpoint=checkpoint,
+    )
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
