@@ -207,13 +207,14 @@ class ContextEmbedding(nn.Module):
         if condition is not None:
             if self.condition is None:
                 raise ValueError(f"{self.who}: condition given but n_conditions is 0")
+            given = tuple(condition.shape)
             if condition.dim() == 2:
                 condition = condition.unsqueeze(1)
             if tuple(condition.shape) != (b, self.n_cond_tokens, t):
                 raise ValueError(
                     f"{self.who}: condition must be ({b}, {self.n_cond_tokens}, {t})"
                     + (f" or ({b}, {t})" if self.n_cond_tokens == 1 else "")
-                    + f", got {tuple(condition.shape)}"
+                    + f", got {given}"
                 )
             check_ids(self.who, "condition", condition, self.n_conditions)
             stream = torch.arange(self.n_cond_tokens, device=condition.device)[None, :, None]
