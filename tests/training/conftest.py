@@ -58,7 +58,11 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> PreparedStore:
 
 
 def forecast_config(store_root: Path | str, run_dir: Path | str, **sections: Any) -> dict[str, Any]:
-    """A fit config of the tiny causal conv forecaster; ``sections`` update it section by section."""
+    """A fit config of the tiny causal conv forecaster.
+
+    ``sections`` update the ``data``, ``optim``, ``trainer`` and ``output`` sections key by key and
+    replace the ``model``, ``objective`` and ``tokenizer`` sections (None removes a section).
+    """
     config: dict[str, Any] = {
         "data": {"store": str(store_root), "window_length": 32, "stride": 16, "batch_size": 8},
         "model": {"name": "conv_forecaster", "preset": "tiny", "dropout": 0.2},
@@ -77,6 +81,8 @@ def forecast_config(store_root: Path | str, run_dir: Path | str, **sections: Any
     for key, value in sections.items():
         if value is None:
             config.pop(key, None)
+        elif key in ("model", "objective", "tokenizer"):
+            config[key] = value
         else:
             config[key] = {**config.get(key, {}), **value}
     return copy.deepcopy(config)
