@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,12 +7,14 @@ import torch
 from evaluation_signals import ar2_windows
 from torch import nn
 
+from neurofm.config import build_config, load_yaml
 from neurofm.evaluation import baselines
 from neurofm.evaluation.evaluate import EvaluateConfig, evaluate_forecasting
 from neurofm.evaluation.report import write_report
 from neurofm.registry import MODELS, TOKENIZERS, create
 from neurofm.types import ModelOutput
 
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TINY = EvaluateConfig(
     max_windows=8,
     rollout_windows=4,
@@ -145,3 +148,9 @@ def test_bad_settings_raise(data):
         )
     with pytest.raises(ValueError, match="drift_segments"):
         EvaluateConfig(drift_segments=1)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("evaluate_*.yaml")), ids=lambda p: p.name)
+def test_shipped_evaluate_configs_validate(path):
+    cfg = build_config(EvaluateConfig, load_yaml(path)["evaluation"], source=str(path))
+    assert cfg.split == "test"
