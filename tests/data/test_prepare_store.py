@@ -152,8 +152,8 @@ def test_scaler_depends_on_train_data_only(raw_dir, sample_dir, tmp_path):
 def test_non_finite_input_names_file_channel_and_sample(raw_dir, tmp_path, monkeypatch):
     real_read = prep.read_recording
 
-    def with_nan(path):
-        rec = real_read(path).load()
+    def with_nan(path, **kwargs):
+        rec = real_read(path, **kwargs).load()
         rec.data[5, 1234] = np.nan
         return replace(rec)
 

@@ -295,7 +295,10 @@ def _prepare_one(
     src: Source, sha: str, steps: list[dict[str, Any]], stage: str, fingerprint: str
 ) -> dict[str, Any]:
     """Worker: read, preprocess and write one recording into its staging store."""
-    recording = read_recording(src.path)
+    # The pipeline checks every sample (naming file, channel, sample) while loading it once;
+    # flat channels are named by the scaler fit or dropped by a mark_bads step. Skipping the
+    # reader's own whole-file scans keeps memory at one recording.
+    recording = read_recording(src.path, nan_policy="ignore", flat_policy="ignore")
     ids = {k: v for k, v in src.entities.items() if v is not None and getattr(recording, k) is None}
     recording = replace(
         recording, source={**recording.source, "path": src.path, "sha256": sha}, **ids

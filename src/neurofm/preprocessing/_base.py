@@ -19,8 +19,12 @@ from neurofm.errors import RecordingError
 CHUNK_SAMPLES = 1 << 16
 """Samples read at a time when a step can work through a recording in time chunks."""
 
-CHANNEL_BLOCK = 16
+CHANNEL_BLOCK = 8
 """Channels filtered at a time (each block is converted to float64 for MNE)."""
+
+LOAD_PARTS = 8
+"""A lazy recording is read in this many time chunks (at least 4096 samples each), so the
+float64 read buffer is an eighth of the recording."""
 
 UNFILTERED_TYPES = ("stim",)
 """Channel types that filters and re-referencing leave untouched (event codes, not signals)."""
@@ -68,7 +72,7 @@ def check_finite(
     )
 
 
-def as_float32(recording: Recording, *, chunk_samples: int = CHUNK_SAMPLES) -> Recording:
+def as_float32(recording: Recording) -> Recording:
     """The recording with its data in memory as a float32 ``(C, T)`` array.
 
     Reads a lazy recording in time chunks (one contiguous read each) and checks that every sample
@@ -83,6 +87,7 @@ def as_float32(recording: Recording, *, chunk_samples: int = CHUNK_SAMPLES) -> R
         check_finite(data, recording, before="preprocessing")
         return recording
     n_chans, n_times = recording.n_chans, recording.n_times
+    chunk_samples = max(4096, -(-n_times // LOAD_PARTS))
     out = np.empty((n_chans, n_times), dtype=np.float32)
     for start in range(0, n_times, chunk_samples):
         stop = min(start + chunk_samples, n_times)

@@ -103,10 +103,15 @@ class RobustScaler:
                 )
             stride = _stride(sum(a.shape[1] for a in arrays), max_samples)
             blocks = [a[:, ::stride].T for a in arrays]
-        sample = np.concatenate(blocks, axis=0).astype(np.float64)  # (N, C)
-        if not np.isfinite(sample).all():
-            raise RecordingError("RobustScaler.fit: non-finite values in the fitting data")
-        q25, q50, q75 = np.percentile(sample, [25, 50, 75], axis=0)
+        n_chans = blocks[0].shape[1]
+        quartiles = np.empty((3, n_chans))
+        for c in range(n_chans):  # one channel at a time keeps the extra memory to one column
+            column = np.concatenate([b[:, c] for b in blocks]).astype(np.float64)
+            if not np.isfinite(column).all():
+                raise RecordingError("RobustScaler.fit: non-finite values in the fitting data")
+            quartiles[:, c] = np.percentile(column, [25, 50, 75])
+        n_samples = sum(b.shape[0] for b in blocks)
+        q25, q50, q75 = quartiles
         scale = q75 - q25
         names = list(channels) if channels is not None else [str(i) for i in range(len(q50))]
         if len(names) != len(q50):
@@ -120,7 +125,7 @@ class RobustScaler:
                 f"(flat; mark them bad and drop them): {flat}"
             )
         self.channels, self.center, self.scale = names, q50, scale
-        self.fitted_on, self.n_samples = fitted_on, int(sample.shape[0])
+        self.fitted_on, self.n_samples = fitted_on, int(n_samples)
         return self
 
     def _params(self, x: Any, n_chans: int) -> tuple[Any, Any]:
