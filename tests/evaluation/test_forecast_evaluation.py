@@ -154,3 +154,23 @@ def test_bad_settings_raise(data):
 def test_shipped_evaluate_configs_validate(path):
     cfg = build_config(EvaluateConfig, load_yaml(path)["evaluation"], source=str(path))
     assert cfg.split == "test"
+
+
+def test_decoding_report_lists_chance_pipeline_and_controls(tmp_path):
+    report = {
+        "task": "decoding",
+        "model": "classifier",
+        "split": "test",
+        "n_windows": 20,
+        "decoding": {
+            "model": {"accuracy": 0.8, "balanced_accuracy": 0.79},
+            "chance": {"accuracy": 0.5, "balanced_accuracy": 0.5},
+            "band_power_lda": {"accuracy": 0.7, "balanced_accuracy": 0.7},
+            "control_noise_input": {"accuracy": 0.5, "balanced_accuracy": float("nan")},
+        },
+    }
+    write_report(report, {}, tmp_path)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["decoding"]["control_noise_input"]["balanced_accuracy"] is None
+    html = (tmp_path / "report.html").read_text()
+    assert "band_power_lda" in html and "n/a" in html and 'src="scores.png"' in html
