@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from _runs import final_weights, run_fit_process, step_losses
-
-from conftest import forecast_config
+from _tiny import forecast_config
 
 
 def test_same_seed_fresh_processes_and_worker_counts_give_identical_losses(tiny_store, tmp_path):

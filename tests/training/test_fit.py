@@ -8,8 +8,8 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
+from _tiny import forecast_config
 
-from conftest import forecast_config
 from neurofm.errors import ConfigError, TrainingError
 from neurofm.training.checkpoint import latest_checkpoint, list_checkpoints
 from neurofm.training.fit import fit

@@ -6,8 +6,8 @@ import signal
 
 import torch
 from _runs import final_weights, run_fit_process, step_losses
+from _tiny import forecast_config
 
-from conftest import forecast_config
 from neurofm.training.checkpoint import latest_checkpoint
 
 
