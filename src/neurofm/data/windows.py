@@ -1,17 +1,19 @@
 """WindowDataset: fixed-length windows over the segments of a prepared store.
 
-Windows are read lazily with one positioned read per window from the time-major ``.npy`` file
-(no memory map is held open, so resident memory stays flat however much data is iterated), or
-from memory after ``preload=True``. File handles are opened on first use in each process, so the
-dataset pickles small and works with ``DataLoader(num_workers>0)``. A window never crosses a
+Windows are read lazily from read-only memory maps of the time-major ``.npy`` files (a window is
+one contiguous copy), or from memory after ``preload=True``. Mapped pages count as resident
+memory, so after every :data:`RESIDENT_BYTES` read the maps are told to drop their pages
+(``madvise(MADV_DONTNEED)``; the OS page cache keeps them): memory stays flat however much data is
+iterated. Maps are opened on first use in each process, so the dataset pickles small and works
+with ``DataLoader(num_workers>0)``. A window never crosses a
 segment end and is never padded; a segment shorter than a window yields no window and is listed
 in :attr:`WindowDataset.short_segments` (and logged).
 """
 
 from __future__ import annotations
 
+import mmap
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,9 @@ from neurofm.errors import ConfigError, NeuroFMError, RecordingError
 from neurofm.logging import get_logger
 
 log = get_logger("data")
+
+RESIDENT_BYTES = 128 * 2**20
+"""Bytes read through the memory maps after which their resident pages are released."""
 
 
 class InsufficientMemoryError(NeuroFMError, MemoryError):
@@ -196,8 +201,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.skipped_events: list[dict] = []
         self._index(event_window)
         self._arrays: list[np.ndarray] | None = None
-        self._handles: dict[str, Any] = {}
-        self._pid = os.getpid()
+        self._maps = _Mappings()
         if preload:
             self._preload()
 
@@ -233,6 +237,8 @@ class WindowDataset(torch.utils.data.Dataset):
                 len(self.skipped_events),
                 self.skipped_events[:5],
             )
+        self._n_windows = int(self._start.size)
+        self._seg_views = [self._recs[seg["recording"]] for seg in self.segments]
         if self._start.size == 0:
             raise ConfigError(
                 f"{self.root}: no window of {self.span} samples fits in the "
@@ -248,12 +254,10 @@ class WindowDataset(torch.utils.data.Dataset):
         self._arrays = []
         for seg in self.segments:
             view = self._recs[seg["recording"]]
-            arr = np.empty((seg["stop"] - seg["start"], view.n_chans_stored), np.float32)
-            view.read_into(arr, seg["start"], self._handle(view))
-            self._arrays.append(arr)
+            self._arrays.append(self._maps.read(view, seg["start"], seg["stop"] - seg["start"]))
 
     def __len__(self) -> int:
-        return int(self._start.size)
+        return self._n_windows
 
     def window_bounds(self, i: int) -> tuple[str, int, int]:
         """``(recording id, first sample, stop sample)`` of the samples item ``i`` reads."""
@@ -266,22 +270,20 @@ class WindowDataset(torch.utils.data.Dataset):
         return self._label.copy()
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"window {i} out of range for {len(self)} windows")
+        if not -self._n_windows <= i < self._n_windows:
+            raise IndexError(f"window {i} out of range for {self._n_windows} windows")
         seg_k, start = int(self._seg[i]), int(self._start[i])
-        seg = self.segments[seg_k]
-        view = self._recs[seg["recording"]]
+        view = self._seg_views[seg_k]
         if self._arrays is not None:
-            offset = start - seg["start"]
+            offset = start - self.segments[seg_k]["start"]
             data = self._arrays[seg_k][offset : offset + self.span].copy()
         else:
-            data = np.empty((self.span, view.n_chans_stored), np.float32)
-            view.read_into(data, start, self._handle(view))
-        data = view.prepare(data)  # (span, C) picked, normalised
-        signal = torch.from_numpy(data)
-        item: dict[str, Any] = {"x": signal[: self.window_length].T}  # (C, T) view
+            data = self._maps.read(view, start, self.span)
+        signal = torch.from_numpy(view.prepare(data))  # (C, span) picked, normalised
+        window = signal if self.span == self.window_length else signal[:, : self.window_length]
+        item: dict[str, Any] = {"x": window}
         if self.target_length:
-            item["target"] = signal[self.horizon : self.horizon + self.target_length].T
+            item["target"] = signal[:, self.horizon : self.horizon + self.target_length]
         if self.has_labels:
             item["label"] = int(self._label[i])
         if self.has_condition:
@@ -296,21 +298,59 @@ class WindowDataset(torch.utils.data.Dataset):
         )
         return item
 
-    def _handle(self, view: _RecordingView) -> Any:
-        if self._pid != os.getpid():  # forked worker: never share file offsets with the parent
-            self._handles, self._pid = {}, os.getpid()
-        if view.id not in self._handles:
-            self._handles[view.id] = (open(view.path, "rb", buffering=0), threading.Lock())
-        return self._handles[view.id]
+
+class _Mappings:
+    """Read-only memory maps of store arrays, opened per process, resident pages bounded."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.maps: dict[str, tuple[mmap.mmap, np.ndarray]] = {}
+        self.mapped_bytes = 0
+        self.read_bytes = 0
+
+    def array(self, view: _RecordingView) -> np.ndarray:
+        """The ``(n_times, n_chans)`` float32 array of ``view``'s file."""
+        if self.pid != os.getpid():  # a forked worker maps the files itself
+            self.__init__()
+        if view.id not in self.maps:
+            n_bytes = view.n_times * view.n_chans_stored * 4
+            try:
+                with open(view.path, "rb") as fh:
+                    size = os.fstat(fh.fileno()).st_size
+                    if size < view.offset + n_bytes:
+                        raise RecordingError(
+                            f"prepared array file has {size} bytes, its header needs "
+                            f"{view.offset + n_bytes} (truncated?)",
+                            path=view.path,
+                        )
+                    mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except OSError as err:
+                raise RecordingError(f"cannot map prepared array: {err}", path=view.path) from err
+            array = np.frombuffer(mapping, np.float32, count=n_bytes // 4, offset=view.offset)
+            self.maps[view.id] = (mapping, array.reshape(view.n_times, view.n_chans_stored))
+            self.mapped_bytes += size
+        return self.maps[view.id][1]
+
+    def read(self, view: _RecordingView, start: int, length: int) -> np.ndarray:
+        """A writable copy of samples ``[start, start + length)``, shape (length, C_stored)."""
+        out = np.array(self.array(view)[start : start + length])
+        self.read_bytes += out.nbytes
+        if self.read_bytes > RESIDENT_BYTES and self.mapped_bytes > RESIDENT_BYTES:
+            self.release()
+        return out
+
+    def release(self) -> None:
+        """Drop the mapped pages from this process (the data stays in the OS page cache)."""
+        if hasattr(mmap, "MADV_DONTNEED"):  # absent on Windows, which trims working sets itself
+            for mapping, _ in self.maps.values():
+                mapping.madvise(mmap.MADV_DONTNEED)
+        self.read_bytes = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_handles"] = {}
-        return state
+        return {}
 
-    def __del__(self) -> None:
-        for fh, _ in getattr(self, "_handles", {}).values():
-            fh.close()
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()
 
 
 class _RecordingView:
@@ -370,27 +410,15 @@ class _RecordingView:
                     track[max(onset[i], 0) : max(onset[i] + length[i], 0)] = condition[desc[i]]
             self.condition_track = track
 
-    def read_into(self, out: np.ndarray, start: int, handle: Any) -> None:
-        """Fill ``out`` (n, C_stored) float32 with samples ``[start, start + n)`` of the file."""
-        fh, lock = handle
-        with lock:
-            fh.seek(self.offset + start * self.n_chans_stored * 4)
-            n_read = fh.readinto(memoryview(out).cast("B"))
-        if n_read != out.nbytes:
-            raise RecordingError(
-                f"short read: {n_read} of {out.nbytes} bytes at sample {start} (file truncated?)",
-                path=self.path,
-                sample=start,
-            )
-
     def prepare(self, data: np.ndarray) -> np.ndarray:
-        """Pick and normalise the channels of ``data`` (n, C_stored) -> (n, C)."""
+        """Channel-major, picked and normalised: ``data`` (n, C_stored) -> (C, n) float32."""
+        out = data.T.copy()  # the time-major block was just read: transposed in cache
         if self.picks is not None:
-            data = data[:, self.picks]
+            out = out[self.picks]
         if self.center is not None:
-            data -= self.center
-            data /= self.scale
-        return data
+            out -= self.center[:, None]
+            out /= self.scale[:, None]
+        return out
 
     def label_at(self, starts: np.ndarray) -> np.ndarray:
         """Class of the labelled event active at each start sample (-1 where none)."""
