@@ -20,7 +20,6 @@ computed in float32 (softmax over a few logits is precision-sensitive under bf16
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurofm.layers.attention import KVCache, MultiHeadAttention
@@ -109,8 +108,8 @@ class MoEMLP(nn.Module):
             token, slot = (experts == index).nonzero(as_tuple=True)
             out = expert(flat[token]) * gates[token, slot].unsqueeze(-1).to(flat.dtype)
             y.index_add_(0, token, out)
-        slots = F.one_hot(experts, self.n_experts).sum(dim=(0, 1)).float()  # (E,)
-        fraction = slots / experts.numel()
+        slots = torch.bincount(experts.flatten(), minlength=self.n_experts)  # (E,)
+        fraction = slots.float() / experts.numel()
         load_balance = self.n_experts * (fraction * probs.mean(dim=0)).sum()
         router_z = torch.logsumexp(logits, dim=-1).square().mean()
         return y.view_as(x), {"load_balance": load_balance, "router_z": router_z}
