@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -276,9 +277,9 @@ class WindowDataset(torch.utils.data.Dataset):
         view = self._seg_views[seg_k]
         if self._arrays is not None:
             offset = start - self.segments[seg_k]["start"]
-            data = self._arrays[seg_k][offset : offset + self.span].copy()
+            data = self._arrays[seg_k][offset : offset + self.span]  # prepare() copies
         else:
-            data = self._maps.read(view, start, self.span)
+            data = self._maps.read(view, start, self.span, reuse=True)
         signal = torch.from_numpy(view.prepare(data))  # (C, span) picked, normalised
         window = signal if self.span == self.window_length else signal[:, : self.window_length]
         item: dict[str, Any] = {"x": window}
@@ -307,6 +308,7 @@ class _Mappings:
         self.maps: dict[str, tuple[mmap.mmap, np.ndarray]] = {}
         self.mapped_bytes = 0
         self.read_bytes = 0
+        self.local = threading.local()
 
     def array(self, view: _RecordingView) -> np.ndarray:
         """The ``(n_times, n_chans)`` float32 array of ``view``'s file."""
@@ -331,9 +333,23 @@ class _Mappings:
             self.mapped_bytes += size
         return self.maps[view.id][1]
 
-    def read(self, view: _RecordingView, start: int, length: int) -> np.ndarray:
-        """A writable copy of samples ``[start, start + length)``, shape (length, C_stored)."""
-        out = np.array(self.array(view)[start : start + length])
+    def read(
+        self, view: _RecordingView, start: int, length: int, *, reuse: bool = False
+    ) -> np.ndarray:
+        """A writable copy of samples ``[start, start + length)``, shape (length, C_stored).
+
+        With ``reuse`` the copy goes to a per-thread scratch buffer that the next read with
+        ``reuse`` overwrites (no allocation; the caller must copy what it keeps).
+        """
+        block = self.array(view)[start : start + length]
+        if reuse:
+            scratch = getattr(self.local, "scratch", None)
+            if scratch is None or scratch.shape != block.shape:
+                scratch = self.local.scratch = np.empty(block.shape, np.float32)
+            out = scratch
+            np.copyto(out, block)
+        else:
+            out = np.array(block)
         self.read_bytes += out.nbytes
         if self.read_bytes > RESIDENT_BYTES and self.mapped_bytes > RESIDENT_BYTES:
             self.release()
