@@ -19,7 +19,8 @@ MFU is that over the step time over the peak measured on the same device by a la
 
 Run: ``python benchmarks/P3_train_step.py --size full`` (CPU, writes ``results/P3.json``), or on a
 GPU ``python benchmarks/P3_train_step.py --device cuda --d-model 768 --n-layers 12 --bf16``
-(writes ``results/P3_cuda.json``).
+(writes ``results/P3_cuda_bf16.json``; any setting other than the CPU default writes
+``results/P3_<device>[_bf16].json``, never ``P3.json``).
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ from neurofm.registry import MODELS, OBJECTIVES, TOKENIZERS, create
 from neurofm.types import Batch
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "eegbci_S001" / "S001R04.edf"
-SHAPES = {  # size -> (windows B, channels C, samples T + 1)
-    "smoke": (2, 4, 129),
-    "full": (4, 4, 257),
+SHAPES = {  # device type -> size -> (windows B, channels C, samples T + 1)
+    "cpu": {"smoke": (2, 4, 129), "full": (4, 4, 257)},
+    "cuda": {"smoke": (2, 4, 257), "full": (8, 8, 1025)},
 }
 
 
@@ -176,7 +177,7 @@ def run(
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     dev = torch.device(device)
-    n_windows, n_chans, n_times = SHAPES[size]
+    n_windows, n_chans, n_times = SHAPES[dev.type][size]
     spec: dict = {"name": "gpt2meg_trf", "preset": "small", "n_chans": 64, "max_seq_len": n_times}
     if d_model is not None:
         spec.update(d_model=d_model, n_heads=max(1, d_model // 64))
@@ -254,7 +255,8 @@ def run(
         "size": size,
         "versions": versions("lightning"),
     }
-    write_result("P3" if dev.type == "cpu" else f"P3_{dev.type}", result)
+    default = dev.type == "cpu" and not bf16 and d_model is None and n_layers is None
+    write_result("P3" if default else f"P3_{dev.type}" + ("_bf16" if bf16 else ""), result)
     return result
 
 
