@@ -17,7 +17,7 @@ from neurofm.models.gpt2meg_variants import (
     GPT2MEGMoEConfig,
     STGPT2MEGConfig,
 )
-from neurofm.registry import MODELS, create
+from neurofm.registry import MODELS, OBJECTIVES, create
 
 CONFIGS = {
     "gpt2meg_cond": GPT2MEGCondConfig,
@@ -209,3 +209,36 @@ def test_moe_load_balance_loss_is_weighted_and_one_for_a_uniform_router():
     assert "router_z" not in out.aux_losses
     weighted = _tiny("gpt2meg_moe", router_z_weight=1e-3)(_real_windows()[0])
     assert weighted.aux_losses["router_z"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_one_step_of_the_real_trainer(name, tmp_path):
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader
+
+    from neurofm.training.config import OptimConfig
+    from neurofm.training.module import FitModule
+    from neurofm.types import Batch
+
+    codes, condition, _ = _real_windows()
+    batch = Batch(x=codes, subject=torch.tensor([0, 1]), condition=condition[:, 0])
+    if name == "gpt2meg_cond":  # one condition stream from the batch
+        model = _tiny(name, n_cond_tokens=1, d_global=0)
+    else:
+        model = _tiny(name)
+    module = FitModule(
+        model=model,
+        objective=create(OBJECTIVES, {"name": "next_token"}),
+        optim=OptimConfig(lr=1e-3),
+    )
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = pl.Trainer(
+        fast_dev_run=1,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(module, train_dataloaders=DataLoader([batch], batch_size=None))
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
