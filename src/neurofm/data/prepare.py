@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from neurofm.config import build_config, load_yaml, save_yaml, to_dict
-from neurofm.data import splits as splitting
+from neurofm.data.prepare_splits import SplitConfig, compute_splits
 from neurofm.data.recording import sha256_file
 from neurofm.data.store import MANIFEST, PreparedStore, StoredRecording
 from neurofm.errors import ConfigError, RecordingError
+from neurofm.fileio import fsync_dir
 from neurofm.io import read_recording
 from neurofm.logging import get_logger
 from neurofm.preprocessing import Pipeline, RobustScaler
@@ -61,31 +62,6 @@ class BidsInputs:
     runs: list[str] | None = None  # run labels
     datatypes: list[str] | None = None  # e.g. ["eeg"], ["meg"]
     extensions: list[str] | None = None  # e.g. [".edf"], [".fif"]
-
-
-@dataclass
-class SplitConfig:
-    """How recordings are split into train / val / test segments."""
-
-    by: Literal["subject", "session", "recording", "time"] = "recording"  # split unit
-    fractions: dict[str, float] = field(
-        default_factory=lambda: dict(splitting.DEFAULT_FRACTIONS)
-    )  # split -> share (sum 1)
-    assign: dict[str, list[str]] | None = None  # split -> explicit subjects / sessions / ids
-    window: float = 2.0  # longest window read later (s); time splits keep a gap >= window
-    gap: float | None = None  # time left out between time splits (s); default: window
-    n_blocks: int = 1  # time splits: chunks per recording, splits interleaved across chunks
-    seed: int = 0  # seed of the group assignment
-
-    def __post_init__(self) -> None:
-        if self.window <= 0:
-            raise ValueError(f"window must be positive (seconds), got {self.window}")
-        if self.gap is not None and self.gap < self.window:
-            raise ValueError(f"gap ({self.gap} s) must be at least one window ({self.window} s)")
-        if self.assign is not None and self.by == "time":
-            raise ValueError("assign lists subjects / sessions / recordings; not with by: time")
-        if self.n_blocks < 1:
-            raise ValueError(f"n_blocks must be >= 1, got {self.n_blocks}")
 
 
 @dataclass
@@ -267,6 +243,7 @@ def prepare(
         name=cfg.name,
         fingerprint=fingerprint,
         preprocessing={"steps": pipeline.to_config(), "fingerprint": fingerprint},
+        save=False,
     )
     shutil.rmtree(root / STAGING, ignore_errors=True)
     todo = []
@@ -297,21 +274,23 @@ def _prepare_one(
     """Worker: read, preprocess and write one recording into its staging store."""
     # The pipeline checks every sample (naming file, channel, sample) while loading it once;
     # flat channels are named by the scaler fit or dropped by a mark_bads step. Skipping the
-    # reader's own whole-file scans keeps memory at one recording.
-    recording = read_recording(src.path, nan_policy="ignore", flat_policy="ignore")
+    # reader's own whole-file scans keeps memory at one recording; the source is hashed once.
+    recording = read_recording(src.path, nan_policy="ignore", flat_policy="ignore", sha256=sha)
     ids = {k: v for k, v in src.entities.items() if v is not None and getattr(recording, k) is None}
     recording = replace(
         recording, source={**recording.source, "path": src.path, "sha256": sha}, **ids
     )
     prepared = Pipeline.from_config(steps)(recording)
-    stored = PreparedStore.create(stage).write(src.id, prepared, fingerprint=fingerprint)
-    return stored.to_dict()
+    # Only the array is staged; the store's manifest records it once it is moved into place.
+    staged = PreparedStore.create(stage, save=False)
+    return staged.write(src.id, prepared, fingerprint=fingerprint, save=False).to_dict()
 
 
 def _register(store: PreparedStore, stage: str, entry: dict[str, Any]) -> None:
     """Move a staged array into the store and record it in the manifest."""
     final = store.root / entry["file"]
     os.replace(Path(stage) / entry["file"], final)
+    fsync_dir(final.parent)
     stored = StoredRecording.from_dict(store.root, entry)
     store.recordings = [r for r in store.recordings if r.id != stored.id] + [stored]
     store.save_manifest()
@@ -380,96 +359,6 @@ def _finish(store: PreparedStore, cfg: PrepareConfig, sources: list[Source]) -> 
     on_disk = json.loads(path.read_text()) if path.is_file() else None
     if on_disk != json.loads(json.dumps(manifest)):
         store.save_manifest()
-
-
-def compute_splits(
-    manifest: Mapping[str, Any], policy: SplitConfig
-) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
-    """Split segments and the ``split_policy`` record for a manifest's recordings.
-
-    Window and gap are given in seconds and converted with the recordings' sampling frequency
-    (time splits need one sampling frequency for all recordings).
-    """
-    recs = manifest["recordings"]
-    rates = sorted({float(r["sfreq"]) for r in recs})
-    if policy.by == "time" and len(rates) > 1:
-        raise ConfigError(
-            f"splits.by: time splits need one sampling frequency; recordings have "
-            f"{rates} Hz (add a resample step)"
-        )
-    sfreq = rates[-1]
-    window = int(round(policy.window * sfreq))
-    gap = window if policy.gap is None else int(round(policy.gap * sfreq))
-    record = {
-        "by": policy.by,
-        "window_length": window,
-        "window_s": policy.window,
-        "sfreq": sfreq,
-        "seed": policy.seed,
-    }
-    try:
-        if policy.assign is not None:
-            segments = _assigned(recs, policy)
-            record["assign"] = {k: list(v) for k, v in policy.assign.items()}
-        elif policy.by == "time":
-            segments = splitting.split_by_time(
-                manifest,
-                window_length=window,
-                fractions=policy.fractions,
-                gap=gap,
-                n_blocks=policy.n_blocks,
-            )
-            record.update(gap=gap, gap_s=gap / sfreq, n_blocks=policy.n_blocks)
-        else:
-            split_fn = {
-                "subject": splitting.split_by_subject,
-                "session": splitting.split_by_session,
-                "recording": splitting.split_by_recording,
-            }[policy.by]
-            segments = split_fn(manifest, fractions=policy.fractions, seed=policy.seed)
-        if policy.assign is None:
-            record["fractions"] = dict(policy.fractions)
-        splitting.check_splits(manifest, segments, by=policy.by, window_length=window)
-    except splitting.SplitError as err:
-        raise ConfigError(f"splits: {err}") from err
-    return segments, record
-
-
-def _assigned(recs: list[Mapping[str, Any]], policy: SplitConfig) -> dict[str, list[dict]]:
-    """Segments from an explicit ``assign`` (split -> subjects / sessions / recording ids)."""
-
-    def group(rec: Mapping[str, Any]) -> str:
-        if policy.by == "subject":
-            return str(rec.get("subject"))
-        if policy.by == "session":
-            return f"{rec.get('subject')}/{rec.get('session')}"
-        return str(rec["id"])
-
-    owner: dict[str, str] = {}
-    for name, groups in (policy.assign or {}).items():
-        for g in groups:
-            if g in owner:
-                raise ConfigError(
-                    f"splits.assign: {policy.by} {g!r} is in both {owner[g]!r} and {name!r}"
-                )
-            owner[g] = name
-    known = {group(r) for r in recs}
-    unknown = sorted(set(owner) - known)
-    unassigned = sorted(known - set(owner))
-    if unknown or unassigned:
-        raise ConfigError(
-            [
-                f"splits.assign: {policy.by} {g!r} is not in the dataset; have {sorted(known)}"
-                for g in unknown
-            ]
-            + [f"splits.assign: {policy.by} {g!r} is in no split (list it)" for g in unassigned]
-        )
-    out: dict[str, list[dict]] = {name: [] for name in policy.assign or {}}
-    for rec in recs:
-        out[owner[group(rec)]].append(
-            {"recording": rec["id"], "start": 0, "stop": int(rec["n_times"])}
-        )
-    return out
 
 
 def _resolved(cfg: PrepareConfig) -> dict[str, Any]:

@@ -142,10 +142,13 @@ class PreparedStore:
 
     @classmethod
     def create(cls, root: str | Path, *, name: str | None = None,
-               preprocessing: dict[str, Any] | None = None, fingerprint: str = "") -> PreparedStore:
+               preprocessing: dict[str, Any] | None = None, fingerprint: str = "",
+               save: bool = True) -> PreparedStore:
         """Open ``root`` for writing, creating an empty store when there is none.
 
         An existing store keeps its recordings; those with another fingerprint will be rewritten.
+        ``save=False`` leaves a new store's ``manifest.json`` to the first :meth:`save_manifest`
+        (or ``write(..., save=True)``).
         """
         root = Path(root)
         (root / "recordings").mkdir(parents=True, exist_ok=True)
@@ -158,7 +161,8 @@ class PreparedStore:
                     "name": name or root.name, "preprocessing": preprocessing or {},
                     "fingerprint": fingerprint, "recordings": [], "splits": {}}
         store = cls(root, manifest)
-        store.save_manifest()
+        if save:
+            store.save_manifest()
         return store
 
     def __len__(self) -> int:
@@ -190,29 +194,36 @@ class PreparedStore:
         return False
 
     def write(self, rec_id: str, recording: Recording, *, fingerprint: str,
-              chunk_samples: int = 1 << 16) -> StoredRecording:
+              chunk_samples: int = 1 << 16, save: bool = True) -> StoredRecording:
         """Store ``recording`` as ``recordings/<rec_id>.npy`` (float32, time-major), atomically.
 
-        The data is streamed in chunks so that a lazy recording is never loaded whole.
-        Non-finite samples raise a RecordingError naming the channel and sample.
+        The data is streamed in chunks so that a lazy recording is never loaded whole; the file
+        is written beside its final path, fsync'd and renamed into place. Non-finite samples raise
+        a RecordingError naming the channel and sample. ``save=False`` records the recording in
+        memory only: the caller writes ``manifest.json`` later with :meth:`save_manifest` (once
+        after several writes).
         """
         rel = f"recordings/{rec_id}.npy"
         final = self.root / rel
         tmp = final.with_name(f".{final.name}.tmp")
         n_chans, n_times = recording.n_chans, recording.n_times
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_times, n_chans))
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
+                  "shape": (n_times, n_chans)}
         try:
-            for start in range(0, n_times, chunk_samples):
-                stop = min(start + chunk_samples, n_times)
-                block = np.asarray(recording.data[:, start:stop], dtype=np.float32)
-                if not np.isfinite(block).all():
-                    ch, t = np.argwhere(~np.isfinite(block))[0]
-                    raise RecordingError(
-                        "non-finite sample in prepared data", path=recording.source.get("path"),
-                        channel=recording.sensors.names[ch], sample=int(start + t))
-                out[start:stop] = block.T
-            out.flush()
-            del out
+            with open(tmp, "wb") as fh:
+                np.lib.format.write_array_header_1_0(fh, header)
+                for start in range(0, n_times, chunk_samples):
+                    stop = min(start + chunk_samples, n_times)
+                    block = np.asarray(recording.data[:, start:stop], dtype=np.float32)
+                    if not np.isfinite(block).all():
+                        ch, t = np.argwhere(~np.isfinite(block))[0]
+                        raise RecordingError(
+                            "non-finite sample in prepared data",
+                            path=recording.source.get("path"),
+                            channel=recording.sensors.names[ch], sample=int(start + t))
+                    fh.write(np.ascontiguousarray(block.T, dtype="<f4").data)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, final)
             fsync_dir(final.parent)
         except BaseException:
@@ -225,8 +236,10 @@ class PreparedStore:
             source=dict(recording.source), fingerprint=fingerprint,
             meta=_json_safe(recording.meta))
         self.recordings = [r for r in self.recordings if r.id != rec_id] + [stored]
-        self.manifest["recordings"] = [r.to_dict() for r in self.recordings]
-        self.save_manifest()
+        if save:
+            self.save_manifest()
+        else:
+            self.manifest["recordings"] = [r.to_dict() for r in self.recordings]
         return stored
 
     def save_manifest(self) -> None:

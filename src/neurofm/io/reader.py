@@ -52,6 +52,7 @@ def read_recording(
     nan_policy: Literal["raise", "mask", "ignore"] = "raise",
     flat_policy: Literal["warn", "raise", "ignore"] = "warn",
     cache_dir: str | Path | None = None,
+    sha256: str | None = None,
 ) -> Recording:
     """Read one recording from ``path``, whatever its format.
 
@@ -92,6 +93,9 @@ def read_recording(
     cache_dir : path, optional
         Where ``preload="memmap"`` keeps its arrays (default: ``neurofm-cache`` in the system
         temporary folder).
+    sha256 : str, optional
+        The source's SHA-256 when the caller has computed it already (recorded as given; the
+        file is not hashed again).
 
     Returns
     -------
@@ -114,6 +118,7 @@ def read_recording(
         nan_policy=nan_policy,
         flat_policy=flat_policy,
         cache_dir=cache_dir,
+        sha256=sha256,
     )
     if len(recordings) > 1:
         labels = [r.meta.get("condition", r.meta.get("part")) for r in recordings]
@@ -142,6 +147,7 @@ def read_recordings(
     nan_policy: Literal["raise", "mask", "ignore"] = "raise",
     flat_policy: Literal["warn", "raise", "ignore"] = "warn",
     cache_dir: str | Path | None = None,
+    sha256: str | None = None,
 ) -> list[Recording]:
     """Every recording a file holds (one per evoked condition or ``.mat`` part, else one).
 
@@ -160,7 +166,7 @@ def read_recordings(
                 f"{list(_OPTION_FORMATS[name])})",
                 path=str(path),
             )
-    source = {"path": str(path), "sha256": _sha256(path, fmt), "format": fmt}
+    source = {"path": str(path), "sha256": sha256 or _sha256(path, fmt), "format": fmt}
     recordings = _read(
         path,
         fmt,

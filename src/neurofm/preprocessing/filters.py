@@ -1,14 +1,16 @@
 """Filters, resampling and clipping: pure functions ``Recording -> Recording`` over MNE.
 
 Filters run on blocks of channels converted to float64 (what MNE's filters need) and write a new
-float32 array, so that a recording is held at most twice in float32 plus one float64 block.
-Every block is checked for non-finite samples *before* filtering: a filter spreads one NaN over
-the whole channel, so the error names the file, channel and sample instead.
+float32 array, so that a recording is held at most twice in float32 plus one float64 block; with
+``overwrite=True`` (the pipeline's intermediate arrays) the result replaces the input in place, so
+the recording is held once plus one float64 block. Every block is checked for non-finite samples
+*before* filtering: a filter spreads one NaN over the whole channel, so the error names the file,
+channel and sample instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -16,7 +18,9 @@ from neurofm.data.recording import Recording
 from neurofm.errors import RecordingError
 from neurofm.logging import get_logger
 from neurofm.preprocessing._base import (
+    CHANNEL_BLOCK,
     CHUNK_SAMPLES,
+    check_finite,
     filtered_channels,
     logged,
     map_channel_blocks,
@@ -25,9 +29,54 @@ from neurofm.preprocessing._base import (
 
 log = get_logger("preprocessing")
 
+IN_PLACE_PARTS = 4
+"""In-place filtering works through the channels in this many blocks (at least
+``CHANNEL_BLOCK`` channels each): a float64 block is then at most half the float32 recording, and
+MNE designs the filter once per block."""
+
+
+def _filter_channels(
+    recording: Recording,
+    channels: np.ndarray,
+    fn: Callable[[np.ndarray], np.ndarray],
+    *,
+    overwrite: bool,
+    before: str,
+) -> np.ndarray:
+    """``fn`` applied to ``channels`` (float64 blocks, each checked for non-finite samples).
+
+    With ``overwrite`` and a writeable in-memory float32 array, the rows are replaced in
+    ``recording.data`` itself; otherwise a new array is returned (see ``map_channel_blocks``).
+    Each channel is filtered on its own, so the block size does not change the result.
+    """
+    data = recording.data
+    in_place = (
+        overwrite
+        and isinstance(data, np.ndarray)
+        and not isinstance(data, np.memmap)
+        and data.dtype == np.float32
+        and data.flags.writeable
+    )
+    if not in_place:
+        return map_channel_blocks(recording, channels, fn, before=before)
+    size = max(CHANNEL_BLOCK, -(-channels.size // IN_PLACE_PARTS))
+    buffer = np.empty((min(size, channels.size), data.shape[1]), dtype=np.float64)
+    for i in range(0, channels.size, size):
+        picks = channels[i : i + size]
+        block = buffer[: picks.size]
+        for row, channel in zip(block, picks):  # row by row: no float32 temporary
+            row[:] = data[channel]
+        check_finite(block, recording, channels=picks, before=before)
+        data[picks] = fn(block)
+    return data
+
 
 def notch(
-    recording: Recording, freqs: Sequence[float], *, notch_width: float | None = None
+    recording: Recording,
+    freqs: Sequence[float],
+    *,
+    notch_width: float | None = None,
+    overwrite: bool = False,
 ) -> Recording:
     """Remove line noise at ``freqs`` (Hz) with MNE's FIR notch filter.
 
@@ -39,6 +88,9 @@ def notch(
         Frequencies to remove, e.g. ``[50, 100]`` or ``[60]`` (Hz); each below Nyquist.
     notch_width : float or None
         Width of each stop band in Hz (MNE's default, ``freq / 200``, when None).
+    overwrite : bool
+        Filter ``recording.data`` in place when it is a writeable float32 array (pass it only
+        for an array the caller made and will not read again); the result is the same.
 
     Returns
     -------
@@ -66,7 +118,7 @@ def notch(
         )
 
     channels = filtered_channels(recording)
-    data = map_channel_blocks(recording, channels, run, before="notch filtering")
+    data = _filter_channels(recording, channels, run, overwrite=overwrite, before="notch filtering")
     return logged(
         recording,
         {"step": "notch", "freqs": [float(f) for f in freqs], "n_channels": int(channels.size)},
@@ -74,7 +126,13 @@ def notch(
     )
 
 
-def bandpass(recording: Recording, l_freq: float | None, h_freq: float | None) -> Recording:
+def bandpass(
+    recording: Recording,
+    l_freq: float | None,
+    h_freq: float | None,
+    *,
+    overwrite: bool = False,
+) -> Recording:
     """Zero-phase FIR band-pass (or high-pass / low-pass when one edge is None) with MNE.
 
     Parameters
@@ -85,6 +143,9 @@ def bandpass(recording: Recording, l_freq: float | None, h_freq: float | None) -
         High-pass edge in Hz (None: no high-pass).
     h_freq : float or None
         Low-pass edge in Hz, below Nyquist (None: no low-pass).
+    overwrite : bool
+        Filter ``recording.data`` in place when it is a writeable float32 array (pass it only
+        for an array the caller made and will not read again); the result is the same.
 
     Returns
     -------
@@ -105,7 +166,9 @@ def bandpass(recording: Recording, l_freq: float | None, h_freq: float | None) -
         )
 
     channels = filtered_channels(recording)
-    data = map_channel_blocks(recording, channels, run, before="band-pass filtering")
+    data = _filter_channels(
+        recording, channels, run, overwrite=overwrite, before="band-pass filtering"
+    )
     return logged(
         recording,
         {"step": "bandpass", "l_freq": l_freq, "h_freq": h_freq, "n_channels": int(channels.size)},

@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from neurofm._version import __version__
 from neurofm.config import build_config
 from neurofm.data.recording import Recording
@@ -104,11 +106,13 @@ class Pipeline:
         """Apply every step to ``recording``; returns a new float32, in-memory Recording.
 
         The recording is read once (in time chunks, checking that every sample is finite); each
-        step then replaces the previous array, so at most two copies are alive at a time.
+        step then replaces the previous array, so at most two copies are alive at a time, and
+        steps that can work in place (filters) overwrite the pipeline's own intermediate arrays.
+        ``recording.data`` itself is never modified.
         """
         out = as_float32(recording)
         for step in self.steps:
-            out = step(out)
+            out = step.apply(out, overwrite=_owned(out.data, recording.data))
         return out
 
     def __len__(self) -> int:
@@ -117,3 +121,13 @@ class Pipeline:
     def __repr__(self) -> str:
         inner = ", ".join(repr(s) for s in self.steps)
         return f"Pipeline([{inner}])"
+
+
+def _owned(data: object, original: object) -> bool:
+    """True when ``data`` is a writeable array the pipeline made: not ``original`` (the caller's
+    data) nor a view of it, and not a memory-mapped file."""
+    if not isinstance(data, np.ndarray) or isinstance(data, np.memmap):
+        return False
+    if not data.flags.writeable:
+        return False
+    return not (isinstance(original, np.ndarray) and np.may_share_memory(data, original))

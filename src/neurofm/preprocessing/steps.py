@@ -43,6 +43,15 @@ class Step(abc.ABC):
     def __call__(self, recording: Recording) -> Recording:
         """Apply the step; returns a new Recording."""
 
+    def apply(self, recording: Recording, *, overwrite: bool = False) -> Recording:
+        """Apply the step, allowed to reuse ``recording.data`` for the result when ``overwrite``.
+
+        Pass ``overwrite=True`` only for data the caller made and will not read again (the
+        pipeline does so for its intermediate arrays); the result is the same either way. Steps
+        that cannot work in place ignore it.
+        """
+        return self(recording)
+
     def params(self) -> dict[str, Any]:
         """The step's parameters as plain values."""
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -130,7 +139,10 @@ class Notch(Step):
             raise ValueError(f"freqs must be a non-empty list of positive Hz, got {self.freqs}")
 
     def __call__(self, recording: Recording) -> Recording:
-        return flt.notch(recording, self.freqs, notch_width=self.notch_width)
+        return self.apply(recording)
+
+    def apply(self, recording: Recording, *, overwrite: bool = False) -> Recording:
+        return flt.notch(recording, self.freqs, notch_width=self.notch_width, overwrite=overwrite)
 
 
 @register_step("bandpass")
@@ -152,7 +164,10 @@ class Bandpass(Step):
             raise ValueError(f"l_freq ({self.l_freq}) must be below h_freq ({self.h_freq})")
 
     def __call__(self, recording: Recording) -> Recording:
-        return flt.bandpass(recording, self.l_freq, self.h_freq)
+        return self.apply(recording)
+
+    def apply(self, recording: Recording, *, overwrite: bool = False) -> Recording:
+        return flt.bandpass(recording, self.l_freq, self.h_freq, overwrite=overwrite)
 
 
 @register_step("highpass")
@@ -167,7 +182,10 @@ class Highpass(Step):
             raise ValueError(f"l_freq must be positive, got {self.l_freq}")
 
     def __call__(self, recording: Recording) -> Recording:
-        return flt.bandpass(recording, self.l_freq, None)
+        return self.apply(recording)
+
+    def apply(self, recording: Recording, *, overwrite: bool = False) -> Recording:
+        return flt.bandpass(recording, self.l_freq, None, overwrite=overwrite)
 
 
 @register_step("lowpass")
@@ -182,7 +200,10 @@ class Lowpass(Step):
             raise ValueError(f"h_freq must be positive, got {self.h_freq}")
 
     def __call__(self, recording: Recording) -> Recording:
-        return flt.bandpass(recording, None, self.h_freq)
+        return self.apply(recording)
+
+    def apply(self, recording: Recording, *, overwrite: bool = False) -> Recording:
+        return flt.bandpass(recording, None, self.h_freq, overwrite=overwrite)
 
 
 @register_step("resample")
