@@ -22,9 +22,10 @@ CHUNK_SAMPLES = 1 << 16
 CHANNEL_BLOCK = 8
 """Channels filtered at a time (each block is converted to float64 for MNE)."""
 
-LOAD_PARTS = 8
-"""A lazy recording is read in this many time chunks (at least 4096 samples each), so the
-float64 read buffer is an eighth of the recording."""
+LOAD_PARTS = 16
+"""A lazy recording is read in this many time chunks (at least 1024 samples each), so each
+float64 read buffer (the reader may hold two or three while it copies) is an eighth of the
+float32 recording."""
 
 UNFILTERED_TYPES = ("stim",)
 """Channel types that filters and re-referencing leave untouched (event codes, not signals)."""
@@ -87,7 +88,7 @@ def as_float32(recording: Recording) -> Recording:
         check_finite(data, recording, before="preprocessing")
         return recording
     n_chans, n_times = recording.n_chans, recording.n_times
-    chunk_samples = max(4096, -(-n_times // LOAD_PARTS))
+    chunk_samples = max(1024, -(-n_times // LOAD_PARTS))
     out = np.empty((n_chans, n_times), dtype=np.float32)
     for start in range(0, n_times, chunk_samples):
         stop = min(start + chunk_samples, n_times)
