@@ -1,8 +1,9 @@
 """The shipped sample is byte-identical to PhysioNet's published files."""
 
 import hashlib
+from pathlib import Path
 
-from conftest import SAMPLE_DIR
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
 
 
 def test_shipped_sample_matches_sha256sums():
