@@ -11,12 +11,31 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "neurofm"
 
 # Rank of each subpackage along the data flow; a module may import only equal or lower ranks.
 ORDER = {
-    "io": 1, "preprocessing": 2, "data": 3, "tokenizers": 4, "layers": 5, "models": 6,
-    "objectives": 7, "training": 8, "generation": 9, "evaluation": 9, "workflows": 10, "cli": 11,
+    "io": 1,
+    "preprocessing": 2,
+    "data": 3,
+    "tokenizers": 4,
+    "layers": 5,
+    "models": 6,
+    "objectives": 7,
+    "training": 8,
+    "generation": 9,
+    "evaluation": 9,
+    "workflows": 10,
+    "cli": 11,
 }
 # Contract modules every layer may use: errors, config, registry, shared types, the Recording.
-BASE = {"neurofm", "neurofm._version", "neurofm.errors", "neurofm.logging", "neurofm.registry",
-        "neurofm.config", "neurofm.types", "neurofm.fileio", "neurofm.data.recording"}
+BASE = {
+    "neurofm",
+    "neurofm._version",
+    "neurofm.errors",
+    "neurofm.logging",
+    "neurofm.registry",
+    "neurofm.config",
+    "neurofm.types",
+    "neurofm.fileio",
+    "neurofm.data.recording",
+}
 
 
 def _rank(module: str) -> int:
@@ -52,8 +71,10 @@ def test_imports_follow_the_data_flow():
 
 
 def test_import_neurofm_is_light():
-    code = ("import sys, neurofm, neurofm.registry, neurofm.config; "
-            "heavy = [m for m in ('torch', 'mne', 'lightning', 'transformers', 'matplotlib') "
-            "if m in sys.modules]; print(','.join(heavy))")
+    code = (
+        "import sys, neurofm, neurofm.registry, neurofm.config; "
+        "heavy = [m for m in ('torch', 'mne', 'lightning', 'transformers', 'matplotlib') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import neurofm pulled in heavy modules: {out.stdout}"

@@ -32,8 +32,11 @@ def test_preset_and_overrides():
 
 def test_every_problem_reported_with_key_path_allowed_values_and_close_match():
     with pytest.raises(ConfigError) as info:
-        build_config(ToyConfig, {"n_layer": 3, "activation": "gleu", "d_model": "big",
-                                 "bands": [1.0, "x"]}, prefix="model")
+        build_config(
+            ToyConfig,
+            {"n_layer": 3, "activation": "gleu", "d_model": "big", "bands": [1.0, "x"]},
+            prefix="model",
+        )
     problems = info.value.problems
     assert len(problems) == 4
     text = str(info.value)
@@ -62,10 +65,14 @@ def test_registry_create_and_unknown_name():
 
     obj = create(reg, {"name": "toy_model", "preset": "tiny"}, key="model")
     assert obj.config.n_layers == 1 and obj.registry_name == "toy_model"
-    with pytest.raises(ConfigError, match="model.name: unknown toy 'toy_modle'.*did you mean 'toy_model'"):
+    with pytest.raises(
+        ConfigError, match="model.name: unknown toy 'toy_modle'.*did you mean 'toy_model'"
+    ):
         create(reg, {"name": "toy_modle"}, key="model")
 
 
 def test_dotted_overrides():
-    data = apply_overrides({"model": {"n_layers": 2}}, {"model.n_layers": 4, "trainer.max_steps": 3})
+    data = apply_overrides(
+        {"model": {"n_layers": 2}}, {"model.n_layers": 4, "trainer.max_steps": 3}
+    )
     assert data == {"model": {"n_layers": 4}, "trainer": {"max_steps": 3}}

@@ -52,7 +52,9 @@ def _coerce(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
             out = _coerce(value, arg, path, trial)
             if not trial:
                 return out
-        problems.append(f"{path}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+        problems.append(
+            f"{path}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}"
+        )
         return value
     if origin is Literal:
         allowed = list(get_args(tp))
@@ -78,7 +80,9 @@ def _coerce(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
             if len(args) != len(value):
                 problems.append(f"{path}: expected {len(args)} items, got {len(value)}")
                 return value
-            items = [_coerce(v, a, f"{path}[{i}]", problems) for i, (v, a) in enumerate(zip(value, args))]
+            items = [
+                _coerce(v, a, f"{path}[{i}]", problems) for i, (v, a) in enumerate(zip(value, args))
+            ]
         else:
             item_tp = args[0] if args else Any
             items = [_coerce(v, item_tp, f"{path}[{i}]", problems) for i, v in enumerate(value)]
@@ -138,7 +142,9 @@ def _from_dict(cls: type[C], data: dict[str, Any], prefix: str, problems: list[s
         path = f"{prefix}.{key}" if prefix else key
         if key not in fields:
             allowed = sorted(fields)
-            problems.append(f"{path}: unknown key; allowed: {', '.join(allowed)}" + _close(key, allowed))
+            problems.append(
+                f"{path}: unknown key; allowed: {', '.join(allowed)}" + _close(key, allowed)
+            )
             continue
         values[key] = value
     out: dict[str, Any] = {}
@@ -146,8 +152,11 @@ def _from_dict(cls: type[C], data: dict[str, Any], prefix: str, problems: list[s
         path = f"{prefix}.{key}" if prefix else key
         out[key] = _coerce(value, hints.get(key, Any), path, problems)
     missing = [
-        n for n, f in fields.items()
-        if n not in out and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        n
+        for n, f in fields.items()
+        if n not in out
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
     ]
     for name in missing:
         problems.append(f"{prefix + '.' if prefix else ''}{name}: required key is missing")
@@ -160,8 +169,14 @@ def _from_dict(cls: type[C], data: dict[str, Any], prefix: str, problems: list[s
         return None  # type: ignore[return-value]
 
 
-def build_config(cls: type[C], data: Mapping[str, Any] | None = None, *, source: str | None = None,
-                 prefix: str = "", **overrides: Any) -> C:
+def build_config(
+    cls: type[C],
+    data: Mapping[str, Any] | None = None,
+    *,
+    source: str | None = None,
+    prefix: str = "",
+    **overrides: Any,
+) -> C:
     """Build the dataclass ``cls`` from ``data`` (plus keyword overrides), validating everything.
 
     ``data`` may hold ``preset: NAME`` to start from ``cls.PRESETS[NAME]``. Raises one
@@ -214,7 +229,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"top level must be a mapping, got {type(data).__name__}", source=str(path))
+        raise ConfigError(
+            f"top level must be a mapping, got {type(data).__name__}", source=str(path)
+        )
     return data
 
 

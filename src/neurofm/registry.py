@@ -44,9 +44,7 @@ class Registry:
         self._modules = list(modules or [])
         self._loaded = False
 
-    def register(
-        self, name: str, *, config: type | None = None
-    ) -> Callable[[Any], Any]:
+    def register(self, name: str, *, config: type | None = None) -> Callable[[Any], Any]:
         """Decorator registering ``obj`` under ``name`` with an optional config dataclass."""
         if not name or name != name.strip() or " " in name:
             raise ValueError(f"{self.kind} name must be a non-empty word, got {name!r}")
@@ -113,11 +111,17 @@ TOKENIZERS = Registry("tokenizer", ["neurofm.tokenizers"])
 OBJECTIVES = Registry("objective", ["neurofm.objectives"])
 DATASETS = Registry("dataset", ["neurofm.data.recipes"])
 
-REGISTRIES = {"models": MODELS, "tokenizers": TOKENIZERS, "objectives": OBJECTIVES, "datasets": DATASETS}
+REGISTRIES = {
+    "models": MODELS,
+    "tokenizers": TOKENIZERS,
+    "objectives": OBJECTIVES,
+    "datasets": DATASETS,
+}
 
 
-def create(registry: Registry, spec: dict[str, Any] | str, *, key: str | None = None,
-           **overrides: Any) -> Any:
+def create(
+    registry: Registry, spec: dict[str, Any] | str, *, key: str | None = None, **overrides: Any
+) -> Any:
     """Build a registered object from ``{"name": ..., "preset": ..., <config fields>}``.
 
     The entry's config dataclass validates the fields (every problem reported at once, each with
@@ -131,13 +135,19 @@ def create(registry: Registry, spec: dict[str, Any] | str, *, key: str | None = 
     name = spec.pop("name", None)
     where = key or registry.kind
     if name is None:
-        raise ConfigError(f"{where}.name: required key is missing; allowed: {', '.join(registry.names())}")
+        raise ConfigError(
+            f"{where}.name: required key is missing; allowed: {', '.join(registry.names())}"
+        )
     if name not in registry:
-        raise ConfigError(unknown_name_message(registry.kind, name, registry.names(), f"{where}.name"))
+        raise ConfigError(
+            unknown_name_message(registry.kind, name, registry.names(), f"{where}.name")
+        )
     entry = registry.get(name)
     if entry.config_cls is None:
         if spec:
-            raise ConfigError(f"{where}: {registry.kind} {name!r} takes no options, got {sorted(spec)}")
+            raise ConfigError(
+                f"{where}: {registry.kind} {name!r} takes no options, got {sorted(spec)}"
+            )
         obj = entry.obj()
     else:
         cfg = build_config(entry.config_cls, spec, prefix=where)

@@ -11,13 +11,40 @@ from typing import Any
 
 import numpy as np
 
-CHANNEL_TYPES = ("mag", "grad", "eeg", "ecog", "seeg", "dbs", "lfp", "spikes", "eog", "ecg", "emg",
-                 "stim", "resp", "misc")
+CHANNEL_TYPES = (
+    "mag",
+    "grad",
+    "eeg",
+    "ecog",
+    "seeg",
+    "dbs",
+    "lfp",
+    "spikes",
+    "eog",
+    "ecg",
+    "emg",
+    "stim",
+    "resp",
+    "misc",
+)
 """The channel types a Recording may hold."""
 
-DEFAULT_UNITS = {"mag": "T", "grad": "T/m", "eeg": "V", "ecog": "V", "seeg": "V", "dbs": "V",
-                 "lfp": "V", "spikes": "count", "eog": "V", "ecg": "V", "emg": "V", "stim": "a.u.",
-                 "resp": "a.u.", "misc": "a.u."}
+DEFAULT_UNITS = {
+    "mag": "T",
+    "grad": "T/m",
+    "eeg": "V",
+    "ecog": "V",
+    "seeg": "V",
+    "dbs": "V",
+    "lfp": "V",
+    "spikes": "count",
+    "eog": "V",
+    "ecg": "V",
+    "emg": "V",
+    "stim": "a.u.",
+    "resp": "a.u.",
+    "misc": "a.u.",
+}
 
 
 @dataclass
@@ -58,7 +85,9 @@ class SensorInfo:
             raise ValueError(f"SensorInfo: duplicate channel names {dup}")
         bad_types = sorted(set(self.types) - set(CHANNEL_TYPES))
         if bad_types:
-            raise ValueError(f"SensorInfo: unknown channel types {bad_types}; allowed: {CHANNEL_TYPES}")
+            raise ValueError(
+                f"SensorInfo: unknown channel types {bad_types}; allowed: {CHANNEL_TYPES}"
+            )
         if not self.units:
             self.units = [DEFAULT_UNITS[t] for t in self.types]
         if len(self.units) != n:
@@ -107,20 +136,32 @@ class SensorInfo:
                 return None
             return [[None if not np.isfinite(v) else float(v) for v in row] for row in a]
 
-        return {"names": self.names, "types": self.types, "units": self.units,
-                "positions": arr(self.positions), "orientations": arr(self.orientations),
-                "bads": self.bads}
+        return {
+            "names": self.names,
+            "types": self.types,
+            "units": self.units,
+            "positions": arr(self.positions),
+            "orientations": arr(self.orientations),
+            "bads": self.bads,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SensorInfo:
         def arr(a: list | None) -> np.ndarray | None:
             if a is None:
                 return None
-            return np.array([[np.nan if v is None else v for v in row] for row in a], dtype=np.float64)
+            return np.array(
+                [[np.nan if v is None else v for v in row] for row in a], dtype=np.float64
+            )
 
-        return cls(names=d["names"], types=d["types"], units=d.get("units", []),
-                   positions=arr(d.get("positions")), orientations=arr(d.get("orientations")),
-                   bads=d.get("bads", []))
+        return cls(
+            names=d["names"],
+            types=d["types"],
+            units=d.get("units", []),
+            positions=arr(d.get("positions")),
+            orientations=arr(d.get("orientations")),
+            bads=d.get("bads", []),
+        )
 
 
 @dataclass
@@ -166,8 +207,9 @@ class Batch:
         def move(v: Any) -> Any:
             return v.to(device) if isinstance(v, torch.Tensor) else v
 
-        return replace(self, **{f.name: move(getattr(self, f.name)) for f in fields(self)
-                                if f.name != "meta"})
+        return replace(
+            self, **{f.name: move(getattr(self, f.name)) for f in fields(self) if f.name != "meta"}
+        )
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

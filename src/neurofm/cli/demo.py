@@ -24,5 +24,10 @@ def demo(
     """
     from neurofm.workflows.demo import run_demo
 
-    run_demo(output, max_steps=max_steps, generate_seconds=seconds,
-             evaluation_preset=evaluation, seed=seed)
+    run_demo(
+        output,
+        max_steps=max_steps,
+        generate_seconds=seconds,
+        evaluation_preset=evaluation,
+        seed=seed,
+    )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 
-def list_entries(kind: Literal["all", "models", "tokenizers", "objectives", "datasets"] = "all") -> None:
+def list_entries(
+    kind: Literal["all", "models", "tokenizers", "objectives", "datasets"] = "all",
+) -> None:
     """List registered entries with their one-line summary.
 
     Args:

@@ -89,8 +89,12 @@ def main(argv: list[str] | None = None) -> int:
             from neurofm.cli import _context
 
             _context.OVERRIDES.update(overrides)
-        CLI(functions, args=argv, as_positional=True,
-            description="neurofm: foundation models of electrophysiology")
+        CLI(
+            functions,
+            args=argv,
+            as_positional=True,
+            description="neurofm: foundation models of electrophysiology",
+        )
     except NeuroFMError as err:
         if debug:
             raise

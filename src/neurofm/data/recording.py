@@ -67,12 +67,20 @@ class Events:
     def select(self, mask: np.ndarray) -> Events:
         """The events where ``mask`` is true."""
         idx = np.flatnonzero(mask)
-        return Events(self.onset[idx], self.duration[idx], [self.description[i] for i in idx],
-                      [self.payload[i] for i in idx])
+        return Events(
+            self.onset[idx],
+            self.duration[idx],
+            [self.description[i] for i in idx],
+            [self.payload[i] for i in idx],
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"onset": self.onset.tolist(), "duration": self.duration.tolist(),
-                "description": self.description, "payload": self.payload}
+        return {
+            "onset": self.onset.tolist(),
+            "duration": self.duration.tolist(),
+            "description": self.description,
+            "payload": self.payload,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Events:
@@ -119,11 +127,14 @@ class Recording:
         shape = tuple(self.data.shape)
         where = self.source.get("path")
         if len(shape) != 2:
-            raise RecordingError(f"data must be 2-D (n_chans, n_times), got shape {shape}", path=where)
+            raise RecordingError(
+                f"data must be 2-D (n_chans, n_times), got shape {shape}", path=where
+            )
         if shape[0] != self.sensors.n_chans:
             raise RecordingError(
                 f"data has {shape[0]} channels but sensors describe {self.sensors.n_chans}",
-                path=where)
+                path=where,
+            )
         if not np.isfinite(self.sfreq) or self.sfreq <= 0:
             raise RecordingError(f"sfreq must be a positive number, got {self.sfreq!r}", path=where)
         self.sfreq = float(self.sfreq)
@@ -145,14 +156,16 @@ class Recording:
     def ch_names(self) -> list[str]:
         return self.sensors.names
 
-    def get_data(self, start: int = 0, stop: int | None = None,
-                 picks: list[int] | np.ndarray | None = None) -> np.ndarray:
+    def get_data(
+        self, start: int = 0, stop: int | None = None, picks: list[int] | np.ndarray | None = None
+    ) -> np.ndarray:
         """Samples ``[start, stop)`` of the picked channels as a float array ``(C, T)``."""
         stop = self.n_times if stop is None else stop
         if not 0 <= start <= stop <= self.n_times:
             raise RecordingError(
                 f"slice [{start}, {stop}) outside the recording's {self.n_times} samples",
-                path=self.source.get("path"))
+                path=self.source.get("path"),
+            )
         if picks is None:
             return np.asarray(self.data[:, start:stop])
         return np.asarray(self.data[np.asarray(picks), start:stop])
@@ -170,8 +183,9 @@ class Recording:
         if picks and isinstance(picks[0], str):
             missing = [p for p in picks if p not in self.sensors.names]
             if missing:
-                raise RecordingError(f"channels not in the recording: {missing}",
-                                     path=self.source.get("path"))
+                raise RecordingError(
+                    f"channels not in the recording: {missing}", path=self.source.get("path")
+                )
             idx = [self.sensors.names.index(p) for p in picks]
         else:
             idx = [int(i) for i in picks]
@@ -183,10 +197,17 @@ class Recording:
         return {
             "source": self.source.get("path"),
             "format": self.source.get("format"),
-            "subject": self.subject, "session": self.session, "task": self.task, "run": self.run,
-            "n_chans": self.n_chans, "channels_by_type": self.sensors.counts_by_type(),
-            "sfreq": self.sfreq, "n_times": self.n_times, "duration_s": self.duration,
-            "n_events": len(self.events), "events_by_description": self.events.counts(),
+            "subject": self.subject,
+            "session": self.session,
+            "task": self.task,
+            "run": self.run,
+            "n_chans": self.n_chans,
+            "channels_by_type": self.sensors.counts_by_type(),
+            "sfreq": self.sfreq,
+            "n_times": self.n_times,
+            "duration_s": self.duration,
+            "n_events": len(self.events),
+            "events_by_description": self.events.counts(),
             "bads": list(self.sensors.bads),
         }
 
