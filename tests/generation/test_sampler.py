@@ -91,9 +91,11 @@ def test_bad_arguments_are_rejected(kwargs, match):
         generate(_model(), torch.zeros(1, 2, 4, dtype=torch.long), 3, **kwargs)
 
 
-def test_prompt_plus_generation_longer_than_the_model_is_rejected():
+def test_a_prompt_longer_than_the_model_or_a_bad_stride_is_rejected():
     with pytest.raises(ValueError, match="max_seq_len=1024"):
-        generate(_model(), torch.zeros(1, 1, 1000, dtype=torch.long), 30)
+        generate(_model(), torch.zeros(1, 1, 1030, dtype=torch.long), 3)
+    with pytest.raises(ValueError, match="stride must be in"):
+        generate(_model(), torch.zeros(1, 1, 4, dtype=torch.long), 3, stride=1024)
 
 
 class _MuLaw:

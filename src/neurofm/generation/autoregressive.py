@@ -4,6 +4,14 @@
 (``ModelOutput.past``) and recomputes the full context otherwise. ``generate_from_window``
 tokenizes a prompt taken from a recorded window, continues it and decodes the result back to a
 signal.
+
+Generation longer than the model's ``max_seq_len`` slides the context: the model reads the
+window ``codes[..., w0:t]`` that starts at ``w0 = 0``; once that window would exceed
+``max_seq_len`` time steps, it restarts from the newest ``max_seq_len - stride`` codes
+(``w0 = t - max_seq_len + stride``), which are re-encoded from scratch to rebuild the cache.
+Positions restart at 0 in every window, which is valid for relative positions (RoPE) and for a
+learned absolute table alike, since the model was trained on windows starting at 0. Within
+``max_seq_len`` nothing slides and the result is that of plain generation.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neurofm.models._sampling import autoregress, filter_logits, sample_logits
+from neurofm.models._sampling import Generated, autoregress, filter_logits, sample_logits
 
 __all__ = [
     "GenerationResult",
@@ -37,6 +45,60 @@ def _generator(
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
+def _sliding(
+    model: nn.Module,
+    prompt: Tensor,
+    max_new_tokens: int,
+    *,
+    stride: int | None,
+    condition: Tensor | None,
+    keep_logits: bool,
+    **kwargs: Any,
+) -> Generated:
+    """``autoregress`` over a context window that slides by ``stride`` past ``max_seq_len``.
+
+    Every window ``codes[..., w0:]`` is continued by plain generation until it holds
+    ``max_seq_len`` inputs plus the newly drawn code; the next window keeps the newest
+    ``max_seq_len - stride`` codes. ``kwargs`` are those of ``autoregress`` (sampling settings,
+    generator, subject, channel_ids, use_cache); the generator's stream runs on across windows.
+    """
+    max_len = getattr(model, "max_seq_len", None)
+    if max_len is not None and stride is not None and not 1 <= stride < max_len:
+        raise ValueError(f"generate: stride must be in [1, {max_len}), got {stride}")
+    n_prompt = prompt.shape[-1]
+    if max_len is None or n_prompt + max_new_tokens - 1 <= max_len:
+        return autoregress(
+            model, prompt, max_new_tokens, condition=condition, keep_logits=keep_logits, **kwargs
+        )
+    max_len = int(max_len)
+    stride = max(1, max_len // 4) if stride is None else int(stride)
+    if n_prompt > max_len:
+        raise ValueError(
+            f"generate: the prompt holds {n_prompt} time steps, more than the model's "
+            f"max_seq_len={max_len}"
+        )
+    n_inputs = n_prompt + max_new_tokens - 1
+    if condition is not None and condition.shape[-1] < n_inputs:
+        raise ValueError(
+            f"generate: condition covers {condition.shape[-1]} time steps, the inputs "
+            f"need {n_inputs} (prompt + max_new_tokens - 1)"
+        )
+    codes, logits, start, left = prompt, [], 0, max_new_tokens
+    while left:
+        # the window codes[..., start:] reads up to max_len inputs, i.e. draws this many codes
+        n = min(left, max_len - (codes.shape[-1] - start) + 1)
+        cond = None if condition is None else condition[..., start:]
+        out = autoregress(
+            model, codes[..., start:], n, condition=cond, keep_logits=keep_logits, **kwargs
+        )
+        codes = torch.cat((codes[..., :start], out.codes), dim=-1)
+        if keep_logits:
+            logits.append(out.logits)
+        left -= n
+        start = codes.shape[-1] - (max_len - stride)
+    return Generated(codes, torch.cat(logits, dim=-2) if keep_logits else None)
+
+
 def generate(
     model: nn.Module,
     prompt_codes: Tensor,
@@ -51,6 +113,7 @@ def generate(
     seed: int | None = None,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    stride: int | None = None,
 ) -> Tensor:
     """Continue ``prompt_codes`` with ``max_new_tokens`` codes sampled from ``model``.
 
@@ -78,6 +141,11 @@ def generate(
         Generator to draw from instead of a seed.
     use_cache : bool
         Use the model's key/value cache when it has one (False: recompute every step).
+    stride : int, optional
+        Only when ``T0 + max_new_tokens - 1`` exceeds the model's ``max_seq_len``: time steps
+        the context slides by once it is full, in ``[1, max_seq_len)`` (default
+        ``max_seq_len // 4``); the model then always reads at least the newest
+        ``max_seq_len - stride`` codes (see the module doc). The prompt itself must fit.
 
     Returns
     -------
@@ -85,15 +153,17 @@ def generate(
         The prompt followed by the generated codes.
     """
     gen = _generator(generator, seed, prompt_codes.device)
-    return autoregress(
+    return _sliding(
         model,
         prompt_codes,
         max_new_tokens,
+        stride=stride,
+        condition=condition,
+        keep_logits=False,
         temperature=temperature,
         top_k=top_k,
         top_p=top_p,
         subject=subject,
-        condition=condition,
         channel_ids=channel_ids,
         generator=gen,
         use_cache=use_cache,
@@ -114,8 +184,10 @@ def generate_with_logits(
     seed: int | None = None,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    stride: int | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """As :func:`generate`, also returning the float32 logits of every generated step.
+    """As :func:`generate` (sliding past ``max_seq_len`` too), also returning the float32 logits
+    of every generated step.
 
     Returns
     -------
@@ -124,19 +196,20 @@ def generate_with_logits(
         ``logits[..., i, :]`` is the distribution the i-th generated code was drawn from.
     """
     gen = _generator(generator, seed, prompt_codes.device)
-    out = autoregress(
+    out = _sliding(
         model,
         prompt_codes,
         max_new_tokens,
+        stride=stride,
+        condition=condition,
+        keep_logits=True,
         temperature=temperature,
         top_k=top_k,
         top_p=top_p,
         subject=subject,
-        condition=condition,
         channel_ids=channel_ids,
         generator=gen,
         use_cache=use_cache,
-        keep_logits=True,
     )
     return out.codes, out.logits
 
@@ -177,6 +250,7 @@ def generate_from_window(
     seed: int | None = None,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    stride: int | None = None,
 ) -> GenerationResult:
     """Tokenize a recorded window, continue it with ``model`` and decode the result.
 
@@ -191,7 +265,7 @@ def generate_from_window(
         The prompt signal in the tokenizer's input units (e.g. ``StoredRecording.window``).
     max_new_tokens : int
         Time steps to generate.
-    temperature, top_k, top_p, condition, seed, generator, use_cache
+    temperature, top_k, top_p, condition, seed, generator, use_cache, stride
         As in :func:`generate`.
     subject : int, optional
         The recording's subject id.
@@ -224,6 +298,7 @@ def generate_from_window(
         seed=seed,
         generator=generator,
         use_cache=use_cache,
+        stride=stride,
     )
     decoded = tokenizer.decode(out.cpu())
     signal = decoded.detach().numpy() if isinstance(decoded, Tensor) else np.asarray(decoded)

@@ -174,7 +174,8 @@ def generate_run(
         ``"split:index"``: the whole window ``index`` of that split; or a number of seconds: the
         first seconds of window 0 of the test split.
     seconds : float
-        Length of the generated continuation (s).
+        Length of the generated continuation (s), of any length: past the model's
+        ``max_seq_len`` the context slides (see :mod:`neurofm.generation.autoregressive`).
     seed, temperature, top_k, top_p
         Sampling settings (see :func:`neurofm.generation.generate`).
     output : path, optional
@@ -213,13 +214,13 @@ def generate_run(
                 f"1..{item['x'].shape[-1]}"
             )
     n_new = round(seconds * sfreq)
+    if n_new < 1:
+        raise ConfigError(f"seconds: {seconds} s is {n_new} samples; at least 1 is needed")
     max_len = getattr(run.model, "max_seq_len", None)
-    if n_new < 1 or (max_len is not None and n_prompt + n_new - 1 > max_len):
-        longest = (max_len - n_prompt + 1) / sfreq if max_len is not None else float("inf")
+    if max_len is not None and n_prompt > max_len:
         raise ConfigError(
-            f"seconds: {seconds} s is {n_new} samples; after a {n_prompt}-sample "
-            f"prompt the model (max_seq_len={max_len}) allows 1 sample to "
-            f"{longest:.3f} s"
+            f"prompt: {n_prompt} samples exceed the model's max_seq_len={max_len}; "
+            f"give a prompt in seconds of at most {max_len / sfreq:.3f} s"
         )
     batch = collate([item])
     x = batch.x[..., :n_prompt]
