@@ -104,3 +104,68 @@ def test_too_long_input_and_bad_shapes_are_rejected(name):
         model(torch.zeros(1, 2, 7, dtype=torch.long))
     with pytest.raises(ValueError, match=r"\(B, C, T\)"):
         model(torch.zeros(2, 7, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
+def test_ordinal_options_are_off_by_default(name):
+    model = _tiny(name)
+    assert model.ordinal is None and model.embedding.value is None
+    assert not any("ordinal" in k or "embedding.value" in k for k in model.state_dict())
+
+
+@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
+def test_ordinal_options_keep_causality_and_the_cache(name):
+    model = _tiny(name, value_embedding=True, ordinal_head=True).eval()
+    x = torch.randint(0, 64, (2, 3, 9))
+    changed = x.clone()
+    changed[..., 5:] = (changed[..., 5:] + 7) % 64
+    a, b = model(x).logits, model(changed).logits
+    torch.testing.assert_close(a[..., :5, :], b[..., :5, :], atol=1e-6, rtol=0)
+    assert not torch.allclose(a[..., 5:, :], b[..., 5:, :])
+    out = model(x[..., :4], use_cache=True)
+    parts = [out.logits]
+    for t in range(4, 9):
+        out = model(x[..., t : t + 1], past=out.past, use_cache=True)
+        parts.append(out.logits)
+    torch.testing.assert_close(torch.cat(parts, dim=2), a, atol=1e-5, rtol=1e-5)
+
+
+def test_ordinal_head_starts_as_a_gaussian_over_the_code_values():
+    model = _tiny("gpt2meg_trf", ordinal_head=True)
+    with torch.no_grad():
+        model.head.weight.zero_()
+    probs = model(torch.randint(0, 64, (1, 2, 5))).logits.softmax(-1)
+    peak = probs.argmax(-1)
+    # unimodal: probabilities fall off monotonically on both sides of the peak
+    for p, k in zip(probs.reshape(-1, 64), peak.reshape(-1)):
+        assert (p[: k + 1].diff() >= 0).all() and (p[k:].diff() <= 0).all()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
+def test_ordinal_options_learn_real_eeg(name, sample_dir):
+    import mne
+    import numpy as np
+
+    from neurofm.registry import OBJECTIVES
+    from neurofm.types import Batch
+
+    raw = mne.io.read_raw_edf(sample_dir / "eegbci_S001" / "S001R04.edf", verbose="error")
+    x = raw.get_data(picks=[0, 1, 2, 3], start=1600, stop=1600 + 128)
+    x = np.clip((x - np.median(x, 1, keepdims=True)) / np.abs(x).max(1, keepdims=True), -1, 1)
+    y = np.sign(x) * np.log1p(63 * np.abs(x)) / np.log1p(63)  # mu-law, 64 levels
+    codes = torch.from_numpy(np.rint((y + 1) / 2 * 63).astype(np.int64)).view(4, 2, 64)
+    codes = codes.transpose(0, 1).reshape(2, 4, 64)  # two 64-sample windows of 4 channels
+    model = _tiny(name, value_embedding=True, ordinal_head=True)
+    batch = Batch(x=codes, subject=torch.tensor([0, 1]))
+    objective = create(OBJECTIVES, {"name": "next_token"})
+    optim = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss = objective(model, batch).loss
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.6 * losses[0]
+    grads = [p.grad for p in (model.ordinal.proj.weight, model.embedding.value.weight)]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)

@@ -4,12 +4,22 @@
 code, of the channel id, of the recording's subject id and, optionally, of per-time condition
 tokens and of a global conditioning vector. Positions in time are left to the model (RoPE or a
 learned table), so the same module serves cached decoding.
+
+With ``value_embedding`` the codes are also read as ordered amplitudes: the code ``k`` of ``V``
+is mapped to ``v = 2 k / (V - 1) - 1`` in [-1, 1] (the companded amplitude of a uniform
+quantizer such as mu-law) and a learned linear map of ``v`` is added to its embedding, so that
+neighbouring codes start out with neighbouring embeddings.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+
+def code_values(codes: Tensor, vocab_size: int) -> Tensor:
+    """Codes ``0 .. V-1`` as evenly spaced float amplitudes ``2 k / (V - 1) - 1`` in [-1, 1]."""
+    return codes.float() * (2.0 / max(vocab_size - 1, 1)) - 1.0
 
 
 class ChannelTokenEmbedding(nn.Module):
@@ -35,6 +45,9 @@ class ChannelTokenEmbedding(nn.Module):
         everywhere; None (or 0) disables it.
     dropout : float
         Dropout on the summed embedding.
+    value_embedding : bool
+        Add a learned linear map of each code's amplitude ``2 k / (V - 1) - 1`` (see the module
+        doc); codes only, precomputed token embeddings are used as they are.
     """
 
     def __init__(
@@ -48,6 +61,7 @@ class ChannelTokenEmbedding(nn.Module):
         n_cond_tokens: int = 1,
         d_global: int | None = None,
         dropout: float = 0.0,
+        value_embedding: bool = False,
     ) -> None:
         super().__init__()
         if vocab_size <= 0 or d_model <= 0:
@@ -69,6 +83,7 @@ class ChannelTokenEmbedding(nn.Module):
             nn.Embedding(n_conditions * n_cond_tokens, d_model) if n_conditions else None
         )
         self.global_proj = nn.Linear(d_global, d_model) if d_global else None
+        self.value = nn.Linear(1, d_model) if value_embedding else None
         self.dropout = nn.Dropout(dropout)
 
     @staticmethod
@@ -123,6 +138,8 @@ class ChannelTokenEmbedding(nn.Module):
                 )
             self._check_ids(tokens, self.token.num_embeddings, "codes")
             h = self.token(tokens)
+            if self.value is not None:
+                h = h + self.value(code_values(tokens, self.token.num_embeddings).unsqueeze(-1))
         b, c, t, _ = h.shape
         if self.channel is not None:
             if channel_ids is None:

@@ -19,18 +19,26 @@ Deviations from the reference code:
   every parameter is used;
 - the condition is an integer label per time step (B, T) or several streams
   (B, n_cond_tokens, T), aligned with the input codes;
-- argument names follow neurofm (``d_model``, ``n_layers``, ``n_heads``, ``n_chans``).
+- argument names follow neurofm (``d_model``, ``n_layers``, ``n_heads``, ``n_chans``);
+- two options, off by default, read the codes as ordered amplitudes ``v_k = 2 k / (V - 1) - 1``:
+  ``value_embedding`` adds a learned linear map of the input code's ``v`` to its embedding, and
+  ``ordinal_head`` adds to the free logits a discretised Gaussian over the code values,
+  ``-(v_k - mu(h))^2 / (2 sigma(h)^2)`` with ``mu`` and ``log sigma`` linear in the final
+  hidden state, so that probability mass starts out shared between neighbouring codes.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+import torch
 from torch import Tensor, nn
 
 from neurofm.layers import ChannelTokenEmbedding, KVCache, TransformerBlock, make_norm
+from neurofm.layers.embeddings import code_values
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput
 
@@ -103,6 +111,8 @@ class GPT2MEGConfig:
     n_heads: int = 4  # attention heads (must divide d_model)
     dropout: float = 0.0  # GPT-2 residual, embedding and attention dropout
     max_seq_len: int = 1024  # GPT-2 position table size: longest time axis
+    value_embedding: bool = False  # add a linear map of each code's amplitude to its embedding
+    ordinal_head: bool = False  # add a discretised Gaussian over the code values to the logits
 
     PRESETS: ClassVar[dict[str, dict]] = _PRESETS
 
@@ -124,6 +134,8 @@ class GPT2MEGTrfConfig:
     n_heads: int = 4  # attention heads (must divide d_model; head size even for RoPE)
     dropout: float = 0.0  # dropout in attention, MLP and embeddings
     max_seq_len: int = 1024  # longest time axis (context + generated)
+    value_embedding: bool = False  # add a linear map of each code's amplitude to its embedding
+    ordinal_head: bool = False  # add a discretised Gaussian over the code values to the logits
     causal: bool = True  # causal attention over time (False: bidirectional encoder, no cache)
     activation: Literal["gelu", "squared_relu", "swiglu"] = "gelu"  # MLP non-linearity
     norm: Literal["rms", "layer"] = "rms"  # normalisation before each branch
@@ -148,7 +160,46 @@ def _embedding(cfg: GPT2MEGConfig | GPT2MEGTrfConfig) -> ChannelTokenEmbedding:
         n_conditions=cfg.n_conditions,
         n_cond_tokens=cfg.n_cond_tokens,
         dropout=cfg.dropout,
+        value_embedding=cfg.value_embedding,
     )
+
+
+# initial width of the ordinal head's Gaussian, in code-value units (2 / (V - 1) per code)
+ORDINAL_SIGMA0 = 0.1
+
+
+class OrdinalLogits(nn.Module):
+    """The ordinal head's term: ``-(v_k - mu(h))^2 / (2 sigma(h)^2)`` for every code ``k``.
+
+    ``mu`` and ``log(1 / sigma)`` are linear in ``h``; ``sigma`` starts at ``ORDINAL_SIGMA0``.
+
+    Parameters
+    ----------
+    d_model : int
+    vocab_size : int
+        Number of codes ``V``.
+    """
+
+    def __init__(self, d_model: int, vocab_size: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(d_model, 2)
+        self.register_buffer("values", code_values(torch.arange(vocab_size), vocab_size), False)
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.proj.weight, std=0.02)
+        with torch.no_grad():
+            self.proj.bias.copy_(torch.tensor([0.0, -math.log(ORDINAL_SIGMA0)]))
+
+    def forward(self, h: Tensor) -> Tensor:
+        """``h`` (..., D) -> logits term (..., V)."""
+        mu, log_precision = self.proj(h).unsqueeze(-1).unbind(-2)
+        return -0.5 * ((self.values - mu) * log_precision.exp()).square()
+
+
+def _logits(model: GPT2MEG | GPT2MEG_Trf, h: Tensor) -> Tensor:
+    """Free logits of the final hidden states ``h`` (..., D), plus the ordinal term if enabled."""
+    logits = model.head(h)
+    return logits if model.ordinal is None else logits + model.ordinal(h)
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -194,6 +245,11 @@ class GPT2MEG(nn.Module):
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         _init_weights(self.head)
+        self.ordinal = (
+            OrdinalLogits(config.d_model, config.vocab_size) if config.ordinal_head else None
+        )
+        if self.ordinal is not None:
+            self.ordinal.reset_parameters()
 
     def forward(
         self,
@@ -238,7 +294,7 @@ class GPT2MEG(nn.Module):
         out = self.gpt2(
             inputs_embeds=h.reshape(b * c, t, -1), use_cache=use_cache, **{self._cache_arg: past}
         )
-        logits = self.head(out.last_hidden_state).view(b, c, t, -1)
+        logits = _logits(self, out.last_hidden_state).view(b, c, t, -1)
         return ModelOutput(logits=logits, past=getattr(out, self._cache_arg) if use_cache else None)
 
 
@@ -270,7 +326,12 @@ class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
         )
         self.norm = make_norm(config.norm, config.d_model)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.ordinal = (
+            OrdinalLogits(config.d_model, config.vocab_size) if config.ordinal_head else None
+        )
         self.apply(_init_weights)
+        if self.ordinal is not None:
+            self.ordinal.reset_parameters()
 
     def forward(
         self,
@@ -323,5 +384,5 @@ class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
         h = h.reshape(b * c, t, -1)  # channels as independent sequences
         for i, block in enumerate(self.blocks):
             h = block(h, causal=self.config.causal, cache=None if past is None else past[i])
-        logits = self.head(self.norm(h)).view(b, c, t, -1)
+        logits = _logits(self, self.norm(h)).view(b, c, t, -1)
         return ModelOutput(logits=logits, past=past if use_cache else None)
