@@ -196,6 +196,12 @@ def _trainer(cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.
     )
 
 
+def _tensorboard_available() -> bool:
+    import importlib.util
+
+    return any(importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX"))
+
+
 def fit(
     config: dict[str, Any],
     *,
@@ -230,6 +236,11 @@ def fit(
         A non-finite loss or non-finite weights; the last complete checkpoint is kept.
     """
     cfg = validate_fit_config(config, source=source)
+    if cfg.output.tensorboard and not _tensorboard_available():
+        raise ConfigError(
+            "output.tensorboard: TensorBoard logs need the tensorboard or tensorboardX package "
+            "(pip install 'neurofm[tensorboard]'), or set output.tensorboard: false"
+        )
     run_dir = Path(cfg.output.dir)
     checkpoint = _check_resume(cfg, run_dir, resume)
     store = PreparedStore.open(cfg.data.store)
