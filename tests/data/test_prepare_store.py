@@ -214,3 +214,45 @@ def test_shipped_prepare_configs_validate():
     for path in sorted((root / "configs").glob("prepare_*.yaml")):
         cfg = prep.load_config(path)
         assert cfg.output and cfg.preprocessing, path
+
+
+def test_each_source_is_hashed_once_and_the_manifest_saved_once_per_recording(
+    raw_dir, tmp_path, monkeypatch
+):
+    import neurofm.data.store as store_module
+    import neurofm.io.reader as reader
+
+    hashed, saved = [], []
+    real_hash, real_save = prep.sha256_file, store_module.write_json_atomic
+
+    def hash_file(path):
+        hashed.append(Path(path).name)
+        return real_hash(path)
+
+    def save(path, data):
+        saved.append(Path(path))
+        real_save(path, data)
+
+    monkeypatch.setattr(prep, "sha256_file", hash_file)
+    monkeypatch.setattr(reader, "sha256_file", hash_file)
+    monkeypatch.setattr(store_module, "write_json_atomic", save)
+    store = prep.prepare(_config(raw_dir, tmp_path / "out"))
+    assert sorted(hashed) == [f"{run}.edf" for run in RUNS]
+    assert saved == [tmp_path / "out" / "manifest.json"] * (len(RUNS) + 1)
+    assert store["S001R03"].source["sha256"] == real_hash(raw_dir / "S001R03.edf")
+
+
+def test_store_writes_arrays_without_saving_the_manifest(tmp_path, sample_dir):
+    from neurofm.io import read_recording
+
+    rec = read_recording(sample_dir / "eegbci_S001" / "S001R03.edf", preload=True)
+    store = PreparedStore.create(tmp_path / "s", save=False)
+    assert not (tmp_path / "s" / "manifest.json").exists()
+    stored = store.write("a", rec, fingerprint="f", save=False, chunk_samples=3000)
+    assert not (tmp_path / "s" / "manifest.json").exists()
+    assert [r["id"] for r in store.manifest["recordings"]] == ["a"]
+    np.save(tmp_path / "ref.npy", np.ascontiguousarray(rec.data.astype(np.float32).T))
+    assert stored.path.read_bytes() == (tmp_path / "ref.npy").read_bytes()
+    assert not list((tmp_path / "s" / "recordings").glob(".*"))
+    store.save_manifest()
+    assert PreparedStore.open(tmp_path / "s")["a"].window(5, 3).shape == (64, 3)

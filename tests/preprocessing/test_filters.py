@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from tests.preprocessing.conftest import amplitude, sines
@@ -101,3 +103,24 @@ def test_bandpass_on_real_eeg_matches_mne(real_run):
         np.asarray(real_run.data, dtype=np.float64), real_run.sfreq, 1.0, 40.0, verbose="error"
     )
     np.testing.assert_allclose(out.data, ref, rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("sfreq", "l_freq", "h_freq"), [(160.0, 0.5, 40.0), (250.0, 1.0, None), (250.0, None, 30.0)]
+)
+@pytest.mark.parametrize("n_times", [1, 7, 400, 2000, 5001])
+def test_bandpass_equals_mne_filter_data_to_rounding(sfreq, l_freq, h_freq, n_times):
+    import mne
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, n_times)).cumsum(axis=1)
+    rec = replace(sines([1.0], sfreq=sfreq, n_chans=3), data=x.astype(np.float32))
+    ref = mne.filter.filter_data(
+        rec.data.astype(np.float64), sfreq, l_freq, h_freq, verbose="error"
+    ).astype(np.float32)
+    scale = max(float(np.abs(ref).max()), 1e-30)
+    for overwrite in (False, True):
+        data = rec.data.copy()
+        out = bandpass(replace(rec, data=data), l_freq, h_freq, overwrite=overwrite)
+        assert (out.data is data) == overwrite
+        assert np.abs(out.data - ref).max() <= 4e-7 * scale

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -76,3 +77,33 @@ def test_pipeline_applies_steps_in_order_and_logs_them():
     out = Pipeline.from_config(CONFIG)(rec)
     assert out.sfreq == 100.0 and out.data.dtype == np.float32
     assert [e["step"] for e in out.meta["preprocessing"]] == ["notch", "bandpass", "resample"]
+
+
+def test_in_place_steps_give_the_same_result_and_leave_the_input_untouched():
+    rec = sines([10.0, 60.0], sfreq=200.0, n_chans=11, types=["eeg"] * 10 + ["stim"])
+    rec.data[10] = np.round(rec.data[10])
+    before = rec.data.copy()
+    pipeline = Pipeline.from_config(CONFIG)
+    out = pipeline(rec)  # float32 input: the first step copies, later steps work in place
+    assert np.array_equal(rec.data, before)
+    step_by_step = rec
+    for step in pipeline.steps:
+        step_by_step = step(step_by_step)
+    assert np.array_equal(out.data, step_by_step.data)
+    assert out.meta == step_by_step.meta
+    copy = rec.data.copy()
+    assert (
+        Bandpass(l_freq=1.0, h_freq=30.0).apply(replace(rec, data=copy), overwrite=True).data
+        is copy
+    )
+
+
+def test_caller_arrays_and_views_of_them_are_never_overwritten():
+    from neurofm.preprocessing.pipeline import _owned
+
+    data = np.zeros((2, 10), dtype=np.float32)
+    assert not _owned(data, data) and not _owned(data[:1], data)
+    assert _owned(data.copy(), data) and _owned(data.copy(), object())
+    frozen = data.copy()
+    frozen.flags.writeable = False
+    assert not _owned(frozen, data)

@@ -255,8 +255,7 @@ def prepare(
             todo.append((src, sha))
     log.info("preparing %d of %d recordings into %s", len(todo), len(sources), root)
     tasks = [
-        (src, sha, pipeline.to_config(), str(root / STAGING / src.id), fingerprint)
-        for src, sha in todo
+        (src, sha, pipeline.to_config(), str(root / STAGING), fingerprint) for src, sha in todo
     ]
     try:
         _run(tasks, store, cfg.jobs)
@@ -271,7 +270,7 @@ def prepare(
 def _prepare_one(
     src: Source, sha: str, steps: list[dict[str, Any]], stage: str, fingerprint: str
 ) -> dict[str, Any]:
-    """Worker: read, preprocess and write one recording into its staging store."""
+    """Worker: read, preprocess and write one recording into the staging folder."""
     # The pipeline checks every sample (naming file, channel, sample) while loading it once;
     # flat channels are named by the scaler fit or dropped by a mark_bads step. Skipping the
     # reader's own whole-file scans keeps memory at one recording; the source is hashed once.
@@ -290,7 +289,7 @@ def _register(store: PreparedStore, stage: str, entry: dict[str, Any]) -> None:
     """Move a staged array into the store and record it in the manifest."""
     final = store.root / entry["file"]
     os.replace(Path(stage) / entry["file"], final)
-    fsync_dir(final.parent)
+    fsync_dir(final.parent)  # the rename is durable before the manifest names the array
     stored = StoredRecording.from_dict(store.root, entry)
     store.recordings = [r for r in store.recordings if r.id != stored.id] + [stored]
     store.save_manifest()

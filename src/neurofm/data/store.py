@@ -118,6 +118,7 @@ class PreparedStore:
     def __init__(self, root: str | Path, manifest: dict[str, Any]) -> None:
         self.root = Path(root)
         self.manifest = manifest
+        self._renamed = False  # an array was renamed into recordings/ since the last save
         self.recordings = [StoredRecording.from_dict(self.root, r) for r in manifest["recordings"]]
 
     @classmethod
@@ -201,7 +202,7 @@ class PreparedStore:
         is written beside its final path, fsync'd and renamed into place. Non-finite samples raise
         a RecordingError naming the channel and sample. ``save=False`` records the recording in
         memory only: the caller writes ``manifest.json`` later with :meth:`save_manifest` (once
-        after several writes).
+        after several writes), which first makes the arrays' renames durable.
         """
         rel = f"recordings/{rec_id}.npy"
         final = self.root / rel
@@ -225,7 +226,7 @@ class PreparedStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
-            fsync_dir(final.parent)
+            self._renamed = True
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -243,8 +244,11 @@ class PreparedStore:
         return stored
 
     def save_manifest(self) -> None:
-        """Write ``manifest.json`` atomically."""
+        """Write ``manifest.json`` atomically, after making the arrays' renames durable."""
         self.manifest["recordings"] = [r.to_dict() for r in self.recordings]
+        if self._renamed:
+            fsync_dir(self.root / "recordings")
+            self._renamed = False
         write_json_atomic(self.root / MANIFEST, self.manifest)
 
 
