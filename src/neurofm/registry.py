@@ -7,6 +7,7 @@ anything is built.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 from collections.abc import Callable, Iterator
@@ -152,8 +153,6 @@ def create(
     else:
         cfg = build_config(entry.config_cls, spec, prefix=where)
         obj = entry.obj(cfg)
-    try:
+    with contextlib.suppress(AttributeError):  # objects with __slots__ cannot remember it
         obj.registry_name = name
-    except AttributeError:
-        pass
     return obj
