@@ -23,8 +23,10 @@ Deviations from the reference code:
 - two options, off by default, read the codes as ordered amplitudes ``v_k = 2 k / (V - 1) - 1``:
   ``value_embedding`` adds a learned linear map of the input code's ``v`` to its embedding, and
   ``ordinal_head`` adds to the free logits a discretised Gaussian over the code values,
-  ``-(v_k - mu(h))^2 / (2 sigma(h)^2)`` with ``mu`` and ``log sigma`` linear in the final
-  hidden state, so that probability mass starts out shared between neighbouring codes.
+  ``-(v_k - mu)^2 / (2 sigma^2)``, whose mean is the input code's value plus a change linear in
+  the final hidden state (``mu = v(x_t) + a(h)``; ``a(h)`` alone for precomputed embeddings) and
+  whose ``log sigma`` is linear in it: the head starts out as a last-value forecast with
+  probability mass shared between neighbouring codes, and learns the change.
 """
 
 from __future__ import annotations
@@ -169,9 +171,10 @@ ORDINAL_SIGMA0 = 0.1
 
 
 class OrdinalLogits(nn.Module):
-    """The ordinal head's term: ``-(v_k - mu(h))^2 / (2 sigma(h)^2)`` for every code ``k``.
+    """The ordinal head's term: ``-(v_k - mu)^2 / (2 sigma^2)`` for every code ``k``.
 
-    ``mu`` and ``log(1 / sigma)`` are linear in ``h``; ``sigma`` starts at ``ORDINAL_SIGMA0``.
+    ``mu = anchor + a(h)`` and ``log(1 / sigma)`` with ``a`` and the latter linear in ``h``;
+    ``sigma`` starts at ``ORDINAL_SIGMA0``.
 
     Parameters
     ----------
@@ -190,16 +193,22 @@ class OrdinalLogits(nn.Module):
         with torch.no_grad():
             self.proj.bias.copy_(torch.tensor([0.0, -math.log(ORDINAL_SIGMA0)]))
 
-    def forward(self, h: Tensor) -> Tensor:
-        """``h`` (..., D) -> logits term (..., V)."""
-        mu, log_precision = self.proj(h).unsqueeze(-1).unbind(-2)
+    def forward(self, h: Tensor, anchor: Tensor | None = None) -> Tensor:
+        """``h`` (..., D) and the input codes' values ``anchor`` (...) -> logits term (..., V)."""
+        change, log_precision = self.proj(h).unsqueeze(-1).unbind(-2)
+        mu = change if anchor is None else change + anchor.unsqueeze(-1)
         return -0.5 * ((self.values - mu) * log_precision.exp()).square()
 
 
-def _logits(model: GPT2MEG | GPT2MEG_Trf, h: Tensor) -> Tensor:
-    """Free logits of the final hidden states ``h`` (..., D), plus the ordinal term if enabled."""
-    logits = model.head(h)
-    return logits if model.ordinal is None else logits + model.ordinal(h)
+def _logits(model: GPT2MEG | GPT2MEG_Trf, h: Tensor, x: Tensor) -> Tensor:
+    """Free logits (B, C, T, V) of the final hidden states ``h`` (B*C, T, D) of inputs ``x``,
+    plus the ordinal term if enabled (anchored on the input codes when ``x`` holds codes)."""
+    b, c, t = x.shape[:3]
+    logits = model.head(h).view(b, c, t, -1)
+    if model.ordinal is None:
+        return logits
+    anchor = None if x.dtype.is_floating_point else code_values(x, model.config.vocab_size)
+    return logits + model.ordinal(h.view(b, c, t, -1), anchor)
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -294,7 +303,7 @@ class GPT2MEG(nn.Module):
         out = self.gpt2(
             inputs_embeds=h.reshape(b * c, t, -1), use_cache=use_cache, **{self._cache_arg: past}
         )
-        logits = _logits(self, out.last_hidden_state).view(b, c, t, -1)
+        logits = _logits(self, out.last_hidden_state, x)
         return ModelOutput(logits=logits, past=getattr(out, self._cache_arg) if use_cache else None)
 
 
@@ -384,5 +393,5 @@ class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
         h = h.reshape(b * c, t, -1)  # channels as independent sequences
         for i, block in enumerate(self.blocks):
             h = block(h, causal=self.config.causal, cache=None if past is None else past[i])
-        logits = _logits(self, self.norm(h)).view(b, c, t, -1)
+        logits = _logits(self, self.norm(h), x)
         return ModelOutput(logits=logits, past=past if use_cache else None)
