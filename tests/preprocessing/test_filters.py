@@ -124,3 +124,18 @@ def test_bandpass_equals_mne_filter_data_to_rounding(sfreq, l_freq, h_freq, n_ti
         out = bandpass(replace(rec, data=data), l_freq, h_freq, overwrite=overwrite)
         assert (out.data is data) == overwrite
         assert np.abs(out.data - ref).max() <= 4e-7 * scale
+
+
+@pytest.mark.parametrize(("sfreq", "new"), [(160.0, 100.0), (250.0, 100.0), (100.0, 250.0)])
+@pytest.mark.parametrize("n_times", [3, 16, 801, 4000])
+def test_resample_equals_mne_resample(sfreq, new, n_times):
+    import mne
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, n_times)).cumsum(axis=1).astype(np.float32)
+    rec = replace(sines([1.0], sfreq=sfreq, n_chans=5), data=x)
+    ref = mne.filter.resample(
+        x.astype(np.float64), up=new, down=sfreq, npad="auto", verbose="error"
+    ).astype(np.float32)
+    out = resample(rec, new)
+    assert out.data.shape == ref.shape and np.array_equal(out.data, ref)
