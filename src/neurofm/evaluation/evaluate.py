@@ -335,7 +335,9 @@ def evaluate_run(
 
     The report goes to ``out_dir`` (default ``<run_dir>/eval-<split>``): ``report.json``,
     ``report.html``, PNG plots and the resolved ``evaluate.yaml``. ``checkpoint`` is passed to
-    :func:`~neurofm.training.run.load_run` (default: the final model).
+    :func:`~neurofm.training.run.load_run` (default: the final model). A run trained with the
+    ``classification`` objective is scored by
+    :func:`~neurofm.evaluation.decoding.evaluate_decoding_run` instead.
     """
     from neurofm.config import save_yaml
     from neurofm.evaluation.report import write_report
@@ -343,6 +345,10 @@ def evaluate_run(
 
     cfg = config or EvaluateConfig()
     run = load_run(run_dir, checkpoint=checkpoint)
+    if run.config.get("objective", {}).get("name") == "classification":
+        from neurofm.evaluation.decoding import evaluate_decoding_run
+
+        return evaluate_decoding_run(run, config=cfg, out_dir=out_dir, checkpoint=checkpoint)
     if run.tokenizer is None:
         raise ConfigError(
             f"{run_dir}: the run has no tokenizer; forecasting evaluation scores models over codes"
