@@ -72,3 +72,54 @@ def cut(source: Path, target: Path, fraction_removed: float) -> Path:
     content = source.read_bytes()
     target.write_bytes(content[: int(len(content) * (1 - fraction_removed))])
     return target
+
+
+def write_bdf(raw, path: Path, physical_range_uv: float = 1000.0) -> Path:
+    """A 24-bit BDF+ (one-second records, microvolts) with the raw's annotations, via edfio."""
+    import edfio
+
+    signals = [
+        edfio.BdfSignal(
+            row * 1e6,
+            raw.info["sfreq"],
+            label=name,
+            physical_dimension="uV",
+            physical_range=(-physical_range_uv, physical_range_uv),
+        )
+        for name, row in zip(raw.ch_names, raw.get_data())
+    ]
+    ann = raw.annotations
+    annotations = [
+        edfio.EdfAnnotation(onset, duration, text)
+        for onset, duration, text in zip(ann.onset, ann.duration, ann.description)
+    ]
+    edfio.Bdf(signals, annotations=annotations, data_record_duration=1.0).write(path)
+    return path
+
+
+def write_exported(raw, path: Path, fmt: str) -> Path:
+    """``mne.export.export_raw`` to ``fmt`` ("eeglab", "brainvision", "edf")."""
+    import mne
+
+    mne.export.export_raw(path, raw, fmt=fmt, overwrite=True, verbose="error")
+    return path
+
+
+def eeglab_with_fdt(source: Path, target: Path) -> Path:
+    """Rewrite a ``.set`` with embedded data as ``.set`` + ``.fdt`` (float32, channels fastest).
+
+    EEGLAB stores the name of the data file in the ``data`` field when the samples live in a
+    separate ``.fdt`` beside the header.
+    """
+    import scipy.io
+
+    fields = {
+        k: v for k, v in scipy.io.loadmat(source, appendmat=False).items() if not k.startswith("__")
+    }
+    samples = np.asarray(fields["data"], dtype="<f4")  # (C, T) microvolts
+    fdt = target.with_suffix(".fdt")
+    fields["data"] = np.array([fdt.name])
+    fields["datfile"] = np.array([fdt.name])
+    scipy.io.savemat(target, fields, appendmat=False)
+    samples.T.tofile(fdt)
+    return target

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import struct
 from pathlib import Path
 
 from neurofm.errors import RecordingError
@@ -37,6 +38,9 @@ EXTENSIONS: dict[str, str] = {
     ".tsv": "text",
 }
 
+# MAT 5 top-level element types: miMATRIX, miCOMPRESSED
+_MAT5_ELEMENTS = {14, 15}
+
 # format -> the file signatures its content may start with
 _MAGIC: dict[str, tuple[bytes, ...]] = {
     "edf": (b"0       ",),
@@ -48,6 +52,8 @@ _MAGIC: dict[str, tuple[bytes, ...]] = {
     "brainvision": (b"Brain Vision", b"BrainVision", b"\xef\xbb\xbfBrain"),
     "fif": (b"\x00\x00\x00\x64", b"\x1f\x8b"),
     "fif-evoked": (b"\x00\x00\x00\x64", b"\x1f\x8b"),
+    "eeglab": (b"MATLAB 5.0", b"\x89HDF\r\n\x1a\n"),
+    "gdf": (b"GDF",),
 }
 
 
@@ -57,7 +63,7 @@ def format_from_name(path: Path) -> str:
     for ext, fmt in sorted(EXTENSIONS.items(), key=lambda kv: -len(kv[0])):
         if name.endswith(ext):
             return fmt
-    if path.is_dir() and (path / "c,rfDC").exists():
+    if (path.is_dir() and (path / "c,rfDC").exists()) or name.startswith("c,rf"):
         return "bti"
     raise RecordingError(
         f"unknown file extension {path.suffix!r}; readable: {sorted(set(EXTENSIONS))}",
@@ -156,6 +162,58 @@ def edf_truncation(path: Path, fmt: str) -> str | None:
             f"({complete * record_s:g} s): truncated"
         )
     return None
+
+
+def mat5_truncation(path: Path) -> None:
+    """Walk the top-level data elements of a MATLAB 5 file (an EEGLAB ``.set``).
+
+    The layout (MathWorks, "MAT-File Format"): a 128-byte header whose last two bytes are the
+    endian mark ``IM``/``MI``, then elements, each an 8-byte tag (uint32 type, uint32 byte
+    count) and its bytes. A file cut short or with a zeroed tag raises a RecordingError naming
+    the byte offset; a MAT file cannot be read in part, so ``allow_truncated`` does not apply.
+    HDF5-based (v7.3) files are left to their reader.
+    """
+    with open(path, "rb") as fh:
+        header = fh.read(128)
+        if header.startswith(b"\x89HDF"):
+            return
+        if len(header) < 128:
+            raise RecordingError(
+                f"corrupt header: {len(header)} bytes, a MAT-file header has 128", path=str(path)
+            )
+        marks = {b"IM": "<", b"MI": ">"}
+        if header[126:128] not in marks:
+            raise RecordingError(
+                f"corrupt header: endian mark {header[126:128]!r} at byte 126, expected b'IM' "
+                "or b'MI'",
+                path=str(path),
+            )
+        endian = marks[header[126:128]]
+        size = path.stat().st_size
+        offset = 128
+        while offset < size:
+            tag = fh.read(8)
+            if len(tag) < 8:
+                raise RecordingError(
+                    f"truncated: the file ends {len(tag)} bytes into the element tag at byte "
+                    f"{offset}",
+                    path=str(path),
+                )
+            kind, n_bytes = struct.unpack(f"{endian}II", tag)
+            if kind not in _MAT5_ELEMENTS:
+                raise RecordingError(
+                    f"corrupt: the element at byte {offset} has type {kind}, not a MAT "
+                    f"array ({sorted(_MAT5_ELEMENTS)})",
+                    path=str(path),
+                )
+            if offset + 8 + n_bytes > size:
+                raise RecordingError(
+                    f"truncated: the element at byte {offset} announces {n_bytes} bytes but the "
+                    f"file ends at byte {size}",
+                    path=str(path),
+                )
+            offset += 8 + n_bytes
+            fh.seek(offset)
 
 
 def brainvision_truncation(vhdr: Path) -> str | None:

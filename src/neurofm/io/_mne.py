@@ -11,7 +11,7 @@ import numpy as np
 
 from neurofm.data.recording import Events, Recording
 from neurofm.errors import RecordingError
-from neurofm.io._checks import brainvision_truncation, edf_truncation
+from neurofm.io._checks import brainvision_truncation, edf_truncation, mat5_truncation
 from neurofm.logging import get_logger
 from neurofm.types import DEFAULT_UNITS, SensorInfo
 
@@ -51,18 +51,19 @@ def open_raw(path: Path, fmt: str, *, allow_truncated: bool) -> Any:
     shorter with only a warning), MNE's own truncation warnings are turned into errors, and the
     first and last samples are read once so that a file cut inside its data fails here.
     """
-    import mne
 
     problem = None
     if fmt in ("edf", "bdf"):
         problem = edf_truncation(path, fmt)
     elif fmt == "brainvision":
         problem = brainvision_truncation(path)
+    elif fmt == "eeglab":
+        mat5_truncation(path)
     _truncated(problem, path, allow_truncated)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            raw = mne.io.read_raw(path, preload=False, verbose="warning")
+            raw = _open_with_mne(path, fmt)
         except Exception as err:  # noqa: BLE001 - any failure of a vendor parser is a bad file
             raise RecordingError(
                 f"cannot read as {fmt}: {type(err).__name__}: {err}", path=str(path)
@@ -74,6 +75,8 @@ def open_raw(path: Path, fmt: str, *, allow_truncated: bool) -> Any:
             _truncated(problem, path, allow_truncated)
         else:
             log.debug("%s: MNE: %s", path, message)
+    if fmt == "eeglab":
+        raw = _check_fdt(raw, path, allow_truncated)
     if raw.n_times == 0:
         raise RecordingError("the file holds no samples", path=str(path))
     for sample in (0, raw.n_times - 1):
@@ -87,6 +90,52 @@ def open_raw(path: Path, fmt: str, *, allow_truncated: bool) -> Any:
                 sample=sample,
             ) from err
     return raw
+
+
+def _open_with_mne(path: Path, fmt: str) -> Any:
+    """``mne.io.read_raw``, except for BTi/4D, whose data file has no extension to dispatch on.
+
+    A BTi run is a folder holding the data file ``c,rf...`` beside ``config`` and, when
+    digitised, ``hs_file``; either the folder or the data file may be given.
+    """
+    import mne
+
+    if fmt != "bti":
+        return mne.io.read_raw(path, preload=False, verbose="warning")
+    data_file = path / "c,rfDC" if path.is_dir() else path
+    head_shape = data_file.parent / "hs_file"
+    return mne.io.read_raw_bti(
+        data_file,
+        config_fname=data_file.parent / "config",
+        head_shape_fname=head_shape if head_shape.is_file() else None,
+        preload=False,
+        verbose="warning",
+    )
+
+
+def _check_fdt(raw: Any, path: Path, allow_truncated: bool) -> Any:
+    """Compare an EEGLAB ``.fdt`` (float32, channels interleaved) with the ``.set``'s shape.
+
+    A short ``.fdt`` raises, or with ``allow_truncated`` the raw is cropped to its complete
+    samples (MNE would fail only when the missing samples are read).
+    """
+    data_file = Path(raw.filenames[0])
+    if data_file.suffix.lower() != ".fdt":
+        return raw
+    frame = 4 * raw.info["nchan"]
+    size = data_file.stat().st_size
+    complete = size // frame
+    if complete >= raw.n_times:
+        return raw
+    _truncated(
+        f"the header announces {raw.n_times} samples of {raw.info['nchan']} channels but "
+        f"{data_file.name!r} holds {complete} ({size} bytes): truncated",
+        path,
+        allow_truncated,
+    )
+    if complete == 0:
+        raise RecordingError(f"the data file {data_file.name!r} holds no sample", path=str(path))
+    return raw.crop(tmax=(complete - 1) / raw.info["sfreq"], include_tmax=True, verbose="error")
 
 
 def _truncated(problem: str | None, path: Path, allow_truncated: bool) -> None:
