@@ -59,7 +59,7 @@ def read_recording(
     Parameters
     ----------
     path : path
-        The file (or CTF ``.ds`` folder). The format follows the extension; content of another
+        The file (or CTF ``.ds`` folder, or BTi/4D folder holding ``c,rfDC``). The format follows the extension; content of another
         format, an empty file and a truncated file raise a RecordingError naming the file.
     preload : bool or "memmap"
         ``False``: ``data`` is a lazy ``(C, T)`` view (:class:`LazySignal`, or a read-only memmap
