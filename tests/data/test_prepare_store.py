@@ -236,6 +236,7 @@ def test_each_source_is_hashed_once_and_the_manifest_saved_once_per_recording(
     monkeypatch.setattr(prep, "sha256_file", hash_file)
     monkeypatch.setattr(reader, "sha256_file", hash_file)
     monkeypatch.setattr(store_module, "write_json_atomic", save)
+    monkeypatch.setattr(prep, "write_json_atomic", save)
     store = prep.prepare(_config(raw_dir, tmp_path / "out"))
     assert sorted(hashed) == [f"{run}.edf" for run in RUNS]
     assert saved == [tmp_path / "out" / "manifest.json"] * (len(RUNS) + 1)

@@ -26,7 +26,13 @@ import json
 import os
 import shutil
 from collections.abc import Mapping
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_EXCEPTION,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -37,7 +43,7 @@ from neurofm.data.prepare_splits import SplitConfig, compute_splits
 from neurofm.data.recording import sha256_file
 from neurofm.data.store import MANIFEST, PreparedStore, StoredRecording
 from neurofm.errors import ConfigError, RecordingError
-from neurofm.fileio import fsync_dir
+from neurofm.fileio import fsync_dir, write_json_atomic
 from neurofm.io import read_recording
 from neurofm.logging import get_logger
 from neurofm.preprocessing import Pipeline, RobustScaler
@@ -257,12 +263,15 @@ def prepare(
     tasks = [
         (src, sha, pipeline.to_config(), str(root / STAGING), fingerprint) for src, sha in todo
     ]
-    try:
-        _run(tasks, store, cfg.jobs)
-    finally:
-        shutil.rmtree(root / STAGING, ignore_errors=True)
-    _forget_stale(store, [s.id for s in sources])
-    _finish(store, cfg, sources)
+    # Manifest saves after each recording run in one background thread, in order, while the
+    # next recording (or the split and scaler fit) is computed; leaving the block waits for them.
+    with ThreadPoolExecutor(max_workers=1) as saver:
+        try:
+            saves = _run(tasks, store, cfg.jobs, saver)
+        finally:
+            shutil.rmtree(root / STAGING, ignore_errors=True)
+        _forget_stale(store, [s.id for s in sources])
+        _finish(store, cfg, saves)
     _write_if_changed(root / RESOLVED_CONFIG, _resolved(cfg))
     return store
 
@@ -285,14 +294,17 @@ def _prepare_one(
     return staged.write(src.id, prepared, fingerprint=fingerprint, save=False).to_dict()
 
 
-def _register(store: PreparedStore, stage: str, entry: dict[str, Any]) -> None:
-    """Move a staged array into the store and record it in the manifest."""
+def _register(
+    store: PreparedStore, stage: str, entry: dict[str, Any], saver: ThreadPoolExecutor
+) -> Future:
+    """Move a staged array into the store and save the manifest naming it (in ``saver``)."""
     final = store.root / entry["file"]
     os.replace(Path(stage) / entry["file"], final)
     fsync_dir(final.parent)  # the rename is durable before the manifest names the array
     stored = StoredRecording.from_dict(store.root, entry)
     store.recordings = [r for r in store.recordings if r.id != stored.id] + [stored]
-    store.save_manifest()
+    # A shallow copy: later steps replace the manifest's top-level values, never edit them.
+    manifest = {**store.manifest, "recordings": [r.to_dict() for r in store.recordings]}
     log.info(
         "%s: prepared (%d channels, %d samples at %g Hz)",
         stored.id,
@@ -300,15 +312,19 @@ def _register(store: PreparedStore, stage: str, entry: dict[str, Any]) -> None:
         stored.n_times,
         stored.sfreq,
     )
+    return saver.submit(write_json_atomic, store.root / MANIFEST, manifest)
 
 
-def _run(tasks: list[tuple[Any, ...]], store: PreparedStore, jobs: int) -> None:
+def _run(
+    tasks: list[tuple[Any, ...]], store: PreparedStore, jobs: int, saver: ThreadPoolExecutor
+) -> list[Future]:
     """Prepare ``tasks`` inline (jobs=1) or in a process pool; each result is registered as it
-    arrives, so a failure keeps every recording finished before it."""
+    arrives, so a failure keeps every recording finished before it. Returns the manifest saves."""
+    saves = []
     if jobs == 1 or len(tasks) <= 1:
         for task in tasks:
-            _register(store, task[3], _prepare_one(*task))
-        return
+            saves.append(_register(store, task[3], _prepare_one(*task), saver))
+        return saves
     with ProcessPoolExecutor(
         max_workers=min(jobs, len(tasks)), mp_context=get_context("spawn")
     ) as pool:
@@ -319,11 +335,12 @@ def _run(tasks: list[tuple[Any, ...]], store: PreparedStore, jobs: int) -> None:
             for future in done:
                 task = pending.pop(future)
                 if future.exception() is None:
-                    _register(store, task[3], future.result())
+                    saves.append(_register(store, task[3], future.result(), saver))
             if failed:
                 for other in pending:
                     other.cancel()
                 raise failed[0].exception()
+    return saves
 
 
 def _forget_stale(store: PreparedStore, ids: list[str]) -> None:
@@ -338,8 +355,8 @@ def _forget_stale(store: PreparedStore, ids: list[str]) -> None:
     )
 
 
-def _finish(store: PreparedStore, cfg: PrepareConfig, sources: list[Source]) -> None:
-    """Compute splits and the scaler, then write the manifest if anything changed."""
+def _finish(store: PreparedStore, cfg: PrepareConfig, saves: list[Future]) -> None:
+    """Compute splits and the scaler, then (after ``saves``) write the manifest if it changed."""
     manifest = store.manifest
     manifest["recordings"] = [r.to_dict() for r in store.recordings]
     segments, policy = compute_splits(manifest, cfg.splits)
@@ -354,6 +371,8 @@ def _finish(store: PreparedStore, cfg: PrepareConfig, sources: list[Source]) -> 
             fitted_on="train",
         )
         manifest["scaler"] = {**scaler.to_dict(), "max_samples": cfg.scaler.max_samples}
+    for save in saves:
+        save.result()
     path = store.root / MANIFEST
     on_disk = json.loads(path.read_text()) if path.is_file() else None
     if on_disk != json.loads(json.dumps(manifest)):
