@@ -18,8 +18,11 @@ def evaluate(
     decoding, rollout error against horizon), the baselines fitted on train (last value, linear
     AR, unigram) and the controls (the model fed time-shuffled input and noise codes) on the same
     windows, and compares continuations of held-out prompts with real signal (PSD, band power,
-    channel correlations, amplitudes, MMD two-sample test, drift). Writes ``report.json``,
-    ``report.html``, PNG plots and the resolved ``evaluate.yaml``.
+    channel correlations, amplitudes, MMD two-sample test, drift). A run trained with the
+    classification objective is scored by accuracy, balanced accuracy (with a label-permutation
+    p-value), cross-entropy and confusion matrix, next to chance, band-power LDA and the model fed
+    time-shuffled and noise windows. Writes ``report.json``, ``report.html``, PNG plots and the
+    resolved ``evaluate.yaml``.
 
     Args:
         run: the run folder written by ``neurofm fit``.
@@ -37,6 +40,18 @@ def evaluate(
         section["split"] = split
     config = build_config(EvaluateConfig, section, prefix="evaluation")
     result = evaluate_run(run, config=config, out_dir=output, checkpoint=checkpoint)
+    if result.report["task"] == "decoding":
+        dec = result.report["decoding"]
+        print(
+            f"{config.split}: balanced accuracy model {dec['model']['balanced_accuracy']:.3f}"
+            f" (permutation p {dec['model']['p_value']:.3g})"
+            f" | chance {dec['chance']['balanced_accuracy']:.3f}"
+            f" | band-power LDA {dec['band_power_lda']['balanced_accuracy']:.3f}"
+            f" | shuffled input {dec['control_shuffled_input']['balanced_accuracy']:.3f}"
+            f" | noise input {dec['control_noise_input']['balanced_accuracy']:.3f}"
+        )
+        print(f"report: {result.report['out_dir']}/report.html")
+        return
     one = result.report["one_step"]
     print(
         f"{config.split}: bits/channel-sample model {one['model']['bits_per_channel_sample']:.3f}"

@@ -1,4 +1,5 @@
-"""PNG plots of an evaluation: PSD overlay, traces, scores against baselines, rollout error.
+"""PNG plots of an evaluation: PSD overlay, traces, scores against baselines, rollout error,
+confusion matrix.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects (no pyplot state, no display needed).
 Each function writes one PNG and returns its path.
@@ -124,4 +125,30 @@ def rollout_error(
     ax.axhline(1.0, color="0.6", ls="--", lw=0.8)
     ax.set(xlabel="horizon (s)", ylabel="MSE / signal variance", title="rollout error vs horizon")
     ax.legend()
+    return _save(fig, path)
+
+
+def confusion_matrix(confusion: list[list[int]], class_names: list[str], path: str | Path) -> Path:
+    """Counts of held-out windows per (true class, predicted class), with row-normalised shading."""
+    counts = np.asarray(confusion, dtype=np.int64)
+    k = counts.shape[0]
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+    fig = _figure(1.2 * k + 2.4, 1.0 * k + 1.8)
+    ax = fig.add_subplot()
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(k):
+        for j in range(k):
+            ax.text(
+                j,
+                i,
+                str(counts[i, j]),
+                ha="center",
+                va="center",
+                color="white" if share[i, j] > 0.5 else "black",
+            )
+    ax.set_xticks(range(k), class_names)
+    ax.set_yticks(range(k), class_names)
+    ax.set(xlabel="predicted class", ylabel="true class", title="model confusion matrix")
+    fig.colorbar(image, ax=ax, label="share of the true class")
     return _save(fig, path)

@@ -32,7 +32,14 @@ REALISM_ROWS = [
     (("two_sample", "p_value"), "MMD two-sample p-value"),
     (("realistic",), "no realism flag raised"),
 ]
-DECODING_ROWS = [("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy")]
+DECODING_ROWS = [
+    ("accuracy", "accuracy"),
+    ("balanced_accuracy", "balanced accuracy"),
+    ("p_value", "permutation p-value (balanced accuracy)"),
+    ("null_mean", "permuted-label balanced accuracy, mean"),
+    ("null_q95", "permuted-label balanced accuracy, 95th percentile"),
+    ("bits", "cross-entropy (bits / window, lower is better)"),
+]
 
 
 def json_safe(value: Any) -> Any:
@@ -143,13 +150,45 @@ def _forecasting_sections(report: dict[str, Any]) -> list[str]:
 def _decoding_sections(report: dict[str, Any]) -> list[str]:
     dec = report["decoding"]
     cols = list(dec)
-    return [
+    out = [
         _table(
-            "Decoding (same held-out windows)",
+            f"Decoding (same {report['n_windows']} held-out windows)",
             cols,
             [(label, [dec[c].get(key) for c in cols]) for key, label in DECODING_ROWS],
         )
     ]
+    model = dec.get("model", {})
+    if "confusion" not in model:
+        return out
+    names = report.get("class_names") or [str(c) for c in range(len(model["confusion"]))]
+    train_counts = report.get("n_train_per_class") or [None] * len(names)
+    out.append(
+        _table(
+            "Windows per class",
+            ["train", "held-out", "predicted by the model", "model recall"],
+            [
+                (
+                    name,
+                    [
+                        train_counts[c],
+                        model["n_true"][c],
+                        model["n_predicted"][c],
+                        model["recall"][c],
+                    ],
+                )
+                for c, name in enumerate(names)
+            ],
+        )
+    )
+    confusion = model["confusion"]
+    out.append(
+        _table(
+            "Model confusion matrix (rows: true class, columns: predicted class)",
+            names,
+            [(name, confusion[c]) for c, name in enumerate(names)],
+        )
+    )
+    return out
 
 
 def _plots(report: dict[str, Any], arrays: dict[str, Any], out: Path) -> list[str]:
@@ -178,11 +217,14 @@ def _plots(report: dict[str, Any], arrays: dict[str, Any], out: Path) -> list[st
             ).name
         )
     else:
+        dec = report["decoding"]
         names.append(
-            plots.score_bars(
-                report["decoding"], ["accuracy", "balanced_accuracy"], out / "scores.png"
-            ).name
+            plots.score_bars(dec, ["accuracy", "balanced_accuracy"], out / "scores.png").name
         )
+        confusion = dec.get("model", {}).get("confusion")
+        if confusion is not None:
+            labels = report.get("class_names") or [str(c) for c in range(len(confusion))]
+            names.append(plots.confusion_matrix(confusion, labels, out / "confusion.png").name)
     return names
 
 
@@ -205,7 +247,7 @@ def write_report(
         "forecasting") or a decoding evaluation (``task`` "decoding").
     arrays : dict
         Signals for the plots (forecasting: ``real``, ``generated``, ``linear_ar_samples``,
-        ``prompt``, ``real_reference``).
+        ``prompt``, ``real_reference``; decoding: none, its plots come from ``report``).
 
     Returns
     -------
