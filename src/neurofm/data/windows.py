@@ -1,20 +1,21 @@
 """WindowDataset: fixed-length windows over the segments of a prepared store.
 
-Windows are read lazily from read-only memory maps of the time-major ``.npy`` files (a window is
-one contiguous copy), or from memory after ``preload=True``. Mapped pages count as resident
-memory, so after every :data:`RESIDENT_BYTES` read the maps are told to drop their pages
-(``madvise(MADV_DONTNEED)``; the OS page cache keeps them): memory stays flat however much data is
-iterated. Maps are opened on first use in each process, so the dataset pickles small and works
-with ``DataLoader(num_workers>0)``. A window never crosses a
-segment end and is never padded; a segment shorter than a window yields no window and is listed
-in :attr:`WindowDataset.short_segments` (and logged).
+Windows are read lazily from read-only memory maps of the time-major ``.npy`` files, or from
+memory after ``preload=True``; the maps bound their resident memory (see
+:mod:`neurofm.data._mapped`), so memory stays flat however much data is iterated. Maps are opened
+on first use in each process, so the dataset pickles small and works with
+``DataLoader(num_workers>0)``. A window never crosses a segment end and is never padded; a
+segment shorter than a window yields no window and is listed in
+:attr:`WindowDataset.short_segments` (and logged).
+
+An item's ``x`` (C, T) is a channel-major view of one time-major copy of its samples (the store
+layout; call ``.contiguous()`` where a contiguous array is needed). A batch read through
+:meth:`WindowDataset.__getitems__` (the DataLoader's path) writes every window channel-major
+straight into one contiguous (B, C, T) tensor.
 """
 
 from __future__ import annotations
 
-import mmap
-import os
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from neurofm.data.channels import channel_vocabulary, match_channels
-from neurofm.data.store import PreparedStore, StoredRecording
-from neurofm.errors import ConfigError, NeuroFMError, RecordingError
+from neurofm.data._mapped import Mappings, RecordingView, session_key, subject_key
+from neurofm.data.channels import channel_vocabulary
+from neurofm.data.collate import BatchedWindows, check_shapes
+from neurofm.data.store import PreparedStore
+from neurofm.errors import ConfigError, NeuroFMError
 from neurofm.logging import get_logger
 
 log = get_logger("data")
-
-RESIDENT_BYTES = 128 * 2**20
-"""Bytes read through the memory maps after which their resident pages are released."""
 
 
 class InsufficientMemoryError(NeuroFMError, MemoryError):
@@ -69,19 +69,10 @@ def vocabularies(manifest: Mapping[str, Any]) -> dict[str, dict[str, int]]:
     stored = manifest.get("vocabularies", {})
     recs = manifest.get("recordings", [])
     out = {"channel": channel_vocabulary(manifest)}
-    for kind, key in (("subject", _subject_key), ("session", _session_key)):
+    for kind, key in (("subject", subject_key), ("session", session_key)):
         table = stored.get(kind) or {k: i for i, k in enumerate(sorted({key(r) for r in recs}))}
         out[kind] = {str(k): int(v) for k, v in table.items()}
     return out
-
-
-def _subject_key(rec: Mapping[str, Any]) -> str:
-    return "n/a" if rec.get("subject") is None else str(rec["subject"])
-
-
-def _session_key(rec: Mapping[str, Any]) -> str:
-    session = "n/a" if rec.get("session") is None else str(rec["session"])
-    return f"{_subject_key(rec)}/{session}"
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -166,7 +157,7 @@ class WindowDataset(torch.utils.data.Dataset):
         vocab = vocabularies(store.manifest)
         used = sorted({seg["recording"] for seg in self.segments})
         self._recs = {
-            rid: _RecordingView(
+            rid: RecordingView(
                 store[rid],
                 vocab,
                 channels,
@@ -202,7 +193,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.skipped_events: list[dict] = []
         self._index(event_window)
         self._arrays: list[np.ndarray] | None = None
-        self._maps = _Mappings()
+        self._maps = Mappings()
         if preload:
             self._preload()
 
@@ -270,19 +261,21 @@ class WindowDataset(torch.utils.data.Dataset):
         """Per-window class labels (int64, -1 where none), in item order."""
         return self._label.copy()
 
+    def _block(self, seg_k: int, start: int) -> np.ndarray:
+        """The stored samples ``[start, start + span)`` of segment ``seg_k``: (span, C_stored)."""
+        if self._arrays is not None:
+            offset = start - self.segments[seg_k]["start"]
+            return self._arrays[seg_k][offset : offset + self.span]
+        return self._maps.block(self._seg_views[seg_k], start, self.span)
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         if not -self._n_windows <= i < self._n_windows:
             raise IndexError(f"window {i} out of range for {self._n_windows} windows")
         seg_k, start = int(self._seg[i]), int(self._start[i])
         view = self._seg_views[seg_k]
-        if self._arrays is not None:
-            offset = start - self.segments[seg_k]["start"]
-            data = self._arrays[seg_k][offset : offset + self.span]  # prepare() copies
-        else:
-            data = self._maps.read(view, start, self.span, reuse=True)
-        signal = torch.from_numpy(view.prepare(data))  # (C, span) picked, normalised
-        window = signal if self.span == self.window_length else signal[:, : self.window_length]
-        item: dict[str, Any] = {"x": window}
+        # one time-major copy, picked and normalised; x and target are (C, n) views of it
+        signal = torch.from_numpy(view.time_major(self._block(seg_k, start))).T
+        item: dict[str, Any] = {"x": signal[:, : self.window_length]}
         if self.target_length:
             item["target"] = signal[:, self.horizon : self.horizon + self.target_length]
         if self.has_labels:
@@ -299,210 +292,61 @@ class WindowDataset(torch.utils.data.Dataset):
         )
         return item
 
+    def __getitems__(self, indices: Sequence[int]) -> BatchedWindows:
+        """The windows ``indices`` read straight into stacked (B, ...) tensors.
 
-class _Mappings:
-    """Read-only memory maps of store arrays, opened per process, resident pages bounded."""
+        ``collate`` of the result equals ``collate([self[i] for i in indices])`` field for
+        field; ``x`` and ``target`` are written channel-major with one copy per window.
+        ``torch.utils.data.DataLoader`` calls this with the indices of each batch.
 
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.maps: dict[str, tuple[mmap.mmap, np.ndarray]] = {}
-        self.mapped_bytes = 0
-        self.read_bytes = 0
-        self.local = threading.local()
-
-    def array(self, view: _RecordingView) -> np.ndarray:
-        """The ``(n_times, n_chans)`` float32 array of ``view``'s file."""
-        if self.pid != os.getpid():  # a forked worker maps the files itself
-            self.__init__()
-        if view.id not in self.maps:
-            n_bytes = view.n_times * view.n_chans_stored * 4
-            try:
-                with open(view.path, "rb") as fh:
-                    size = os.fstat(fh.fileno()).st_size
-                    if size < view.offset + n_bytes:
-                        raise RecordingError(
-                            f"prepared array file has {size} bytes, its header needs "
-                            f"{view.offset + n_bytes} (truncated?)",
-                            path=view.path,
-                        )
-                    mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-            except OSError as err:
-                raise RecordingError(f"cannot map prepared array: {err}", path=view.path) from err
-            array = np.frombuffer(mapping, np.float32, count=n_bytes // 4, offset=view.offset)
-            self.maps[view.id] = (mapping, array.reshape(view.n_times, view.n_chans_stored))
-            self.mapped_bytes += size
-        return self.maps[view.id][1]
-
-    def read(
-        self, view: _RecordingView, start: int, length: int, *, reuse: bool = False
-    ) -> np.ndarray:
-        """A writable copy of samples ``[start, start + length)``, shape (length, C_stored).
-
-        With ``reuse`` the copy goes to a per-thread scratch buffer that the next read with
-        ``reuse`` overwrites (no allocation; the caller must copy what it keeps).
+        Raises
+        ------
+        IndexError
+            For an index outside ``[-len(self), len(self))``.
+        ValueError
+            When no index is given, or the windows have different channel counts (as
+            ``collate`` of the items).
         """
-        block = self.array(view)[start : start + length]
-        if reuse:
-            scratch = getattr(self.local, "scratch", None)
-            if scratch is None or scratch.shape != block.shape:
-                scratch = self.local.scratch = np.empty(block.shape, np.float32)
-            out = scratch
-            np.copyto(out, block)
-        else:
-            out = np.array(block)
-        self.read_bytes += out.nbytes
-        if self.read_bytes > RESIDENT_BYTES and self.mapped_bytes > RESIDENT_BYTES:
-            self.release()
-        return out
-
-    def release(self) -> None:
-        """Drop the mapped pages from this process (the data stays in the OS page cache)."""
-        if hasattr(mmap, "MADV_DONTNEED"):  # absent on Windows, which trims working sets itself
-            for mapping, _ in self.maps.values():
-                mapping.madvise(mmap.MADV_DONTNEED)
-        self.read_bytes = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__()
-
-
-class _RecordingView:
-    """What a WindowDataset needs of one stored recording: file location, picks, ids, events."""
-
-    def __init__(
-        self,
-        rec: StoredRecording,
-        vocab: dict[str, dict[str, int]],
-        channels: Sequence[str] | None,
-        channel_policy: str,
-        scaler: Mapping[str, Any] | None,
-        labels: Mapping[str, int] | None,
-        condition: Mapping[str, int] | None,
-    ) -> None:
-        self.id, self.path, self.sfreq = rec.id, str(rec.path), rec.sfreq
-        self.n_times, self.n_chans_stored = rec.n_times, rec.n_chans
-        self.offset = _npy_data_offset(rec.path, (rec.n_times, rec.n_chans))
-        names = rec.sensors.names
-        self.picks: np.ndarray | None = None
-        if channels is not None:
-            match = match_channels(channels, names, policy=channel_policy, where=self.path)
-            if not np.array_equal(match.index, np.arange(len(names))):
-                self.picks = match.index
-            names = match.names
-        self.names = list(names)
-        idx = np.arange(rec.n_chans) if self.picks is None else self.picks
-        self.center = self.scale = None
-        if scaler is not None:
-            self.center, self.scale = _scaler_arrays(scaler, self.names, self.path)
-        pos = rec.sensors.positions
-        pos = np.full((rec.n_chans, 3), np.nan) if pos is None else pos
-        self.positions = torch.as_tensor(pos[idx], dtype=torch.float32)
-        self.channel_ids = torch.tensor(
-            [vocab["channel"][n] for n in self.names], dtype=torch.int64
-        )
-        rec_dict = {"subject": rec.subject, "session": rec.session}
-        self.subject_id = vocab["subject"][_subject_key(rec_dict)]
-        self.session_id = vocab["session"][_session_key(rec_dict)]
-        onset = np.round(rec.events.onset * rec.sfreq).astype(np.int64)
-        length = np.maximum(np.round(rec.events.duration * rec.sfreq).astype(np.int64), 1)
-        desc = rec.events.description
-        self.label_events = None
-        if labels is not None:
-            keep = np.array([d in labels for d in desc], dtype=bool)
-            order = np.argsort(onset[keep], kind="stable")
-            self.label_events = (
-                onset[keep][order],
-                (onset + length)[keep][order],
-                np.array([labels[d] for d in desc if d in labels], dtype=np.int64)[order],
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if not idx.size:
+            raise ValueError("WindowDataset.__getitems__: no indices given")
+        bad = idx[(idx < -self._n_windows) | (idx >= self._n_windows)]
+        if bad.size:
+            raise IndexError(f"window {int(bad[0])} out of range for {self._n_windows} windows")
+        idx %= self._n_windows
+        segs, starts = self._seg[idx].tolist(), self._start[idx].tolist()
+        views = [self._seg_views[k] for k in segs]
+        n_chans = [len(v.names) for v in views]
+        check_shapes("x", [(c, self.window_length) for c in n_chans])
+        shape = (idx.size, n_chans[0])
+        x = np.empty((*shape, self.window_length), np.float32)
+        target = np.empty((*shape, self.target_length), np.float32) if self.target_length else None
+        for b, (seg_k, start, view) in enumerate(zip(segs, starts, views)):
+            block = self._block(seg_k, start)
+            view.channel_major_into(x[b], block[: self.window_length])
+            if target is not None:
+                stop = self.horizon + self.target_length
+                view.channel_major_into(target[b], block[self.horizon : stop])
+        fields: dict[str, torch.Tensor] = {"x": torch.from_numpy(x)}
+        if target is not None:
+            fields["target"] = torch.from_numpy(target)
+        if self.has_labels:
+            fields["label"] = torch.from_numpy(self._label[idx])
+        if self.has_condition:
+            fields["condition"] = torch.from_numpy(
+                np.stack([v.condition_at(s, self.window_length) for v, s in zip(views, starts)])
             )
-        self.condition_track = None
-        if condition is not None:
-            track = np.zeros(rec.n_times, dtype=np.int32)
-            for i in np.argsort(onset, kind="stable"):
-                if desc[i] in condition:
-                    track[max(onset[i], 0) : max(onset[i] + length[i], 0)] = condition[desc[i]]
-            self.condition_track = track
-
-    def prepare(self, data: np.ndarray) -> np.ndarray:
-        """Channel-major, picked and normalised: ``data`` (n, C_stored) -> (C, n) float32."""
-        out = data.T.copy()  # the time-major block was just read: transposed in cache
-        if self.picks is not None:
-            out = out[self.picks]
-        if self.center is not None:
-            out -= self.center[:, None]
-            out /= self.scale[:, None]
-        return out
-
-    def label_at(self, starts: np.ndarray) -> np.ndarray:
-        """Class of the labelled event active at each start sample (-1 where none)."""
-        out = np.full(starts.size, -1, dtype=np.int64)
-        if self.label_events is None or not self.label_events[0].size:
-            return out
-        onset, stop, cls = self.label_events
-        k = np.searchsorted(onset, starts, side="right") - 1
-        ok = (k >= 0) & (starts < stop[np.maximum(k, 0)])
-        out[ok] = cls[k[ok]]
-        return out
-
-    def event_windows(
-        self, seg: Mapping[str, Any], tmin: float, span: int, skipped: list[dict]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Starts and classes of event-locked windows of the labelled events in ``seg``."""
-        onset, _, cls = self.label_events
-        inside = (onset >= seg["start"]) & (onset < seg["stop"])
-        starts = onset[inside] + round(tmin * self.sfreq)
-        fits = (starts >= seg["start"]) & (starts + span <= seg["stop"])
-        for o in onset[inside][~fits]:
-            skipped.append({"recording": self.id, "onset_sample": int(o)})
-        return starts[fits], cls[inside][fits]
-
-    def condition_at(self, start: int, length: int) -> np.ndarray:
-        return self.condition_track[start : start + length].astype(np.int64)
-
-
-def _scaler_arrays(
-    scaler: Mapping[str, Any], names: list[str], where: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel ``center`` and ``scale`` (float32) of ``names`` from a manifest scaler."""
-    if scaler.get("kind") != "robust":
-        raise ConfigError(
-            f"normalize=True needs manifest['scaler'] of kind 'robust', got {scaler.get('kind')!r}"
+        ids = [(v.subject_id, v.session_id, self.store_index[v.id]) for v in views]
+        subject, session, recording = torch.tensor(ids, dtype=torch.int64).T.contiguous()
+        fields.update(
+            subject=subject,
+            session=session,
+            channel_ids=torch.stack([v.channel_ids for v in views]),
+            positions=torch.stack([v.positions for v in views]),
+            recording=recording,
+            start=torch.tensor(starts, dtype=torch.int64),
         )
-    match = match_channels(
-        names, scaler["channels"], policy="drop_extra", where=f"{where} (scaler channels)"
-    )
-    center = np.asarray(scaler["center"], dtype=np.float32)[match.index]
-    scale = np.asarray(scaler["scale"], dtype=np.float32)[match.index]
-    bad = [n for n, s in zip(names, scale) if not np.isfinite(s) or s <= 0]
-    if bad:
-        raise ConfigError(f"manifest scaler has a zero, negative or non-finite scale for {bad}")
-    return center, scale
-
-
-def _npy_data_offset(path: Path, shape: tuple[int, int]) -> int:
-    """Byte offset of the data in a C-ordered float32 ``.npy`` file, checking its header."""
-    try:
-        with open(path, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            file_shape, fortran, dtype = read_header(fh)
-            offset = fh.tell()
-    except (OSError, ValueError) as err:
-        raise RecordingError(f"cannot read the array header: {err}", path=str(path)) from err
-    if tuple(file_shape) != shape or fortran or dtype != np.dtype("<f4"):
-        raise RecordingError(
-            f"array is {file_shape} {dtype} (fortran={fortran}), expected "
-            f"{shape} little-endian float32 in C order",
-            path=str(path),
-        )
-    return offset
+        return BatchedWindows(fields)
 
 
 def _resolve_segments(
