@@ -125,12 +125,9 @@ def run(size: str = "smoke") -> dict:
     files = _files(size)
     info = mne.io.read_raw_edf(files[0], preload=False, verbose="error")
     n_chans = len(info.ch_names)
-    n_times = sum(mne.io.read_raw_edf(f, preload=False, verbose="error").n_times for f in files)
-    float32_bytes = (
-        n_chans
-        * max(mne.io.read_raw_edf(f, preload=False, verbose="error").n_times for f in files)
-        * 4
-    )
+    lengths = [int(mne.io.read_raw_edf(f, preload=False, verbose="error").n_times) for f in files]
+    n_times = sum(lengths)
+    float32_bytes = n_chans * max(lengths) * 4
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         runs = itertools.count()
@@ -150,6 +147,7 @@ def run(size: str = "smoke") -> dict:
     result = {
         "what": "raw EDF -> band-pass 0.5-40 Hz -> resample 100 Hz -> robust scaling -> "
         "float32 store on disk (one recording at a time)",
+        "size": size,
         "ours": median(times["ours"]),
         "peer": median(times["peer"]),
         "unit": "s",
@@ -191,15 +189,14 @@ def run(size: str = "smoke") -> dict:
     return result
 
 
+SUMMARY = ("ours", "peer", "speedup", "target", "peak_memory_over_float32_recording")
+
 if __name__ == "__main__":
-    size = sys.argv[1] if len(sys.argv) > 1 else "smoke"
-    res = run(size)
-    print(
-        json.dumps(
-            {
-                k: res[k]
-                for k in ("ours", "peer", "speedup", "target", "peak_memory_over_float32_recording")
-            },
-            indent=1,
-        )
-    )
+    # ``python -m benchmarks.P8_prepare smoke full``: P8.json holds the first size's result and a
+    # summary of every size run.
+    sizes = sys.argv[1:] or ["smoke"]
+    results = {size: run(size) for size in sizes}
+    summary = {size: {k: res[k] for k in SUMMARY} for size, res in results.items()}
+    if len(sizes) > 1:
+        write_result("P8", {**results[sizes[0]], "sizes": summary})
+    print(json.dumps(summary, indent=1))

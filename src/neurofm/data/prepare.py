@@ -298,9 +298,7 @@ def _register(
     store: PreparedStore, stage: str, entry: dict[str, Any], saver: ThreadPoolExecutor
 ) -> Future:
     """Move a staged array into the store and save the manifest naming it (in ``saver``)."""
-    final = store.root / entry["file"]
-    os.replace(Path(stage) / entry["file"], final)
-    fsync_dir(final.parent)  # the rename is durable before the manifest names the array
+    os.replace(Path(stage) / entry["file"], store.root / entry["file"])
     stored = StoredRecording.from_dict(store.root, entry)
     store.recordings = [r for r in store.recordings if r.id != stored.id] + [stored]
     # A shallow copy: later steps replace the manifest's top-level values, never edit them.
@@ -312,7 +310,13 @@ def _register(
         stored.n_times,
         stored.sfreq,
     )
-    return saver.submit(write_json_atomic, store.root / MANIFEST, manifest)
+    return saver.submit(_save, store.root, manifest)
+
+
+def _save(root: Path, manifest: dict[str, Any]) -> None:
+    """Make the arrays' renames durable, then save the manifest that names them."""
+    fsync_dir(root / "recordings")
+    write_json_atomic(root / MANIFEST, manifest)
 
 
 def _run(
