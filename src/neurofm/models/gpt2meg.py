@@ -22,11 +22,13 @@ Deviations from the reference code:
 - argument names follow neurofm (``d_model``, ``n_layers``, ``n_heads``, ``n_chans``);
 - two options, off by default, read the codes as ordered amplitudes ``v_k = 2 k / (V - 1) - 1``:
   ``value_embedding`` adds a learned linear map of the input code's ``v`` to its embedding, and
-  ``ordinal_head`` adds to the free logits a discretised Gaussian over the code values,
-  ``-(v_k - mu)^2 / (2 sigma^2)``, whose mean is the input code's value plus a change linear in
-  the final hidden state (``mu = v(x_t) + a(h)``; ``a(h)`` alone for precomputed embeddings) and
-  whose ``log sigma`` is linear in it: the head starts out as a last-value forecast with
-  probability mass shared between neighbouring codes, and learns the change.
+  ``ordinal_head`` makes the output a two-component mixture of the free softmax and a
+  discretised Gaussian over the code values, ``softmax_k(-(v_k - mu)^2 / (2 sigma^2))``, whose
+  mean is the input code's value plus a change linear in the final hidden state
+  (``mu = v(x_t) + a(h)``; ``a(h)`` alone for precomputed embeddings), and whose ``log sigma``
+  and mixing weight are linear in it: the head starts out close to a last-value forecast with
+  probability mass shared between neighbouring codes, the free component keeps heavy tails, and
+  the logits returned are the mixture's log-probabilities.
 """
 
 from __future__ import annotations
@@ -168,13 +170,15 @@ def _embedding(cfg: GPT2MEGConfig | GPT2MEGTrfConfig) -> ChannelTokenEmbedding:
 
 # initial width of the ordinal head's Gaussian, in code-value units (2 / (V - 1) per code)
 ORDINAL_SIGMA0 = 0.1
+# initial weight of the Gaussian component in the ordinal head's mixture
+ORDINAL_WEIGHT0 = 0.9
 
 
 class OrdinalLogits(nn.Module):
-    """The ordinal head's term: ``-(v_k - mu)^2 / (2 sigma^2)`` for every code ``k``.
+    """The ordinal head: mixture of ``softmax(free)`` and ``softmax_k(-(v_k - mu)^2 / 2 sigma^2)``.
 
-    ``mu = anchor + a(h)`` and ``log(1 / sigma)`` with ``a`` and the latter linear in ``h``;
-    ``sigma`` starts at ``ORDINAL_SIGMA0``.
+    ``mu = anchor + a(h)``; ``a``, ``log(1 / sigma)`` and the mixing logit are linear in ``h``;
+    ``sigma`` starts at ``ORDINAL_SIGMA0`` and the Gaussian weight at ``ORDINAL_WEIGHT0``.
 
     Parameters
     ----------
@@ -185,30 +189,37 @@ class OrdinalLogits(nn.Module):
 
     def __init__(self, d_model: int, vocab_size: int) -> None:
         super().__init__()
-        self.proj = nn.Linear(d_model, 2)
+        self.proj = nn.Linear(d_model, 3)
         self.register_buffer("values", code_values(torch.arange(vocab_size), vocab_size), False)
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.proj.weight, std=0.02)
         with torch.no_grad():
-            self.proj.bias.copy_(torch.tensor([0.0, -math.log(ORDINAL_SIGMA0)]))
+            gate = math.log(ORDINAL_WEIGHT0 / (1.0 - ORDINAL_WEIGHT0))
+            self.proj.bias.copy_(torch.tensor([0.0, -math.log(ORDINAL_SIGMA0), gate]))
 
-    def forward(self, h: Tensor, anchor: Tensor | None = None) -> Tensor:
-        """``h`` (..., D) and the input codes' values ``anchor`` (...) -> logits term (..., V)."""
-        change, log_precision = self.proj(h).unsqueeze(-1).unbind(-2)
+    def forward(self, free: Tensor, h: Tensor, anchor: Tensor | None = None) -> Tensor:
+        """Mixture log-probabilities (..., V) from the free logits ``free`` (..., V), the hidden
+        states ``h`` (..., D) and the input codes' values ``anchor`` (...)."""
+        change, log_precision, gate = self.proj(h).float().unsqueeze(-1).unbind(-2)
         mu = change if anchor is None else change + anchor.unsqueeze(-1)
-        return -0.5 * ((self.values - mu) * log_precision.exp()).square()
+        gauss = -0.5 * ((self.values - mu) * log_precision.exp()).square()
+        return torch.logaddexp(
+            gauss.log_softmax(-1) + nn.functional.logsigmoid(gate),
+            free.float().log_softmax(-1) + nn.functional.logsigmoid(-gate),
+        ).to(free.dtype)
 
 
 def _logits(model: GPT2MEG | GPT2MEG_Trf, h: Tensor, x: Tensor) -> Tensor:
     """Free logits (B, C, T, V) of the final hidden states ``h`` (B*C, T, D) of inputs ``x``,
-    plus the ordinal term if enabled (anchored on the input codes when ``x`` holds codes)."""
+    or with the ordinal head the mixture's log-probabilities (anchored on the input codes when
+    ``x`` holds codes)."""
     b, c, t = x.shape[:3]
     logits = model.head(h).view(b, c, t, -1)
     if model.ordinal is None:
         return logits
     anchor = None if x.dtype.is_floating_point else code_values(x, model.config.vocab_size)
-    return logits + model.ordinal(h.view(b, c, t, -1), anchor)
+    return model.ordinal(logits, h.view(b, c, t, -1), anchor)
 
 
 def _init_weights(module: nn.Module) -> None:
