@@ -91,6 +91,8 @@ def test_in_place_steps_give_the_same_result_and_leave_the_input_untouched():
         step_by_step = step(step_by_step)
     assert np.array_equal(out.data, step_by_step.data)
     assert out.meta == step_by_step.meta
+    as64 = replace(rec, data=rec.data.astype(np.float64))  # converted copy: notch works in place
+    assert np.array_equal(pipeline(as64).data, step_by_step.data)
     copy = rec.data.copy()
     assert (
         Bandpass(l_freq=1.0, h_freq=30.0).apply(replace(rec, data=copy), overwrite=True).data
