@@ -48,6 +48,9 @@ def demo_config(output: Path, *, max_steps: int, seed: int) -> dict[str, Any]:
             "n_layers": 2,
             "n_heads": 4,
             "max_seq_len": 128,
+            # codes read as ordered amplitudes: in the embedding and in a Gaussian output term
+            "value_embedding": True,
+            "ordinal_head": True,
         },
         "objective": {"name": "next_token"},
         "optim": {"lr": 3.0e-3, "warmup_steps": 20},
@@ -65,7 +68,7 @@ def demo_config(output: Path, *, max_steps: int, seed: int) -> dict[str, Any]:
 def run_demo(
     output: str | Path = "demo_out",
     *,
-    max_steps: int = 300,
+    max_steps: int = 150,
     generate_seconds: float = 10.0,
     evaluation_preset: str = "tiny",
     seed: int = 0,
