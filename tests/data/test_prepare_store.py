@@ -114,13 +114,13 @@ def test_resume_after_a_crash_in_the_second_recording(raw_dir, tmp_path):
     partial = PreparedStore.open(out)
     assert [r.id for r in partial.recordings] == ["S001R03"]
     assert not list((out / "recordings").glob("S001R04*"))
-    first_mtime = (out / "recordings" / "S001R03.npy").stat().st_mtime_ns
+    first_mtime = _array(out, "S001R03").stat().st_mtime_ns
     redone = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(prep, "_prepare_one", lambda *a: redone.append(a[0].id) or original(*a))
         store = prep.prepare(_config(raw_dir, out))
     assert redone == ["S001R04", "S001R08"]
-    assert (out / "recordings" / "S001R03.npy").stat().st_mtime_ns == first_mtime
+    assert _array(out, "S001R03").stat().st_mtime_ns == first_mtime
     assert [r.id for r in store.recordings] == RUNS and "scaler" in store.manifest
 
 
@@ -128,8 +128,8 @@ def test_two_jobs_give_byte_identical_arrays_and_manifest(raw_dir, tmp_path):
     one = prep.prepare(_config(raw_dir, tmp_path / "one", jobs=1))
     two = prep.prepare(_config(raw_dir, tmp_path / "two", jobs=2))
     for run in RUNS:
-        a = (one.root / "recordings" / f"{run}.npy").read_bytes()
-        b = (two.root / "recordings" / f"{run}.npy").read_bytes()
+        a = _array(one.root, run).read_bytes()
+        b = _array(two.root, run).read_bytes()
         assert a == b
     m1, m2 = (json.loads((s.root / "manifest.json").read_text()) for s in (one, two))
     for m in (m1, m2):
@@ -257,3 +257,36 @@ def test_store_writes_arrays_without_saving_the_manifest(tmp_path, sample_dir):
     assert not list((tmp_path / "s" / "recordings").glob(".*"))
     store.save_manifest()
     assert PreparedStore.open(tmp_path / "s")["a"].window(5, 3).shape == (64, 3)
+
+
+def _array(root, rec_id):
+    """The one array file of ``rec_id`` in the store at ``root``."""
+    (path,) = (root / "recordings").glob(f"{rec_id}-*.npy")
+    return path
+
+
+def test_crash_while_re_preparing_never_pairs_an_old_entry_with_a_new_array(raw_dir, tmp_path):
+    out = tmp_path / "out"
+    old = prep.prepare(_config(raw_dir, out))
+    old_entry = next(r for r in old.manifest["recordings"] if r["id"] == "S001R03")
+    old_data = np.array(old["S001R03"].array)
+
+    # Re-prepare with another pipeline and die right after the first array is moved into the
+    # store, before any manifest naming it is saved.
+    def die(*args, **kwargs):
+        raise RuntimeError("killed before the manifest save")
+
+    new_steps = [*STEPS, {"name": "lowpass", "h_freq": 20.0}]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(prep, "_save", die)
+        with pytest.raises(RuntimeError, match="killed"):
+            prep.prepare(_config(raw_dir, out, preprocessing=new_steps))
+    # The manifest on disk still names the old array, whose content is unchanged.
+    after = PreparedStore.open(out)
+    entry = next(r for r in after.manifest["recordings"] if r["id"] == "S001R03")
+    assert entry == old_entry
+    np.testing.assert_array_equal(np.array(after["S001R03"].array), old_data)
+    # Rerunning the new pipeline finishes the job and removes the superseded arrays.
+    store = prep.prepare(_config(raw_dir, out, preprocessing=new_steps))
+    assert store["S001R03"].fingerprint != old_entry["fingerprint"]
+    assert len(list((out / "recordings").glob("S001R03-*.npy"))) == 1

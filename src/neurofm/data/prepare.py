@@ -381,6 +381,8 @@ def _finish(store: PreparedStore, cfg: PrepareConfig, saves: list[Future]) -> No
     on_disk = json.loads(path.read_text()) if path.is_file() else None
     if on_disk != json.loads(json.dumps(manifest)):
         store.save_manifest()
+    for path in store.prune_unreferenced():
+        log.info("removed the superseded array %s", path.name)
 
 
 def _resolved(cfg: PrepareConfig) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 One folder per dataset::
 
     manifest.json            recordings, channels, sfreq, preprocessing fingerprint, checksums, splits
-    recordings/<id>.npy      one float32 array per recording, time-major (n_times, n_chans)
+    recordings/<id>-<tag>.npy  one float32 array per recording, time-major (n_times, n_chans)
 
 Time-major storage makes a window one contiguous read. Arrays are ``.npy`` files opened with
 ``numpy.load(mmap_mode="r")``, so any tool can read them. Recording arrays and the manifest are
@@ -13,6 +13,7 @@ manifest is skipped, so preparing is idempotent and resumable.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -196,7 +197,12 @@ class PreparedStore:
 
     def write(self, rec_id: str, recording: Recording, *, fingerprint: str,
               chunk_samples: int = 1 << 16, save: bool = True) -> StoredRecording:
-        """Store ``recording`` as ``recordings/<rec_id>.npy`` (float32, time-major), atomically.
+        """Store ``recording`` as ``recordings/<rec_id>-<tag>.npy`` (float32, time-major), atomically.
+
+        ``tag`` is derived from the source checksum and ``fingerprint``, so re-preparing a
+        recording writes a new file instead of replacing the one the manifest names: a crash
+        before the manifest is saved leaves the old entry pointing at the old, matching array.
+        :meth:`prune_unreferenced` removes superseded arrays once the new manifest is saved.
 
         The data is streamed in chunks so that a lazy recording is never loaded whole; the file
         is written beside its final path, fsync'd and renamed into place. Non-finite samples raise
@@ -204,7 +210,10 @@ class PreparedStore:
         memory only: the caller writes ``manifest.json`` later with :meth:`save_manifest` (once
         after several writes), which first makes the arrays' renames durable.
         """
-        rel = f"recordings/{rec_id}.npy"
+        tag = hashlib.sha256(
+            f"{recording.source.get('sha256', '')}:{fingerprint}".encode()
+        ).hexdigest()[:12]
+        rel = f"recordings/{rec_id}-{tag}.npy"
         final = self.root / rel
         tmp = final.with_name(f".{final.name}.tmp")
         n_chans, n_times = recording.n_chans, recording.n_times
@@ -242,6 +251,20 @@ class PreparedStore:
         else:
             self.manifest["recordings"] = [r.to_dict() for r in self.recordings]
         return stored
+
+    def prune_unreferenced(self) -> list[Path]:
+        """Delete arrays in ``recordings/`` that the saved manifest no longer names.
+
+        Call it only after the manifest naming the current arrays is on disk.
+        """
+        on_disk = json.loads((self.root / MANIFEST).read_text())
+        keep = {self.root / r["file"] for r in on_disk["recordings"]}
+        removed = []
+        for path in sorted((self.root / "recordings").glob("*.npy")):
+            if path not in keep:
+                path.unlink()
+                removed.append(path)
+        return removed
 
     def save_manifest(self) -> None:
         """Write ``manifest.json`` atomically, after making the arrays' renames durable."""
