@@ -4,9 +4,13 @@ Three measurements on one 306-channel, 250 Hz recording of seeded noise:
 
 1. random reads of 306 x 256 windows: ``WindowDataset[i]`` vs a numpy memmap slice copy (the
    floor) vs braindecode's fixed-length window read on the same data saved as FIF (preloaded and
-   lazy raw);
-2. one epoch through a ``DataLoader`` (batch 64, shuffled, ``num_workers=0``) for ours and both
-   braindecode variants;
+   lazy raw). An item's ``x`` is a (306, 256) channel-major view of one time-major copy, so a
+   read costs one copy, like the floor; the transpose to a contiguous (B, C, T) batch happens
+   once per window when batches are built;
+2. one epoch through a ``DataLoader`` (batch 64, shuffled, ``num_workers=0``) for ours (the
+   loader calls ``WindowDataset.__getitems__``, which writes each window channel-major straight
+   into the batch tensor) and both braindecode variants; ``ours_itemwise`` builds the same
+   batches as ``collate([ds[i] for i in batch])`` for reference;
 3. peak resident memory of a lazy epoch over a sparse store of 1x and 4x the duration, each in a
    fresh subprocess (memory flat in dataset size).
 
@@ -181,9 +185,19 @@ def run(size: str = "smoke") -> dict:
             )
             return sum(1 for _ in loader)
 
+        order = list(sampler)
+
+        def itemwise_epoch():
+            return sum(
+                1
+                for k in range(0, len(order), 64)
+                for _ in [collate([epoch_ds[i] for i in order[k : k + 64]])]
+            )
+
         epochs = interleaved(
             {
                 "ours": lambda: epoch(epoch_ds, collate),
+                "ours_itemwise": itemwise_epoch,
                 "braindecode_preload": lambda: epoch(BraindecodeStyleWindows(raw_pre), None),
                 "braindecode_lazy": lambda: epoch(BraindecodeStyleWindows(raw_lazy), None),
             },
@@ -219,7 +233,11 @@ def run(size: str = "smoke") -> dict:
         "braindecode-style windows on the same data as FIF (preloaded and lazy)",
         "size": size,
         "unit": "seconds per window read (reads), seconds per epoch (epoch)",
-        "ours": {"read": per_read["ours"], "epoch": per_epoch["ours"]},
+        "ours": {
+            "read": per_read["ours"],
+            "epoch": per_epoch["ours"],
+            "epoch_itemwise": per_epoch["ours_itemwise"],
+        },
         "peer": {
             "floor_read": per_read["floor"],
             "floor_channel_major_read": per_read["floor_channel_major"],
@@ -234,8 +252,10 @@ def run(size: str = "smoke") -> dict:
         "ratio_to_memmap_floor": ratio_floor,
         "ratio_to_memmap_floor_same_layout": ratio_floor_same_layout,
         "floors": "floor: np.array(memmap[s:s+256]), the raw (256, 306) time-major copy; "
-        "floor_channel_major: the same copy transposed to the (306, 256) layout a "
-        "window item has (the fastest numpy way found)",
+        "floor_channel_major: the same copy transposed to a contiguous (306, 256) array "
+        "(the fastest numpy way found). Our read WindowDataset[i] returns x as a (306, 256) "
+        "view of one time-major copy (not contiguous); the epoch's DataLoader batches are "
+        "contiguous (64, 306, 256), transposed while WindowDataset.__getitems__ writes them",
         "target": {
             "ratio_to_memmap_floor": "<= 1.4",
             "vs_braindecode_preload": ">= 2",

@@ -161,27 +161,22 @@ class RecordingView:
                     track[max(onset[i], 0) : max(onset[i] + length[i], 0)] = condition[desc[i]]
             self.condition_track = track
 
-    def time_major(self, block: np.ndarray) -> np.ndarray:
-        """Picked and normalised copy of ``block`` (n, C_stored), time-major: (n, C) float32."""
-        out = np.array(block) if self.picks is None else block[:, self.picks]
+    def time_major(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Picked and normalised copy of ``block`` (n, C_stored), time-major: (n, C) float32.
+
+        Written into ``out`` (n, C) when given (a reused buffer stays in cache), else into a
+        new array.
+        """
+        if out is None:
+            out = np.empty((block.shape[0], len(self.names)), np.float32)
+        if self.picks is None:
+            np.copyto(out, block)
+        else:
+            np.take(block, self.picks, axis=1, out=out, mode="clip")  # picks are in range
         if self.center is not None:
             out -= self.center
             out /= self.scale
         return out
-
-    def channel_major_into(self, out: np.ndarray, block: np.ndarray) -> None:
-        """Write ``block`` (n, C_stored) picked and normalised into ``out`` (C, n) float32.
-
-        One transposing copy; the values equal ``time_major(block).T`` exactly (the same
-        float32 operations on the same samples).
-        """
-        if self.picks is None:
-            np.copyto(out, block.T)
-        else:
-            np.take(block.T, self.picks, axis=0, out=out, mode="clip")  # picks are in range
-        if self.center is not None:
-            out -= self.center[:, None]
-            out /= self.scale[:, None]
 
     def label_at(self, starts: np.ndarray) -> np.ndarray:
         """Class of the labelled event active at each start sample (-1 where none)."""

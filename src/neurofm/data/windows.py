@@ -296,7 +296,7 @@ class WindowDataset(torch.utils.data.Dataset):
         """The windows ``indices`` read straight into stacked (B, ...) tensors.
 
         ``collate`` of the result equals ``collate([self[i] for i in indices])`` field for
-        field; ``x`` and ``target`` are written channel-major with one copy per window.
+        field; ``x`` and ``target`` are written channel-major straight into the batch tensors.
         ``torch.utils.data.DataLoader`` calls this with the indices of each batch.
 
         Raises
@@ -321,12 +321,15 @@ class WindowDataset(torch.utils.data.Dataset):
         shape = (idx.size, n_chans[0])
         x = np.empty((*shape, self.window_length), np.float32)
         target = np.empty((*shape, self.target_length), np.float32) if self.target_length else None
+        # each window: one copy into a cache-resident time-major buffer (picked, normalised,
+        # exactly as an item), then one transposing copy into the batch
+        scratch = np.empty((self.span, shape[1]), np.float32)
+        target_stop = self.horizon + self.target_length
         for b, (seg_k, start, view) in enumerate(zip(segs, starts, views)):
-            block = self._block(seg_k, start)
-            view.channel_major_into(x[b], block[: self.window_length])
+            view.time_major(self._block(seg_k, start), out=scratch)
+            np.copyto(x[b], scratch[: self.window_length].T)
             if target is not None:
-                stop = self.horizon + self.target_length
-                view.channel_major_into(target[b], block[self.horizon : stop])
+                np.copyto(target[b], scratch[self.horizon : target_stop].T)
         fields: dict[str, torch.Tensor] = {"x": torch.from_numpy(x)}
         if target is not None:
             fields["target"] = torch.from_numpy(target)
