@@ -149,6 +149,7 @@ def run(size: str = "smoke") -> dict:
 
     from neurofm.data.collate import collate
     from neurofm.data.samplers import RandomWindowSampler
+    from neurofm.data.store import PreparedStore
     from neurofm.data.windows import WindowDataset
 
     cfg = SIZES[check_size(size)]
@@ -156,7 +157,7 @@ def run(size: str = "smoke") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         store_root, fif = make_data(Path(tmp), cfg["duration"])
         ours = WindowDataset(store_root, window_length=WINDOW, stride=1)
-        floor = np.load(store_root / "recordings" / "rec.npy", mmap_mode="r")
+        floor = np.load(PreparedStore.open(store_root)["rec"].path, mmap_mode="r")
         raw_pre = mne.io.read_raw_fif(fif, preload=True, verbose="error")
         raw_lazy = mne.io.read_raw_fif(fif, preload=False, verbose="error")
         starts = np.random.default_rng(1).integers(0, len(ours), cfg["n_reads"]).tolist()
