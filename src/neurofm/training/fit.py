@@ -9,6 +9,7 @@ count, vocabulary size).
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -34,6 +35,16 @@ from neurofm.training.data import FitDataModule, build_dataset
 from neurofm.training.module import FitModule
 
 log = get_logger("training")
+
+
+class _DropAdvertisement(logging.Filter):
+    """Drop Lightning's suggestion to install its hosted logger from every run's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvertisement())
 
 CONFIG_FILE = "config.yaml"
 TOKENIZER_DIR = "tokenizer"
@@ -271,6 +282,8 @@ def fit(
         # The CSV logger appends to metrics.csv (truncated above on resume); its warning about
         # a non-empty folder does not apply.
         warnings.filterwarnings("ignore", message="Experiment logs directory")
+        # Raised inside Lightning's own tree utilities on recent torch; nothing a user can act on.
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
         trainer.fit(
             module, datamodule=datamodule, ckpt_path=None if checkpoint is None else str(checkpoint)
         )
