@@ -1,46 +1,32 @@
-"""Pieces shared by the GPT2MEG variants: the base config, weight init, caches, context input."""
+"""Pieces shared by the GPT2MEG variants: the base config, layers, weight init, forward checks."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from neurofm.layers import KVCache
+from neurofm.layers import ChannelTokenEmbedding, KVCache, TransformerBlock
+from neurofm.models.gpt2meg import _PRESETS as BASE_PRESETS
+from neurofm.models.gpt2meg import _init_weights
 
-BASE_PRESETS: dict[str, dict] = {
-    "tiny": {
-        "vocab_size": 64,
-        "n_chans": 8,
-        "n_subjects": 2,
-        "n_conditions": 4,
-        "d_model": 32,
-        "n_layers": 2,
-        "n_heads": 2,
-        "max_seq_len": 1024,
-    },
-    "small": {
-        "vocab_size": 256,
-        "n_chans": 306,
-        "n_subjects": 64,
-        "d_model": 256,
-        "n_layers": 4,
-        "n_heads": 4,
-        "max_seq_len": 1024,
-    },
-    "base": {
-        "vocab_size": 256,
-        "n_chans": 306,
-        "n_subjects": 64,
-        "d_model": 768,
-        "n_layers": 12,
-        "n_heads": 12,
-        "max_seq_len": 2048,
-    },
-}
+
+def require(cfg: object, names: Iterable[str], ok: Callable[[float], bool], rule: str) -> None:
+    """Raise ``ValueError("<name> must be <rule>, got <value>")`` for the first field not ``ok``."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not ok(value):
+            raise ValueError(f"{name} must be {rule}, got {value}")
+
+
+def extend_presets(*, tiny: dict, small: dict, base: dict) -> dict[str, dict]:
+    """``BASE_PRESETS`` with each preset updated by the fields given under its name."""
+    extra = {"tiny": tiny, "small": small, "base": base}
+    return {name: {**preset, **extra[name]} for name, preset in BASE_PRESETS.items()}
 
 
 @dataclass
@@ -64,70 +50,87 @@ class ChannelCodesConfig:
     PRESETS: ClassVar[dict[str, dict]] = BASE_PRESETS
 
     def __post_init__(self) -> None:
-        for name in (
-            "vocab_size",
-            "n_chans",
-            "d_model",
-            "n_layers",
-            "n_heads",
-            "max_seq_len",
-            "n_cond_tokens",
-        ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("n_subjects", "n_conditions"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (0 disables it), got {getattr(self, name)}")
+        positive = ("vocab_size", "n_chans", "d_model", "n_layers", "n_heads", "max_seq_len")
+        require(self, (*positive, "n_cond_tokens"), lambda v: v > 0, "positive")
+        require(self, ("n_subjects", "n_conditions"), lambda v: v >= 0, ">= 0 (0 disables it)")
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model}")
         if (self.d_model // self.n_heads) % 2:
             raise ValueError(
                 f"head size d_model/n_heads={self.d_model // self.n_heads} must be even (RoPE)"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        require(self, ("dropout",), lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+
+
+def token_embedding(
+    cfg: ChannelCodesConfig, *, channels: bool = True, context: bool = True
+) -> ChannelTokenEmbedding:
+    """The code embedding of ``cfg``, with the channel-id table and the subject / condition
+    tables unless ``channels`` / ``context`` is False."""
+    return ChannelTokenEmbedding(
+        cfg.vocab_size,
+        cfg.d_model,
+        n_chans=cfg.n_chans if channels else None,
+        n_subjects=cfg.n_subjects if context else None,
+        n_conditions=cfg.n_conditions if context else None,
+        n_cond_tokens=cfg.n_cond_tokens if context else 1,
+        dropout=cfg.dropout,
+    )
+
+
+def rope_blocks(cfg: ChannelCodesConfig) -> nn.ModuleList:
+    """``n_layers`` pre-norm RoPE :class:`~neurofm.layers.TransformerBlock` of ``cfg``."""
+    return nn.ModuleList(
+        TransformerBlock(
+            cfg.d_model,
+            cfg.n_heads,
+            activation=cfg.activation,
+            norm=cfg.norm,
+            dropout=cfg.dropout,
+            rotary=True,
+            rope_base=cfg.rope_base,
+        )
+        for _ in range(cfg.n_layers)
+    )
 
 
 def init_weights(model: nn.Module, n_layers: int) -> None:
     """GPT-2 init: N(0, 0.02) weights, zero biases, residual output projections scaled down."""
-    for module in model.modules():
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+    model.apply(_init_weights)
     for name, p in model.named_parameters():
         if name.endswith(("out_proj.weight", "fc_out.weight")):
             nn.init.normal_(p, std=0.02 / math.sqrt(2 * n_layers))
 
 
-def check_input(who: str, x: Tensor, d_model: int) -> None:
-    """Raise unless ``x`` is codes (B, C, T) int or embeddings (B, C, T, d_model) float."""
-    codes = x.dim() == 3 and not x.is_floating_point()
-    embeddings = x.dim() == 4 and x.is_floating_point() and x.shape[-1] == d_model
-    if not (codes or embeddings):
-        raise ValueError(
-            f"{who}: expected codes (B, C, T) int64 or embeddings (B, C, T, {d_model}) float, "
-            f"got {tuple(x.shape)} {x.dtype}"
-        )
-
-
-def caches(
+def prepare(
     who: str,
+    cfg: ChannelCodesConfig,
+    x: Tensor,
     past: list[KVCache] | None,
     use_cache: bool,
-    n_layers: int,
-    max_seq_len: int,
-    n_new: int,
-) -> list[KVCache] | None:
-    """The per-layer caches to use (new ones when ``use_cache`` and no ``past``), length-checked."""
+) -> tuple[int, int, int, list[KVCache] | None]:
+    """Check the input of a forward call; return ``B, C, T`` and the per-layer caches to use.
+
+    ``x`` must be codes (B, C, T) int or embeddings (B, C, T, d_model) float. The caches are new
+    ones when ``use_cache`` and no ``past``; their number and the time steps they would hold
+    (cached + ``T``) are checked against ``n_layers`` and ``max_seq_len``.
+    """
+    codes = x.dim() == 3 and not x.is_floating_point()
+    embeddings = x.dim() == 4 and x.is_floating_point() and x.shape[-1] == cfg.d_model
+    if not (codes or embeddings):
+        raise ValueError(
+            f"{who}: expected codes (B, C, T) int64 or embeddings (B, C, T, {cfg.d_model}) float, "
+            f"got {tuple(x.shape)} {x.dtype}"
+        )
+    b, c, t = x.shape[:3]
     if past is None and use_cache:
-        past = [KVCache(max_seq_len) for _ in range(n_layers)]
-    if past is not None and len(past) != n_layers:
-        raise ValueError(f"{who}: past holds {len(past)} caches for {n_layers} layers")
+        past = [KVCache(cfg.max_seq_len) for _ in range(cfg.n_layers)]
+    if past is not None and len(past) != cfg.n_layers:
+        raise ValueError(f"{who}: past holds {len(past)} caches for {cfg.n_layers} layers")
     offset = 0 if past is None else past[0].offset
-    if offset + n_new > max_seq_len:
-        raise ValueError(f"{who}: {offset + n_new} time steps exceed max_seq_len={max_seq_len}")
-    return past
+    if offset + t > cfg.max_seq_len:
+        raise ValueError(f"{who}: {offset + t} time steps exceed max_seq_len={cfg.max_seq_len}")
+    return b, c, t, past
 
 
 def check_ids(who: str, what: str, ids: Tensor, size: int) -> None:

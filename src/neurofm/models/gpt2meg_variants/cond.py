@@ -27,14 +27,16 @@ from typing import ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurofm.layers import ChannelTokenEmbedding, KVCache, TransformerBlock, make_norm
+from neurofm.layers import KVCache, make_norm
 from neurofm.models.gpt2meg_variants._common import (
-    BASE_PRESETS,
     ChannelCodesConfig,
     ContextEmbedding,
-    caches,
-    check_input,
+    extend_presets,
     init_weights,
+    prepare,
+    require,
+    rope_blocks,
+    token_embedding,
 )
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput
@@ -46,16 +48,15 @@ class GPT2MEGCondConfig(ChannelCodesConfig):
 
     d_global: int = 0  # size of the global conditioning vector (0: none)
 
-    PRESETS: ClassVar[dict[str, dict]] = {
-        "tiny": {**BASE_PRESETS["tiny"], "n_cond_tokens": 2, "d_global": 6},
-        "small": {**BASE_PRESETS["small"], "n_conditions": 8, "n_cond_tokens": 2, "d_global": 16},
-        "base": {**BASE_PRESETS["base"], "n_conditions": 8, "n_cond_tokens": 2, "d_global": 16},
-    }
+    PRESETS: ClassVar[dict[str, dict]] = extend_presets(
+        tiny={"n_cond_tokens": 2, "d_global": 6},
+        small={"n_conditions": 8, "n_cond_tokens": 2, "d_global": 16},
+        base={"n_conditions": 8, "n_cond_tokens": 2, "d_global": 16},
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.d_global < 0:
-            raise ValueError(f"d_global must be >= 0 (0 disables it), got {self.d_global}")
+        require(self, ("d_global",), lambda v: v >= 0, ">= 0 (0 disables it)")
 
 
 @MODELS.register("gpt2meg_cond", config=GPT2MEGCondConfig)
@@ -71,9 +72,7 @@ class GPT2MEG_Cond(nn.Module):  # noqa: N801 (the family's published name)
         super().__init__()
         self.config = config
         d = config.d_model
-        self.embedding = ChannelTokenEmbedding(
-            config.vocab_size, d, n_chans=config.n_chans, dropout=config.dropout
-        )
+        self.embedding = token_embedding(config, context=False)
         self.context = ContextEmbedding(
             "GPT2MEG_Cond",
             d,
@@ -83,18 +82,7 @@ class GPT2MEG_Cond(nn.Module):  # noqa: N801 (the family's published name)
             d_global=config.d_global,
         )
         self.inject = nn.ModuleList(nn.Linear(d, d) for _ in range(config.n_layers))
-        self.blocks = nn.ModuleList(
-            TransformerBlock(
-                d,
-                config.n_heads,
-                activation=config.activation,
-                norm=config.norm,
-                dropout=config.dropout,
-                rotary=True,
-                rope_base=config.rope_base,
-            )
-            for _ in range(config.n_layers)
-        )
+        self.blocks = rope_blocks(config)
         self.norm = make_norm(config.norm, d)
         self.head = nn.Linear(d, config.vocab_size, bias=False)
         init_weights(self, config.n_layers)
@@ -134,10 +122,7 @@ class GPT2MEG_Cond(nn.Module):  # noqa: N801 (the family's published name)
         ModelOutput
             ``logits`` (B, C, T, V), ``past``.
         """
-        cfg = self.config
-        check_input("GPT2MEG_Cond", x, cfg.d_model)
-        b, c, t = x.shape[:3]
-        past = caches("GPT2MEG_Cond", past, use_cache, cfg.n_layers, cfg.max_seq_len, t)
+        b, c, t, past = prepare("GPT2MEG_Cond", self.config, x, past, use_cache)
         h = self.embedding(x, channel_ids=channel_ids).reshape(b * c, t, -1)
         context = self.context(
             b, t, subject=subject, condition=condition, global_embedding=global_embedding

@@ -29,20 +29,20 @@ Deviations from the reference code:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from neurofm.layers import ChannelTokenEmbedding, KVCache, TransformerBlock, make_norm
+from neurofm.layers import KVCache, make_norm
 from neurofm.models.gpt2meg_variants._common import (
-    BASE_PRESETS,
     ChannelCodesConfig,
     ContextEmbedding,
-    caches,
     check_ids,
-    check_input,
     init_weights,
+    prepare,
+    require,
+    rope_blocks,
+    token_embedding,
 )
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput
@@ -54,12 +54,9 @@ class GPT2MEGMixConfig(ChannelCodesConfig):
 
     channel_dropout: float = 0.1  # training only: probability of hiding each input channel
 
-    PRESETS: ClassVar[dict[str, dict]] = BASE_PRESETS
-
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 <= self.channel_dropout < 1.0:
-            raise ValueError(f"channel_dropout must be in [0, 1), got {self.channel_dropout}")
+        require(self, ("channel_dropout",), lambda v: 0.0 <= v < 1.0, "in [0, 1)")
 
 
 @MODELS.register("gpt2meg_mix", config=GPT2MEGMixConfig)
@@ -75,7 +72,7 @@ class GPT2MEGMix(nn.Module):
         super().__init__()
         self.config = config
         d = config.d_model
-        self.embedding = ChannelTokenEmbedding(config.vocab_size, d, dropout=config.dropout)
+        self.embedding = token_embedding(config, channels=False, context=False)
         self.channel_gain = nn.Embedding(config.n_chans, d)
         self.channel_bias = nn.Embedding(config.n_chans, d)
         self.context = ContextEmbedding(
@@ -85,18 +82,7 @@ class GPT2MEGMix(nn.Module):
             n_conditions=config.n_conditions,
             n_cond_tokens=config.n_cond_tokens,
         )
-        self.blocks = nn.ModuleList(
-            TransformerBlock(
-                d,
-                config.n_heads,
-                activation=config.activation,
-                norm=config.norm,
-                dropout=config.dropout,
-                rotary=True,
-                rope_base=config.rope_base,
-            )
-            for _ in range(config.n_layers)
-        )
+        self.blocks = rope_blocks(config)
         self.norm = make_norm(config.norm, d)
         self.out_gain = nn.Embedding(config.n_chans, d)
         self.out_bias = nn.Embedding(config.n_chans, d)
@@ -152,9 +138,7 @@ class GPT2MEGMix(nn.Module):
             ``logits`` (B, C, T, V), ``past``.
         """
         cfg = self.config
-        check_input("GPT2MEGMix", x, cfg.d_model)
-        b, c, t = x.shape[:3]
-        past = caches("GPT2MEGMix", past, use_cache, cfg.n_layers, cfg.max_seq_len, t)
+        b, c, t, past = prepare("GPT2MEGMix", cfg, x, past, use_cache)
         if channel_ids is None:
             channel_ids = torch.arange(c, device=x.device)
         check_ids("GPT2MEGMix", "channel_ids", channel_ids, cfg.n_chans)

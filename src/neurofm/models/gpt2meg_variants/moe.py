@@ -23,14 +23,15 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from neurofm.layers import ChannelTokenEmbedding, KVCache, make_norm
+from neurofm.layers import KVCache, make_norm
 from neurofm.layers.moe import MoEBlock
 from neurofm.models.gpt2meg_variants._common import (
-    BASE_PRESETS,
     ChannelCodesConfig,
-    caches,
-    check_input,
+    extend_presets,
     init_weights,
+    prepare,
+    require,
+    token_embedding,
 )
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput
@@ -46,23 +47,19 @@ class GPT2MEGMoEConfig(ChannelCodesConfig):
     load_balance_weight: float = 0.01  # weight of the Switch load-balancing loss
     router_z_weight: float = 0.0  # weight of the router z-loss (0: not added)
 
-    PRESETS: ClassVar[dict[str, dict]] = {
-        "tiny": {**BASE_PRESETS["tiny"], "n_experts": 4, "top_k": 2},
-        "small": {**BASE_PRESETS["small"], "n_experts": 8, "top_k": 2, "d_hidden": 512},
-        "base": {**BASE_PRESETS["base"], "n_experts": 8, "top_k": 2, "d_hidden": 1536},
-    }
+    PRESETS: ClassVar[dict[str, dict]] = extend_presets(
+        tiny={"n_experts": 4, "top_k": 2},
+        small={"n_experts": 8, "top_k": 2, "d_hidden": 512},
+        base={"n_experts": 8, "top_k": 2, "d_hidden": 1536},
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.n_experts < 1:
-            raise ValueError(f"n_experts must be >= 1, got {self.n_experts}")
+        require(self, ("n_experts",), lambda v: v >= 1, ">= 1")
         if not 1 <= self.top_k <= self.n_experts:
             raise ValueError(f"top_k={self.top_k} must be in [1, n_experts={self.n_experts}]")
-        if self.d_hidden < 0:
-            raise ValueError(f"d_hidden must be >= 0 (0: default), got {self.d_hidden}")
-        for name in ("load_balance_weight", "router_z_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        require(self, ("d_hidden",), lambda v: v >= 0, ">= 0 (0: default)")
+        require(self, ("load_balance_weight", "router_z_weight"), lambda v: v >= 0, ">= 0")
 
 
 @MODELS.register("gpt2meg_moe", config=GPT2MEGMoEConfig)
@@ -77,15 +74,7 @@ class GPT2MEGMoE(nn.Module):
     def __init__(self, config: GPT2MEGMoEConfig) -> None:
         super().__init__()
         self.config = config
-        self.embedding = ChannelTokenEmbedding(
-            config.vocab_size,
-            config.d_model,
-            n_chans=config.n_chans,
-            n_subjects=config.n_subjects,
-            n_conditions=config.n_conditions,
-            n_cond_tokens=config.n_cond_tokens,
-            dropout=config.dropout,
-        )
+        self.embedding = token_embedding(config)
         self.blocks = nn.ModuleList(
             MoEBlock(
                 config.d_model,
@@ -136,9 +125,7 @@ class GPT2MEGMoE(nn.Module):
             weighted, ``router_z``), ``extras["router"]`` (unweighted losses).
         """
         cfg = self.config
-        check_input("GPT2MEGMoE", x, cfg.d_model)
-        b, c, t = x.shape[:3]
-        past = caches("GPT2MEGMoE", past, use_cache, cfg.n_layers, cfg.max_seq_len, t)
+        b, c, t, past = prepare("GPT2MEGMoE", cfg, x, past, use_cache)
         h = self.embedding(x, channel_ids=channel_ids, subject=subject, condition=condition)
         h = h.reshape(b * c, t, -1)  # channels as independent sequences
         load_balance = router_z = 0.0

@@ -19,18 +19,16 @@ Deviations from the reference code:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from torch import Tensor, nn
 
-from neurofm.layers import ChannelTokenEmbedding, KVCache, make_norm
+from neurofm.layers import KVCache, make_norm
 from neurofm.layers.spatiotemporal import SpatioTemporalBlock
 from neurofm.models.gpt2meg_variants._common import (
-    BASE_PRESETS,
     ChannelCodesConfig,
-    caches,
-    check_input,
     init_weights,
+    prepare,
+    token_embedding,
 )
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput
@@ -39,8 +37,6 @@ from neurofm.types import ModelOutput
 @dataclass
 class STGPT2MEGConfig(ChannelCodesConfig):
     """Configuration of :class:`STGPT2MEG` (all fields as in every GPT2MEG variant)."""
-
-    PRESETS: ClassVar[dict[str, dict]] = BASE_PRESETS
 
 
 @MODELS.register("stgpt2meg", config=STGPT2MEGConfig)
@@ -55,15 +51,7 @@ class STGPT2MEG(nn.Module):
     def __init__(self, config: STGPT2MEGConfig) -> None:
         super().__init__()
         self.config = config
-        self.embedding = ChannelTokenEmbedding(
-            config.vocab_size,
-            config.d_model,
-            n_chans=config.n_chans,
-            n_subjects=config.n_subjects,
-            n_conditions=config.n_conditions,
-            n_cond_tokens=config.n_cond_tokens,
-            dropout=config.dropout,
-        )
+        self.embedding = token_embedding(config)
         self.blocks = nn.ModuleList(
             SpatioTemporalBlock(
                 config.d_model,
@@ -109,9 +97,7 @@ class STGPT2MEG(nn.Module):
         ModelOutput
             ``logits`` (B, C, T, V), ``past``.
         """
-        cfg = self.config
-        check_input("STGPT2MEG", x, cfg.d_model)
-        past = caches("STGPT2MEG", past, use_cache, cfg.n_layers, cfg.max_seq_len, x.shape[2])
+        past = prepare("STGPT2MEG", self.config, x, past, use_cache)[3]
         h = self.embedding(x, channel_ids=channel_ids, subject=subject, condition=condition)
         for i, block in enumerate(self.blocks):
             h = block(h, cache=None if past is None else past[i])
