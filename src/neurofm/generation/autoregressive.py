@@ -23,7 +23,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neurofm.models._sampling import Generated, autoregress, filter_logits, sample_logits
+from neurofm.models._sampling import (
+    Generated,
+    autoregress,
+    check_condition,
+    filter_logits,
+    sample_logits,
+)
 
 __all__ = [
     "GenerationResult",
@@ -51,6 +57,8 @@ def _sliding(
     max_new_tokens: int,
     *,
     stride: int | None,
+    seed: int | None,
+    generator: torch.Generator | None,
     condition: Tensor | None,
     keep_logits: bool,
     **kwargs: Any,
@@ -59,9 +67,11 @@ def _sliding(
 
     Every window ``codes[..., w0:]`` is continued by plain generation until it holds
     ``max_seq_len`` inputs plus the newly drawn code; the next window keeps the newest
-    ``max_seq_len - stride`` codes. ``kwargs`` are those of ``autoregress`` (sampling settings,
-    generator, subject, channel_ids, use_cache); the generator's stream runs on across windows.
+    ``max_seq_len - stride`` codes. ``seed`` or ``generator`` gives the random stream, which runs
+    on across windows; ``kwargs`` are the other arguments of ``autoregress`` (sampling settings,
+    subject, channel_ids, use_cache).
     """
+    kwargs["generator"] = _generator(generator, seed, prompt.device)
     max_len = getattr(model, "max_seq_len", None)
     if max_len is not None and stride is not None and not 1 <= stride < max_len:
         raise ValueError(f"generate: stride must be in [1, {max_len}), got {stride}")
@@ -77,12 +87,7 @@ def _sliding(
             f"generate: the prompt holds {n_prompt} time steps, more than the model's "
             f"max_seq_len={max_len}"
         )
-    n_inputs = n_prompt + max_new_tokens - 1
-    if condition is not None and condition.shape[-1] < n_inputs:
-        raise ValueError(
-            f"generate: condition covers {condition.shape[-1]} time steps, the inputs "
-            f"need {n_inputs} (prompt + max_new_tokens - 1)"
-        )
+    check_condition(condition, n_prompt, max_new_tokens)
     codes, logits, start, left = prompt, [], 0, max_new_tokens
     while left:
         # the window codes[..., start:] reads up to max_len inputs, i.e. draws this many codes
@@ -152,12 +157,13 @@ def generate(
     LongTensor, shape (B, C, T0 + max_new_tokens) or (B, T0 + max_new_tokens)
         The prompt followed by the generated codes.
     """
-    gen = _generator(generator, seed, prompt_codes.device)
     return _sliding(
         model,
         prompt_codes,
         max_new_tokens,
         stride=stride,
+        seed=seed,
+        generator=generator,
         condition=condition,
         keep_logits=False,
         temperature=temperature,
@@ -165,7 +171,6 @@ def generate(
         top_p=top_p,
         subject=subject,
         channel_ids=channel_ids,
-        generator=gen,
         use_cache=use_cache,
     ).codes
 
@@ -195,12 +200,13 @@ def generate_with_logits(
     logits : Tensor, shape (B, C, N, V) or (B, N, V)
         ``logits[..., i, :]`` is the distribution the i-th generated code was drawn from.
     """
-    gen = _generator(generator, seed, prompt_codes.device)
     out = _sliding(
         model,
         prompt_codes,
         max_new_tokens,
         stride=stride,
+        seed=seed,
+        generator=generator,
         condition=condition,
         keep_logits=True,
         temperature=temperature,
@@ -208,7 +214,6 @@ def generate_with_logits(
         top_p=top_p,
         subject=subject,
         channel_ids=channel_ids,
-        generator=gen,
         use_cache=use_cache,
     )
     return out.codes, out.logits

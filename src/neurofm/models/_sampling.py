@@ -91,6 +91,18 @@ def _check(
         raise ValueError(f"generate: top_p must be in (0, 1], got {top_p}")
 
 
+def check_condition(condition: Tensor | None, n_prompt: int, max_new_tokens: int) -> int:
+    """The number of model inputs ``n_prompt + max_new_tokens - 1``; raise when ``condition``
+    (..., T) does not cover them."""
+    n_inputs = n_prompt + max_new_tokens - 1
+    if condition is not None and condition.shape[-1] < n_inputs:
+        raise ValueError(
+            f"generate: condition covers {condition.shape[-1]} time steps, the inputs "
+            f"need {n_inputs} (prompt + max_new_tokens - 1)"
+        )
+    return n_inputs
+
+
 @torch.no_grad()
 def autoregress(
     model: nn.Module,
@@ -137,12 +149,7 @@ def autoregress(
         Also return the logits of every step.
     """
     _check(prompt, max_new_tokens, temperature, top_k, top_p)
-    n_inputs = prompt.shape[-1] + max_new_tokens - 1
-    if condition is not None and condition.shape[-1] < n_inputs:
-        raise ValueError(
-            f"generate: condition covers {condition.shape[-1]} time steps, the inputs "
-            f"need {n_inputs} (prompt + max_new_tokens - 1)"
-        )
+    n_inputs = check_condition(condition, prompt.shape[-1], max_new_tokens)
     max_len = getattr(model, "max_seq_len", None)
     if max_len is not None and n_inputs > max_len:
         raise ValueError(
@@ -162,22 +169,17 @@ def autoregress(
     was_training = model.training
     model.eval()
     try:
-        codes = prompt
-        step_logits: list[Tensor] = []
-        past = None
-        if use_cache:
-            out = model(prompt, past=None, use_cache=True, **context(0, prompt.shape[-1]))
-            past = out.past
-        else:
-            out = model(prompt, **context(0, prompt.shape[-1]))
+        codes, step_logits, past = prompt, [], None
         for step in range(max_new_tokens):
-            if step:
-                t = codes.shape[-1]
-                if past is not None:
-                    out = model(codes[..., -1:], past=past, use_cache=True, **context(t - 1, t))
-                    past = out.past
-                else:
-                    out = model(codes, **context(0, t))
+            t = codes.shape[-1]
+            if past is not None:  # feed the newest code only
+                out = model(codes[..., -1:], past=past, use_cache=True, **context(t - 1, t))
+            elif use_cache and not step:  # the prompt, asking for a cache
+                out = model(codes, past=None, use_cache=True, **context(0, t))
+            else:  # recompute the whole sequence
+                out = model(codes, **context(0, t))
+            if past is not None or (use_cache and not step):
+                past = out.past
             logits = out.logits[..., -1, :].float()  # (B, V) or (B, C, V)
             if keep_logits:
                 step_logits.append(logits)
