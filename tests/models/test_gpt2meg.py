@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from neurofm.config import preset
-from neurofm.models.gpt2meg import GPT2MEG, GPT2MEG_Trf, GPT2MEGConfig, GPT2MEGTrfConfig
+from neurofm.models.gpt2meg import (
+    AR_GAIN,
+    GPT2MEG,
+    GPT2MEG_Trf,
+    GPT2MEGConfig,
+    GPT2MEGTrfConfig,
+)
 from neurofm.registry import MODELS, create
 
 MODELS_UNDER_TEST = {
@@ -113,9 +119,19 @@ def test_ordinal_options_are_off_by_default(name):
     assert not any("ordinal" in k or "embedding.value" in k for k in model.state_dict())
 
 
+def _with_ar_weights(model, ar_order: int):
+    """Non-zero AR filter weights, so that the filter matters in the comparisons."""
+    if ar_order:
+        with torch.no_grad():
+            model.ordinal.ar.copy_(torch.linspace(0.5, -0.3, ar_order) / AR_GAIN)
+    return model
+
+
+@pytest.mark.parametrize("ar_order", [0, 1, 4])
 @pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
-def test_ordinal_options_keep_causality_and_the_cache(name):
-    model = _tiny(name, value_embedding=True, ordinal_head=True).eval()
+def test_ordinal_options_keep_causality_and_the_cache(name, ar_order):
+    model = _tiny(name, value_embedding=True, ordinal_head=True, ar_order=ar_order).eval()
+    _with_ar_weights(model, ar_order)
     x = torch.randint(0, 64, (2, 3, 9))
     changed = x.clone()
     changed[..., 5:] = (changed[..., 5:] + 7) % 64
@@ -130,6 +146,46 @@ def test_ordinal_options_keep_causality_and_the_cache(name):
     torch.testing.assert_close(torch.cat(parts, dim=2), a, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
+def test_ar_filter_generation_with_cache_equals_full_recompute(name):
+    from neurofm.generation import generate_with_logits
+
+    model = _with_ar_weights(_tiny(name, ordinal_head=True, ar_order=6), 6)
+    prompt = torch.randint(0, 64, (2, 3, 3))  # shorter than the filter: edge padding in use
+    codes, logits = generate_with_logits(model, prompt, 8, temperature=0.0, use_cache=True)
+    full_codes, full_logits = generate_with_logits(
+        model, prompt, 8, temperature=0.0, use_cache=False
+    )
+    assert torch.equal(codes, full_codes)
+    torch.testing.assert_close(logits, full_logits, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
+def test_ar_filter_starts_as_the_plain_ordinal_head_and_reads_the_history(name):
+    x = torch.randint(0, 64, (1, 2, 12))
+    plain = _tiny(name, ordinal_head=True).eval()
+    model = _tiny(name, ordinal_head=True, ar_order=3).eval()
+    torch.testing.assert_close(model(x).logits, plain(x).logits, atol=1e-6, rtol=0)
+    _with_ar_weights(model, 3)
+    changed = x.clone()
+    changed[..., 4] = (changed[..., 4] + 9) % 64
+    # time 4 is read at times 4, 5, 6 by the filter and through attention later on
+    diff = (model(x).logits - model(changed).logits).abs().amax(dim=(0, 1, 3))
+    assert (diff[:4] == 0).all() and (diff[4:7] > 0).all()
+
+
+def test_ar_filter_needs_the_ordinal_head_and_its_own_cache():
+    with pytest.raises(ValueError, match="ar_order=2 needs ordinal_head=True"):
+        GPT2MEGTrfConfig(ar_order=2)
+    with pytest.raises(ValueError, match="ar_order must be >= 0"):
+        GPT2MEGConfig(ar_order=-1, ordinal_head=True)
+    model = _tiny("gpt2meg_trf", ordinal_head=True, ar_order=2)
+    x = torch.randint(0, 64, (1, 2, 4))
+    layers = model(x, use_cache=True).past.layers
+    with pytest.raises(ValueError, match="past must be the ARPast"):
+        model(x[..., :1], past=layers, use_cache=True)
+
+
 def test_ordinal_head_starts_as_a_gaussian_over_the_code_values():
     model = _tiny("gpt2meg_trf", ordinal_head=True)
     with torch.no_grad():
@@ -141,8 +197,10 @@ def test_ordinal_head_starts_as_a_gaussian_over_the_code_values():
         assert (p[: k + 1].diff() >= 0).all() and (p[k:].diff() <= 0).all()
 
 
-@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
-def test_ordinal_options_learn_real_eeg(name, sample_dir):
+@pytest.mark.parametrize(
+    ("name", "ar_order"), [("gpt2meg", 0), ("gpt2meg_trf", 0), ("gpt2meg_trf", 4)]
+)
+def test_ordinal_options_learn_real_eeg(name, ar_order, sample_dir):
     import mne
     import numpy as np
 
@@ -155,7 +213,7 @@ def test_ordinal_options_learn_real_eeg(name, sample_dir):
     y = np.sign(x) * np.log1p(63 * np.abs(x)) / np.log1p(63)  # mu-law, 64 levels
     codes = torch.from_numpy(np.rint((y + 1) / 2 * 63).astype(np.int64)).view(4, 2, 64)
     codes = codes.transpose(0, 1).reshape(2, 4, 64)  # two 64-sample windows of 4 channels
-    model = _tiny(name, value_embedding=True, ordinal_head=True)
+    model = _tiny(name, value_embedding=True, ordinal_head=True, ar_order=ar_order)
     batch = Batch(x=codes, subject=torch.tensor([0, 1]))
     objective = create(OBJECTIVES, {"name": "next_token"})
     optim = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -167,5 +225,6 @@ def test_ordinal_options_learn_real_eeg(name, sample_dir):
         optim.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.85 * losses[0], losses[::10]
-    grads = [p.grad for p in (model.ordinal.proj.weight, model.embedding.value.weight)]
+    params = [model.ordinal.proj.weight, model.embedding.value.weight]
+    grads = [p.grad for p in params + ([model.ordinal.ar] if ar_order else [])]
     assert all(g is not None and g.abs().sum() > 0 for g in grads)

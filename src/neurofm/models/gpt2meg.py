@@ -28,7 +28,16 @@ Deviations from the reference code:
   (``mu = v(x_t) + a(h)``; ``a(h)`` alone for precomputed embeddings), and whose ``log sigma``
   and mixing weight are linear in it: the head starts out close to a last-value forecast with
   probability mass shared between neighbouring codes, the free component keeps heavy tails, and
-  the logits returned are the mixture's log-probabilities.
+  the logits returned are the mixture's log-probabilities;
+- ``ar_order = p > 0`` (with ``ordinal_head``) adds a linear autoregressive skip path to the
+  Gaussian's mean, as in hybrid linear + neural forecasters (AR-Net):
+  ``mu = v(x_t) + sum_{k=0}^{p-1} a_k v(x_{t-k}) + a(h)``, a causal filter over the same
+  channel's last ``p`` code values with ``p`` weights shared by all channels, initialised to
+  zero (the head starts as without it). Before the first time step the history is the first
+  input code repeated (edge padding), so the filter never reads a later step. With a cache the
+  model also keeps each sequence's last ``p - 1`` codes: ``past`` is then an :class:`ARPast`
+  holding the attention cache and those codes, which callers pass back unchanged. The filter
+  needs codes: for precomputed embeddings the mean is ``a(h)`` as before.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -67,6 +76,10 @@ def _validate(cfg: object) -> None:
         raise ValueError(f"n_heads={cfg.n_heads} must divide d_model={cfg.d_model}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout}")
+    if cfg.ar_order < 0:
+        raise ValueError(f"ar_order must be >= 0 (0 disables it), got {cfg.ar_order}")
+    if cfg.ar_order and not cfg.ordinal_head:
+        raise ValueError(f"ar_order={cfg.ar_order} needs ordinal_head=True (it shifts its mean)")
 
 
 _PRESETS = {
@@ -117,6 +130,7 @@ class GPT2MEGConfig:
     max_seq_len: int = 1024  # GPT-2 position table size: longest time axis
     value_embedding: bool = False  # add a linear map of each code's amplitude to its embedding
     ordinal_head: bool = False  # add a discretised Gaussian over the code values to the logits
+    ar_order: int = 0  # linear filter over the last ar_order code values in the Gaussian's mean
 
     PRESETS: ClassVar[dict[str, dict]] = _PRESETS
 
@@ -140,6 +154,7 @@ class GPT2MEGTrfConfig:
     max_seq_len: int = 1024  # longest time axis (context + generated)
     value_embedding: bool = False  # add a linear map of each code's amplitude to its embedding
     ordinal_head: bool = False  # add a discretised Gaussian over the code values to the logits
+    ar_order: int = 0  # linear filter over the last ar_order code values in the Gaussian's mean
     causal: bool = True  # causal attention over time (False: bidirectional encoder, no cache)
     activation: Literal["gelu", "squared_relu", "swiglu"] = "gelu"  # MLP non-linearity
     norm: Literal["rms", "layer"] = "rms"  # normalisation before each branch
@@ -172,31 +187,71 @@ def _embedding(cfg: GPT2MEGConfig | GPT2MEGTrfConfig) -> ChannelTokenEmbedding:
 ORDINAL_SIGMA0 = 0.1
 # initial weight of the Gaussian component in the ordinal head's mixture
 ORDINAL_WEIGHT0 = 0.9
+# the AR filter's weights are stored divided by this gain: a signal's AR coefficients are of
+# order one, and step-size-normalised optimisers (Adam) move each stored weight by about the
+# learning rate per step, far too slowly for them at the learning rates of the transformer
+AR_GAIN = 10.0
+
+
+@dataclass
+class ARPast:
+    """Cache of a model with ``ar_order = p > 0``: the attention cache and the code history.
+
+    Attributes
+    ----------
+    layers : list of KVCache or transformers Cache
+        The attention cache of the backbone.
+    codes : LongTensor, shape (B, C, p - 1)
+        The last ``p - 1`` input codes of every sequence (edge-padded at the start).
+    """
+
+    layers: Any
+    codes: Tensor
 
 
 class OrdinalLogits(nn.Module):
     """The ordinal head: mixture of ``softmax(free)`` and ``softmax_k(-(v_k - mu)^2 / 2 sigma^2)``.
 
     ``mu = anchor + a(h)``; ``a``, ``log(1 / sigma)`` and the mixing logit are linear in ``h``;
-    ``sigma`` starts at ``ORDINAL_SIGMA0`` and the Gaussian weight at ``ORDINAL_WEIGHT0``.
+    ``sigma`` starts at ``ORDINAL_SIGMA0`` and the Gaussian weight at ``ORDINAL_WEIGHT0``. With
+    ``ar_order = p > 0`` the head also holds the AR filter's weights ``a_0 .. a_{p-1}`` (zeros at
+    init) used by :meth:`anchor`.
 
     Parameters
     ----------
     d_model : int
     vocab_size : int
         Number of codes ``V``.
+    ar_order : int
+        Length ``p`` of the linear filter over the code values (0: none).
     """
 
-    def __init__(self, d_model: int, vocab_size: int) -> None:
+    def __init__(self, d_model: int, vocab_size: int, *, ar_order: int = 0) -> None:
         super().__init__()
         self.proj = nn.Linear(d_model, 3)
+        self.vocab_size = vocab_size
         self.register_buffer("values", code_values(torch.arange(vocab_size), vocab_size), False)
+        self.ar = nn.Parameter(torch.zeros(ar_order)) if ar_order else None
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.proj.weight, std=0.02)
         with torch.no_grad():
             gate = math.log(ORDINAL_WEIGHT0 / (1.0 - ORDINAL_WEIGHT0))
             self.proj.bias.copy_(torch.tensor([0.0, -math.log(ORDINAL_SIGMA0), gate]))
+            if self.ar is not None:
+                self.ar.zero_()
+
+    def anchor(self, codes: Tensor) -> Tensor:
+        """Anchors (B, C, T) of the Gaussian's mean from ``codes`` (B, C, p - 1 + T), the
+        ``p - 1`` codes preceding the inputs then the inputs: ``v(x_t) + sum_k a_k v(x_{t-k})``
+        (``v(x_t)`` alone without the filter)."""
+        values = code_values(codes, self.vocab_size)
+        if self.ar is None:
+            return values
+        p = self.ar.numel()
+        # window[..., t, j] = v(x_{t - p + 1 + j}): lag k = p - 1 - j
+        windows = values.unfold(-1, p, 1)
+        return values[..., p - 1 :] + windows @ (AR_GAIN * self.ar).flip(0)
 
     def forward(self, free: Tensor, h: Tensor, anchor: Tensor | None = None) -> Tensor:
         """Mixture log-probabilities (..., V) from the free logits ``free`` (..., V), the hidden
@@ -210,15 +265,58 @@ class OrdinalLogits(nn.Module):
         ).to(free.dtype)
 
 
-def _logits(model: GPT2MEG | GPT2MEG_Trf, h: Tensor, x: Tensor) -> Tensor:
+def _history(model: GPT2MEG | GPT2MEG_Trf, x: Tensor, past: object | None) -> Tensor | None:
+    """The ``p - 1`` codes (B, C, p - 1) preceding the codes ``x`` (B, C, T) for the AR filter:
+    from the cache ``past`` (an :class:`ARPast`), else the first code repeated; ``None`` when
+    the model has no filter or ``x`` holds embeddings."""
+    p = model.config.ar_order
+    if not p or x.dtype.is_floating_point:
+        return None
+    if past is None:
+        return x[..., :1].expand(*x.shape[:2], p - 1)
+    if past.codes.shape != (*x.shape[:2], p - 1):
+        raise ValueError(
+            f"{type(model).__name__}: the cache holds codes {tuple(past.codes.shape)}, the "
+            f"input {tuple(x.shape)} needs (B, C, ar_order - 1) = {(*x.shape[:2], p - 1)}"
+        )
+    return past.codes
+
+
+def _split_past(model: GPT2MEG | GPT2MEG_Trf, past: object | None) -> object | None:
+    """The backbone's cache inside ``past`` (an :class:`ARPast` when ``ar_order > 0``)."""
+    if past is None or not model.config.ar_order:
+        return past
+    if not isinstance(past, ARPast):
+        raise ValueError(
+            f"{type(model).__name__}: with ar_order > 0 past must be the ARPast returned by an "
+            f"earlier call, got {type(past).__name__}"
+        )
+    return past.layers
+
+
+def _join_past(layers: object, x: Tensor, history: Tensor | None) -> object:
+    """The cache to return: ``layers``, with the newest ``p - 1`` codes when the model has an
+    AR filter (``history`` not None)."""
+    if history is None:
+        return layers
+    codes = torch.cat((history, x), dim=-1)
+    return ARPast(layers, codes[..., codes.shape[-1] - history.shape[-1] :].clone())
+
+
+def _logits(
+    model: GPT2MEG | GPT2MEG_Trf, h: Tensor, x: Tensor, history: Tensor | None = None
+) -> Tensor:
     """Free logits (B, C, T, V) of the final hidden states ``h`` (B*C, T, D) of inputs ``x``,
-    or with the ordinal head the mixture's log-probabilities (anchored on the input codes when
-    ``x`` holds codes)."""
+    or with the ordinal head the mixture's log-probabilities (anchored on the input codes, and
+    with the AR filter on them and the preceding codes ``history`` (B, C, p - 1), when ``x``
+    holds codes)."""
     b, c, t = x.shape[:3]
     logits = model.head(h).view(b, c, t, -1)
     if model.ordinal is None:
         return logits
-    anchor = None if x.dtype.is_floating_point else code_values(x, model.config.vocab_size)
+    anchor = None
+    if not x.dtype.is_floating_point:
+        anchor = model.ordinal.anchor(x if history is None else torch.cat((history, x), dim=-1))
     return model.ordinal(logits, h.view(b, c, t, -1), anchor)
 
 
@@ -266,7 +364,9 @@ class GPT2MEG(nn.Module):
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         _init_weights(self.head)
         self.ordinal = (
-            OrdinalLogits(config.d_model, config.vocab_size) if config.ordinal_head else None
+            OrdinalLogits(config.d_model, config.vocab_size, ar_order=config.ar_order)
+            if config.ordinal_head
+            else None
         )
         if self.ordinal is not None:
             self.ordinal.reset_parameters()
@@ -292,7 +392,7 @@ class GPT2MEG(nn.Module):
             Per-time labels aligned with ``x``.
         channel_ids : LongTensor (B, C) or (C,), optional
             Default ``0 .. C-1``.
-        past : transformers Cache, optional
+        past : transformers Cache or ARPast, optional
             The cache returned by an earlier call with ``use_cache=True`` (same B and C).
         use_cache : bool
             Return the cache in ``past``.
@@ -305,6 +405,9 @@ class GPT2MEG(nn.Module):
         if x.dim() != 3:
             raise ValueError(f"GPT2MEG: codes must be (B, C, T), got {tuple(x.shape)}")
         b, c, t = x.shape
+        layers = _split_past(self, past)
+        history = _history(self, x, past)
+        past = layers
         offset = 0 if past is None else past.get_seq_length()
         if offset + t > self.max_seq_len:
             raise ValueError(
@@ -314,8 +417,12 @@ class GPT2MEG(nn.Module):
         out = self.gpt2(
             inputs_embeds=h.reshape(b * c, t, -1), use_cache=use_cache, **{self._cache_arg: past}
         )
-        logits = _logits(self, out.last_hidden_state, x)
-        return ModelOutput(logits=logits, past=getattr(out, self._cache_arg) if use_cache else None)
+        logits = _logits(self, out.last_hidden_state, x, history)
+        if not use_cache:
+            return ModelOutput(logits=logits)
+        return ModelOutput(
+            logits=logits, past=_join_past(getattr(out, self._cache_arg), x, history)
+        )
 
 
 @MODELS.register("gpt2meg_trf", config=GPT2MEGTrfConfig)
@@ -347,7 +454,9 @@ class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
         self.norm = make_norm(config.norm, config.d_model)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.ordinal = (
-            OrdinalLogits(config.d_model, config.vocab_size) if config.ordinal_head else None
+            OrdinalLogits(config.d_model, config.vocab_size, ar_order=config.ar_order)
+            if config.ordinal_head
+            else None
         )
         self.apply(_init_weights)
         if self.ordinal is not None:
@@ -360,7 +469,7 @@ class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
         subject: Tensor | None = None,
         condition: Tensor | None = None,
         channel_ids: Tensor | None = None,
-        past: list[KVCache] | None = None,
+        past: list[KVCache] | ARPast | None = None,
         use_cache: bool = False,
     ) -> ModelOutput:
         """Logits for every channel and time step (next-code logits when ``causal``).
@@ -372,8 +481,9 @@ class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
             and condition embeddings are still added).
         subject, condition, channel_ids : optional
             As in :class:`GPT2MEG`.
-        past : list of KVCache, optional
-            Per-block caches from an earlier call with ``use_cache=True``, updated in place.
+        past : list of KVCache or ARPast, optional
+            Per-block caches from an earlier call with ``use_cache=True``, updated in place
+            (with the code history in an :class:`ARPast` when ``ar_order > 0``).
         use_cache : bool
             Return the caches in ``past`` (causal models only).
 
@@ -393,6 +503,9 @@ class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
                 f"got {tuple(x.shape)}"
             )
         b, c, t = x.shape[:3]
+        layers = _split_past(self, past)
+        history = _history(self, x, past)
+        past = layers
         if past is None and use_cache:
             past = [KVCache(self.max_seq_len) for _ in self.blocks]
         offset = 0 if past is None else past[0].offset
@@ -404,5 +517,5 @@ class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
         h = h.reshape(b * c, t, -1)  # channels as independent sequences
         for i, block in enumerate(self.blocks):
             h = block(h, causal=self.config.causal, cache=None if past is None else past[i])
-        logits = _logits(self, self.norm(h), x)
-        return ModelOutput(logits=logits, past=past if use_cache else None)
+        logits = _logits(self, self.norm(h), x, history)
+        return ModelOutput(logits=logits, past=_join_past(past, x, history) if use_cache else None)

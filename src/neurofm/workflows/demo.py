@@ -51,6 +51,8 @@ def demo_config(output: Path, *, max_steps: int, seed: int) -> dict[str, Any]:
             # codes read as ordered amplitudes: in the embedding and in a Gaussian output term
             "value_embedding": True,
             "ordinal_head": True,
+            # a linear filter over each channel's last 8 code values in the Gaussian's mean
+            "ar_order": 8,
         },
         "objective": {"name": "next_token"},
         "optim": {"lr": 3.0e-3, "warmup_steps": 20},
