@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from neurofm.config import preset
+from neurofm.layers.ordinal import AR_GAIN
 from neurofm.models.gpt2meg import (
-    AR_GAIN,
     GPT2MEG,
     GPT2MEG_Trf,
     GPT2MEGConfig,
