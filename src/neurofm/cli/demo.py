@@ -7,7 +7,7 @@ from typing import Literal
 
 def demo(
     output: str = "demo_out",
-    max_steps: int = 150,
+    max_steps: int = 400,
     seconds: float = 10.0,
     evaluation: Literal["tiny", "small", "base"] = "tiny",
     seed: int = 0,

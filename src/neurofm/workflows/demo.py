@@ -70,7 +70,7 @@ def demo_config(output: Path, *, max_steps: int, seed: int) -> dict[str, Any]:
 def run_demo(
     output: str | Path = "demo_out",
     *,
-    max_steps: int = 150,
+    max_steps: int = 400,
     generate_seconds: float = 10.0,
     evaluation_preset: str = "tiny",
     seed: int = 0,
