@@ -38,8 +38,8 @@ test: $(STAMP_DEV)
 test-slow: $(STAMP_DEV)
 	$(BIN)/python -m pytest -q -m slow --timeout 1200
 
+# braindecode (the `bench` extra) is used when it imports; benchmarks say in their JSON when not.
 bench: $(STAMP_DEV)
-	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m benchmarks.run --size smoke
 
 lint: $(STAMP_DEV)

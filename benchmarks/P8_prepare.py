@@ -139,7 +139,7 @@ def run(size: str = "smoke") -> dict:
             reps=REPS,
             warmup=1,
         )
-        a = np.load(next(tmp.glob("ours*")) / "recordings" / f"{files[0].stem}.npy")
+        a = np.load(next((next(tmp.glob("ours*")) / "recordings").glob(f"{files[0].stem}-*.npy")))
         b = np.load(next(tmp.glob("peer*")) / f"{files[0].stem}.npy")
         signal = _peer_signal(files[0]).T
         diff = float(np.abs(a - signal).max() / np.abs(signal).max())
