@@ -67,42 +67,76 @@ class StoredRecording:
             try:
                 arr = np.load(self.path, mmap_mode="r")
             except (OSError, ValueError) as err:
-                raise RecordingError(f"cannot open prepared array: {err}", path=str(self.path)) from err
+                raise RecordingError(
+                    f"cannot open prepared array: {err}", path=str(self.path)
+                ) from err
             if arr.shape != (self.n_times, self.n_chans):
                 raise RecordingError(
                     f"prepared array has shape {arr.shape}, manifest says "
-                    f"({self.n_times}, {self.n_chans})", path=str(self.path))
+                    f"({self.n_times}, {self.n_chans})",
+                    path=str(self.path),
+                )
             self._array = arr
         return self._array
 
     def window(self, start: int, length: int) -> np.ndarray:
         """Samples ``[start, start + length)`` as a ``(C, T)`` float32 array (one contiguous read)."""
         if start < 0 or start + length > self.n_times:
-            raise IndexError(f"{self.id}: window [{start}, {start + length}) outside 0..{self.n_times}")
-        return np.ascontiguousarray(self.array[start:start + length].T)
+            raise IndexError(
+                f"{self.id}: window [{start}, {start + length}) outside 0..{self.n_times}"
+            )
+        return np.ascontiguousarray(self.array[start : start + length].T)
 
     def to_recording(self) -> Recording:
         """A Recording whose data is a (C, T) view of the memmap (nothing loaded)."""
-        return Recording(data=self.array.T, sfreq=self.sfreq, sensors=self.sensors,
-                         events=self.events, subject=self.subject, session=self.session,
-                         task=self.task, run=self.run, source=dict(self.source),
-                         meta=dict(self.meta))
+        return Recording(
+            data=self.array.T,
+            sfreq=self.sfreq,
+            sensors=self.sensors,
+            events=self.events,
+            subject=self.subject,
+            session=self.session,
+            task=self.task,
+            run=self.run,
+            source=dict(self.source),
+            meta=dict(self.meta),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "file": self.file, "n_times": self.n_times, "sfreq": self.sfreq,
-                "sensors": self.sensors.to_dict(), "events": self.events.to_dict(),
-                "subject": self.subject, "session": self.session, "task": self.task,
-                "run": self.run, "source": self.source, "fingerprint": self.fingerprint,
-                "meta": self.meta}
+        return {
+            "id": self.id,
+            "file": self.file,
+            "n_times": self.n_times,
+            "sfreq": self.sfreq,
+            "sensors": self.sensors.to_dict(),
+            "events": self.events.to_dict(),
+            "subject": self.subject,
+            "session": self.session,
+            "task": self.task,
+            "run": self.run,
+            "source": self.source,
+            "fingerprint": self.fingerprint,
+            "meta": self.meta,
+        }
 
     @classmethod
     def from_dict(cls, root: Path, d: dict[str, Any]) -> StoredRecording:
-        return cls(root=root, id=d["id"], file=d["file"], n_times=int(d["n_times"]),
-                   sfreq=float(d["sfreq"]), sensors=SensorInfo.from_dict(d["sensors"]),
-                   events=Events.from_dict(d["events"]), subject=d.get("subject"),
-                   session=d.get("session"), task=d.get("task"), run=d.get("run"),
-                   source=d.get("source", {}), fingerprint=d.get("fingerprint", ""),
-                   meta=d.get("meta", {}))
+        return cls(
+            root=root,
+            id=d["id"],
+            file=d["file"],
+            n_times=int(d["n_times"]),
+            sfreq=float(d["sfreq"]),
+            sensors=SensorInfo.from_dict(d["sensors"]),
+            events=Events.from_dict(d["events"]),
+            subject=d.get("subject"),
+            session=d.get("session"),
+            task=d.get("task"),
+            run=d.get("run"),
+            source=d.get("source", {}),
+            fingerprint=d.get("fingerprint", ""),
+            meta=d.get("meta", {}),
+        )
 
 
 class PreparedStore:
@@ -139,13 +173,21 @@ class PreparedStore:
         if manifest["format_version"] > FORMAT_VERSION:
             raise RecordingError(
                 f"manifest format_version {manifest['format_version']} is newer than this "
-                f"neurofm reads ({FORMAT_VERSION})", path=str(path))
+                f"neurofm reads ({FORMAT_VERSION})",
+                path=str(path),
+            )
         return cls(root, manifest)
 
     @classmethod
-    def create(cls, root: str | Path, *, name: str | None = None,
-               preprocessing: dict[str, Any] | None = None, fingerprint: str = "",
-               save: bool = True) -> PreparedStore:
+    def create(
+        cls,
+        root: str | Path,
+        *,
+        name: str | None = None,
+        preprocessing: dict[str, Any] | None = None,
+        fingerprint: str = "",
+        save: bool = True,
+    ) -> PreparedStore:
         """Open ``root`` for writing, creating an empty store when there is none.
 
         An existing store keeps its recordings; those with another fingerprint will be rewritten.
@@ -159,9 +201,15 @@ class PreparedStore:
             store.manifest["preprocessing"] = preprocessing or {}
             store.manifest["fingerprint"] = fingerprint
             return store
-        manifest = {"format_version": FORMAT_VERSION, "neurofm_version": __version__,
-                    "name": name or root.name, "preprocessing": preprocessing or {},
-                    "fingerprint": fingerprint, "recordings": [], "splits": {}}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "neurofm_version": __version__,
+            "name": name or root.name,
+            "preprocessing": preprocessing or {},
+            "fingerprint": fingerprint,
+            "recordings": [],
+            "splits": {},
+        }
         store = cls(root, manifest)
         if save:
             store.save_manifest()
@@ -175,7 +223,9 @@ class PreparedStore:
             for rec in self.recordings:
                 if rec.id == key:
                     return rec
-            raise KeyError(f"{self.root}: no recording {key!r}; have {[r.id for r in self.recordings]}")
+            raise KeyError(
+                f"{self.root}: no recording {key!r}; have {[r.id for r in self.recordings]}"
+            )
         return self.recordings[key]
 
     @property
@@ -191,12 +241,22 @@ class PreparedStore:
         """True when ``rec_id`` is stored from the same source with the same preprocessing."""
         for rec in self.recordings:
             if rec.id == rec_id:
-                return (rec.source.get("sha256") == source_sha256 and rec.fingerprint == fingerprint
-                        and rec.path.is_file())
+                return (
+                    rec.source.get("sha256") == source_sha256
+                    and rec.fingerprint == fingerprint
+                    and rec.path.is_file()
+                )
         return False
 
-    def write(self, rec_id: str, recording: Recording, *, fingerprint: str,
-              chunk_samples: int = 1 << 16, save: bool = True) -> StoredRecording:
+    def write(
+        self,
+        rec_id: str,
+        recording: Recording,
+        *,
+        fingerprint: str,
+        chunk_samples: int = 1 << 16,
+        save: bool = True,
+    ) -> StoredRecording:
         """Store ``recording`` as ``recordings/<rec_id>-<tag>.npy`` (float32, time-major), atomically.
 
         ``tag`` is derived from the source checksum and ``fingerprint``, so re-preparing a
@@ -217,8 +277,11 @@ class PreparedStore:
         final = self.root / rel
         tmp = final.with_name(f".{final.name}.tmp")
         n_chans, n_times = recording.n_chans, recording.n_times
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
-                  "shape": (n_times, n_chans)}
+        header = {
+            "descr": np.lib.format.dtype_to_descr(np.dtype("<f4")),
+            "fortran_order": False,
+            "shape": (n_times, n_chans),
+        }
         try:
             with open(tmp, "wb") as fh:
                 np.lib.format.write_array_header_1_0(fh, header)
@@ -230,7 +293,9 @@ class PreparedStore:
                         raise RecordingError(
                             "non-finite sample in prepared data",
                             path=recording.source.get("path"),
-                            channel=recording.sensors.names[ch], sample=int(start + t))
+                            channel=recording.sensors.names[ch],
+                            sample=int(start + t),
+                        )
                     fh.write(np.ascontiguousarray(block.T, dtype="<f4").data)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -240,11 +305,21 @@ class PreparedStore:
             tmp.unlink(missing_ok=True)
             raise
         stored = StoredRecording(
-            root=self.root, id=rec_id, file=rel, n_times=n_times, sfreq=recording.sfreq,
-            sensors=recording.sensors, events=recording.events, subject=recording.subject,
-            session=recording.session, task=recording.task, run=recording.run,
-            source=dict(recording.source), fingerprint=fingerprint,
-            meta=_json_safe(recording.meta))
+            root=self.root,
+            id=rec_id,
+            file=rel,
+            n_times=n_times,
+            sfreq=recording.sfreq,
+            sensors=recording.sensors,
+            events=recording.events,
+            subject=recording.subject,
+            session=recording.session,
+            task=recording.task,
+            run=recording.run,
+            source=dict(recording.source),
+            fingerprint=fingerprint,
+            meta=_json_safe(recording.meta),
+        )
         self.recordings = [r for r in self.recordings if r.id != rec_id] + [stored]
         if save:
             self.save_manifest()

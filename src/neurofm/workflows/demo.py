@@ -124,8 +124,9 @@ def run_demo(
 
     start = time.perf_counter()
     log.info("4/4 generating %.1f s of signal after a held-out prompt", generate_seconds)
-    paths = generate_run(run_dir, prompt="test:0", seconds=generate_seconds, seed=seed,
-                         output=output / "generated")
+    paths = generate_run(
+        run_dir, prompt="test:0", seconds=generate_seconds, seed=seed, output=output / "generated"
+    )
     timings["generate_s"] = time.perf_counter() - start
 
     summary = {
@@ -143,8 +144,11 @@ def run_demo(
 def bits_table(report: dict[str, Any]) -> dict[str, float]:
     """Held-out bits per channel-sample of the model, its baselines and controls."""
     scores = report.get("one_step", {})
-    return {name: float(values["bits_per_channel_sample"]) for name, values in scores.items()
-            if isinstance(values, dict) and "bits_per_channel_sample" in values}
+    return {
+        name: float(values["bits_per_channel_sample"])
+        for name, values in scores.items()
+        if isinstance(values, dict) and "bits_per_channel_sample" in values
+    }
 
 
 def format_summary(summary: dict[str, Any]) -> str:
