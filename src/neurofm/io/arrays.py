@@ -160,6 +160,7 @@ def read_mat(path: Path, *, bin_size: float | None, part: str | None) -> list[Re
 
     try:
         content = scipy.io.loadmat(path)
+    # scipy raises NotImplementedError for MATLAB v7.3 (HDF5) files; all become one clear error
     except (ValueError, OSError, TypeError, NotImplementedError) as err:
         raise RecordingError(f"cannot read as MATLAB .mat: {err}", path=str(path)) from err
     found = [key for key in content if key.startswith("Y") and np.ndim(content[key]) == 2]
