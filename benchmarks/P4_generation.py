@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from benchmarks._common import check_size, interleaved, median, versions, write_result
 
-from neurofm.generation import generate_with_logits
+from neurofm.generation import SamplingConfig, generate_with_logits
 from neurofm.registry import MODELS, create
 
 CONTEXT = 512
@@ -56,10 +56,12 @@ def _bench_model(name: str, preset: str, n_new: int, n_chans: int, reps: int) ->
     runs: dict[str, tuple] = {}
 
     def ours() -> None:
-        runs["ours"] = generate_with_logits(model, prompt, n_new, temperature=0.0, use_cache=True)
+        runs["ours"] = generate_with_logits(model, prompt, n_new, SamplingConfig(temperature=0.0))
 
     def peer() -> None:
-        runs["peer"] = generate_with_logits(model, prompt, n_new, temperature=0.0, use_cache=False)
+        runs["peer"] = generate_with_logits(
+            model, prompt, n_new, SamplingConfig(temperature=0.0, use_cache=False)
+        )
 
     times = interleaved({"ours": ours, "peer": peer}, reps=reps, warmup=1)
     (codes_ours, logits_ours), (codes_peer, logits_peer) = runs["ours"], runs["peer"]

@@ -1,4 +1,5 @@
-"""Shared dataclasses passed between layers: SensorInfo, Batch, ModelOutput, TokenizerOutput.
+"""Shared dataclasses passed between layers: SensorInfo, Batch, ModelSpec, ModelOutput,
+TokenizerOutput.
 
 Shape conventions (fixed across neurofm): ``B`` batch, ``C`` channels, ``T`` time samples,
 ``V`` vocabulary, ``L`` quantizer levels, ``D`` feature size, ``H x W`` a sensor grid.
@@ -6,7 +7,7 @@ Shape conventions (fixed across neurofm): ``B`` batch, ``C`` channels, ``T`` tim
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -164,6 +165,23 @@ class SensorInfo:
         )
 
 
+CONTEXT_FIELDS: dict[str, str] = {
+    "subject": "window",  # (B,) int64 subject id
+    "session": "window",  # (B,) int64 session id
+    "channel_ids": "channel",  # (B, C) int64 id of each channel in the dataset's vocabulary
+    "positions": "channel",  # (B, C, 3) float sensor positions (m)
+    "condition": "time",  # (B, T) or (B, n_streams, T) int64 per-time event label, 0: none
+    "global_embedding": "window",  # (B, d_global) float vector describing the window or trial
+}
+"""The named context tensors a batch may carry, and what each is aligned with.
+
+``"window"``: one value per window; ``"channel"``: one per channel (second axis); ``"time"``:
+one per time step (last axis), so objectives and samplers cut it like the signal. Adding a
+context kind means a row here, the dataset that produces it and the model that reads it (and
+declares it in its :class:`ModelSpec`); nothing in between changes.
+"""
+
+
 @dataclass
 class Batch:
     """A batch of windows as served by ``WindowDataset`` and collated by ``collate``.
@@ -176,16 +194,10 @@ class Batch:
         Forecasting target, e.g. (B, C, T) shifted signal, or codes.
     label : Tensor, shape (B,) or None
         Per-window class label (int64), -1 where none.
-    condition : Tensor, shape (B, T) or None
-        Per-time event label (int64), 0 where no event.
-    subject : Tensor, shape (B,) or None
-        Integer subject id.
-    session : Tensor, shape (B,) or None
-        Integer session id.
-    channel_ids : Tensor, shape (B, C) or None
-        Integer id of each channel in the dataset's channel vocabulary.
-    positions : Tensor, shape (B, C, 3) or None
-        Sensor positions (m).
+    context : dict of str to Tensor
+        Named context tensors, keys from :data:`CONTEXT_FIELDS` (subject, session, channel ids,
+        sensor positions, per-time condition, global vector). A model receives those its
+        :class:`ModelSpec` lists, as keyword arguments.
     meta : dict
         Anything else (recording index, window start sample, ...).
     """
@@ -193,26 +205,132 @@ class Batch:
     x: Any
     target: Any = None
     label: Any = None
-    condition: Any = None
-    subject: Any = None
-    session: Any = None
-    channel_ids: Any = None
-    positions: Any = None
+    context: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.context) - set(CONTEXT_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"Batch.context: unknown fields {unknown}; allowed: {', '.join(CONTEXT_FIELDS)}"
+            )
+
     def to(self, device: Any) -> Batch:
-        """Move every tensor field to ``device``."""
+        """Move every tensor (context included) to ``device``."""
         import torch
 
         def move(v: Any) -> Any:
             return v.to(device) if isinstance(v, torch.Tensor) else v
 
         return replace(
-            self, **{f.name: move(getattr(self, f.name)) for f in fields(self) if f.name != "meta"}
+            self,
+            x=move(self.x),
+            target=move(self.target),
+            label=move(self.label),
+            context={k: move(v) for k, v in self.context.items()},
         )
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+
+INPUT_KINDS = {
+    "channel_codes": "integer codes (B, C, T), one per channel-sample",
+    "token_sequence": "integer token ids (B, T)",
+    "signal": "float signal (B, C, T)",
+    "sensor_grid": "float signal on a sensor grid (B, T, H, W) or codes (B, Q, T, H, W)",
+    "band_stack": "cumulative frequency bands (B, n_bands, C, T)",
+    "spike_events": "spike events (B, N) with unit ids and times",
+    "binned_counts": "binned spike counts (B, T, n_units)",
+    "signal_text": "float signal (B, C, T) with text token ids (B, L)",
+}
+OUTPUT_KINDS = {
+    "logits": "ModelOutput.logits over a vocabulary, (..., T, V) aligned with the input",
+    "prediction": "ModelOutput.prediction, continuous, shaped like the input; optional "
+    "extras['log_variance'] for a Gaussian",
+    "noise": "ModelOutput.prediction of the noise (or velocity) of a diffusion / flow step",
+    "latents": "ModelOutput.extras['latents'] (B, T', D)",
+    "class_logits": "ModelOutput.logits (B, n_classes)",
+    "text": "ModelOutput.logits over a text vocabulary (B, L, V)",
+}
+SAMPLING_KINDS = {
+    "autoregressive": "one step at a time, each conditioned on the steps before",
+    "diffusion": "iterative denoising from noise",
+    "flow": "integrating a learned flow from noise",
+    "next_band": "coarse-to-fine over frequency bands",
+    "none": "the model does not generate",
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is, declared once at registration (``MODELS.register(..., spec=...)``).
+
+    Objectives, samplers, evaluation, ``fit``'s compatibility checks and the contract tests read
+    the spec; nothing inspects a model's signature or probes its attributes.
+
+    Attributes
+    ----------
+    inputs : str
+        Input kind, a key of :data:`INPUT_KINDS`.
+    outputs : str
+        Output kind, a key of :data:`OUTPUT_KINDS`.
+    causal : bool
+        The output at time t depends on inputs at times <= t only.
+    cache : bool
+        ``forward(..., past=, use_cache=)`` decodes incrementally (``ModelOutput.past``).
+    context : tuple of str
+        The context fields (keys of :data:`CONTEXT_FIELDS`) the model takes as keyword
+        arguments of ``forward``.
+    sampling : str
+        How the model generates, a key of :data:`SAMPLING_KINDS`.
+    variance : bool
+        A continuous prediction comes with ``extras["log_variance"]`` (a Gaussian).
+    max_seq_len : int or None
+        Longest time axis the model accepts (context + generated), None when unbounded.
+    """
+
+    inputs: str
+    outputs: str
+    causal: bool = False
+    cache: bool = False
+    context: tuple[str, ...] = ()
+    sampling: str = "none"
+    variance: bool = False
+    max_seq_len: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        for what, value, allowed in (
+            ("inputs", self.inputs, INPUT_KINDS),
+            ("outputs", self.outputs, OUTPUT_KINDS),
+            ("sampling", self.sampling, SAMPLING_KINDS),
+        ):
+            if value not in allowed:
+                problems.append(f"{what}={value!r} (allowed: {', '.join(allowed)})")
+        unknown = sorted(set(self.context) - set(CONTEXT_FIELDS))
+        if unknown:
+            problems.append(f"context {unknown} (allowed: {', '.join(CONTEXT_FIELDS)})")
+        if self.cache and not self.causal:
+            problems.append("cache=True needs causal=True")
+        if self.sampling == "autoregressive" and not self.causal:
+            problems.append("sampling='autoregressive' needs causal=True")
+        if self.variance and self.outputs != "prediction":
+            problems.append("variance=True needs outputs='prediction'")
+        if problems:
+            raise ValueError("ModelSpec: " + "; ".join(problems))
+
+    def context_of(self, context: dict[str, Any], *, stop: int | None = None) -> dict[str, Any]:
+        """The entries of ``context`` this model takes, per-time ones cut to ``[..., :stop]``."""
+        out = {}
+        for name in self.context:
+            value = context.get(name)
+            if value is None:
+                continue
+            if stop is not None and CONTEXT_FIELDS[name] == "time":
+                value = value[..., :stop]
+            out[name] = value
+        return out
 
 
 @dataclass

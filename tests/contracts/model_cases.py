@@ -100,7 +100,7 @@ def _cond_codes(model: nn.Module, gen: torch.Generator) -> Inputs:
 
 def _channel_overfit(model: nn.Module) -> tuple[str, Batch]:
     codes = torch.stack([real_eeg_codes(model.config.vocab_size, start=s) for s in (1600, 3200)])
-    return "next_token", Batch(x=codes, subject=torch.tensor([0, 1]))
+    return "next_token", Batch(x=codes, context={"subject": torch.tensor([0, 1])})
 
 
 def _flat_codes(model: nn.Module, gen: torch.Generator) -> Inputs:

@@ -126,8 +126,8 @@ def test_labels_condition_and_event_locked_windows_on_the_real_sample(tmp_path, 
     assert locked.window_bounds(0)[1] == onset[first] - 80
     assert locked.labels[0] == label_map[rec.events.description[first]]
     batch = collate([locked[i] for i in range(4)])
-    assert batch.x.shape == (4, 64, 400) and batch.positions.shape == (4, 64, 3)
-    assert torch.isfinite(batch.positions).all()
+    assert batch.x.shape == (4, 64, 400) and batch.context["positions"].shape == (4, 64, 3)
+    assert torch.isfinite(batch.context["positions"]).all()
 
 
 def test_ids_channels_by_name_and_scaling(store):

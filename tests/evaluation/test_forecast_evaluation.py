@@ -12,7 +12,7 @@ from neurofm.evaluation import baselines
 from neurofm.evaluation.evaluate import EvaluateConfig, evaluate_forecasting
 from neurofm.evaluation.report import write_report
 from neurofm.registry import MODELS, TOKENIZERS, create
-from neurofm.types import ModelOutput
+from neurofm.types import ModelOutput, ModelSpec
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TINY = EvaluateConfig(
@@ -27,8 +27,13 @@ TINY = EvaluateConfig(
 )
 
 
+ORACLE_SPEC = ModelSpec(
+    inputs="channel_codes", outputs="logits", causal=True, sampling="autoregressive"
+)
+
+
 class AROracle(nn.Module):
-    """A 'model' whose logits are the fitted linear AR's discretised Gaussians."""
+    """A 'model' whose logits are the fitted linear AR's discretised Gaussians (ORACLE_SPEC)."""
 
     def __init__(self, ar: baselines.LinearAR) -> None:
         super().__init__()
@@ -67,6 +72,7 @@ def test_oracle_model_scores_like_the_ar_and_controls_expose_it(data):
         data["bins"],
         sfreq=100.0,
         config=TINY,
+        spec=ORACLE_SPEC,
         **{k: v for k, v in data.items() if k != "bins"},
     )
     one = res.report["one_step"]
@@ -143,6 +149,7 @@ def test_bad_settings_raise(data):
             nn.Linear(1, 1),
             data["bins"],
             sfreq=100.0,
+            spec=ORACLE_SPEC,
             config=EvaluateConfig(score_start=2, ar_order=4),
             **{k: v for k, v in data.items() if k != "bins"},
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neurofm.generation import generate_with_logits
+from neurofm.generation import SamplingConfig, generate_with_logits
 from neurofm.registry import MODELS, create
 
 N_STEPS = 512
@@ -23,12 +23,12 @@ def test_cached_greedy_generation_equals_full_recompute(name):
     prompt = torch.randint(
         0, model.config.vocab_size, PROMPTS[name], generator=torch.Generator().manual_seed(1)
     )
-    kwargs = {} if name == "gpt_causal" else {"subject": torch.tensor([1])}
+    context = {} if name == "gpt_causal" else {"subject": torch.tensor([1])}
     cached_codes, cached_logits = generate_with_logits(
-        model, prompt, N_STEPS, temperature=0.0, use_cache=True, **kwargs
+        model, prompt, N_STEPS, SamplingConfig(temperature=0.0), context=context
     )
     full_codes, full_logits = generate_with_logits(
-        model, prompt, N_STEPS, temperature=0.0, use_cache=False, **kwargs
+        model, prompt, N_STEPS, SamplingConfig(temperature=0.0, use_cache=False), context=context
     )
     assert cached_codes.shape[-1] == PROMPTS[name][-1] + N_STEPS
     assert torch.equal(cached_codes, full_codes)

@@ -8,9 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from neurofm.generation import filter_logits, generate, generate_from_window, sample_logits
+from neurofm.generation import (
+    SamplingConfig,
+    filter_logits,
+    generate,
+    generate_from_window,
+    sample_logits,
+)
 from neurofm.registry import MODELS, create
-from neurofm.types import ModelOutput
+from neurofm.types import ModelOutput, ModelSpec
 
 
 def _model(name: str = "gpt2meg_trf"):
@@ -39,9 +45,9 @@ def test_sampling_follows_the_distribution_and_greedy_takes_argmax():
 def test_same_seed_same_samples_and_prompt_kept():
     model = _model()
     prompt = torch.randint(0, 64, (2, 3, 5))
-    a = generate(model, prompt, 7, temperature=1.0, top_p=0.9, seed=11)
-    b = generate(model, prompt, 7, temperature=1.0, top_p=0.9, seed=11)
-    c = generate(model, prompt, 7, temperature=1.0, top_p=0.9, seed=12)
+    a = generate(model, prompt, 7, SamplingConfig(temperature=1.0, top_p=0.9, seed=11))
+    b = generate(model, prompt, 7, SamplingConfig(temperature=1.0, top_p=0.9, seed=11))
+    c = generate(model, prompt, 7, SamplingConfig(temperature=1.0, top_p=0.9, seed=12))
     assert a.shape == (2, 3, 12) and torch.equal(a, b) and not torch.equal(a, c)
     assert torch.equal(a[..., :5], prompt)
 
@@ -50,13 +56,15 @@ def test_seeded_samples_match_with_and_without_cache():
     model = _model()
     prompt = torch.randint(0, 64, (1, 2, 4))
     cond = torch.randint(0, 4, (1, 4 + 10 - 1))
-    a = generate(model, prompt, 10, condition=cond, seed=5, use_cache=True)
-    b = generate(model, prompt, 10, condition=cond, seed=5, use_cache=False)
+    a = generate(model, prompt, 10, SamplingConfig(seed=5), context={"condition": cond})
+    b = generate(
+        model, prompt, 10, SamplingConfig(seed=5, use_cache=False), context={"condition": cond}
+    )
     assert torch.equal(a, b)
 
 
 class _NoCache(nn.Module):
-    """A model that returns no cache: the sampler must recompute the full context."""
+    """A model whose spec declares no cache: the sampler must recompute the full context."""
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
@@ -68,13 +76,25 @@ class _NoCache(nn.Module):
         return ModelOutput(logits=self.inner(x).logits)
 
 
+NO_CACHE = ModelSpec(
+    inputs="token_sequence", outputs="logits", causal=True, sampling="autoregressive"
+)
+
+
 def test_models_without_cache_get_full_recompute():
     inner = _model("gpt_causal")
     wrapped = _NoCache(inner)
     prompt = torch.randint(0, 64, (1, 3))
-    out = generate(wrapped, prompt, 4, temperature=0.0)
+    greedy = SamplingConfig(temperature=0.0)
+    out = generate(wrapped, prompt, 4, greedy, spec=NO_CACHE)
     assert wrapped.calls == [3, 4, 5, 6]
-    assert torch.equal(out, generate(inner, prompt, 4, temperature=0.0))
+    assert torch.equal(out, generate(inner, prompt, 4, greedy))
+
+
+def test_a_model_that_does_not_sample_autoregressively_is_rejected():
+    spec = ModelSpec(inputs="token_sequence", outputs="logits")
+    with pytest.raises(ValueError, match="samples by 'none'"):
+        generate(_NoCache(_model("gpt_causal")), torch.zeros(1, 3, dtype=torch.long), 2, spec=spec)
 
 
 @pytest.mark.parametrize(
@@ -83,19 +103,30 @@ def test_models_without_cache_get_full_recompute():
         ({"temperature": -1.0}, "temperature"),
         ({"top_k": 0}, "top_k"),
         ({"top_p": 1.5}, "top_p"),
-        ({"condition": torch.zeros(1, 5, dtype=torch.long)}, "condition covers 5"),
     ],
 )
-def test_bad_arguments_are_rejected(kwargs, match):
+def test_bad_sampling_settings_are_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        generate(_model(), torch.zeros(1, 2, 4, dtype=torch.long), 3, **kwargs)
+        SamplingConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("context", "match"),
+    [
+        ({"condition": torch.zeros(1, 5, dtype=torch.long)}, "condition covers 5"),
+        ({"global_embedding": torch.zeros(1, 3)}, "takes no context"),
+    ],
+)
+def test_bad_context_is_rejected(context, match):
+    with pytest.raises(ValueError, match=match):
+        generate(_model(), torch.zeros(1, 2, 4, dtype=torch.long), 3, context=context)
 
 
 def test_a_prompt_longer_than_the_model_or_a_bad_stride_is_rejected():
     with pytest.raises(ValueError, match="max_seq_len=1024"):
         generate(_model(), torch.zeros(1, 1, 1030, dtype=torch.long), 3)
     with pytest.raises(ValueError, match="stride must be in"):
-        generate(_model(), torch.zeros(1, 1, 4, dtype=torch.long), 3, stride=1024)
+        generate(_model(), torch.zeros(1, 1, 4, dtype=torch.long), 3, SamplingConfig(stride=1024))
 
 
 class _MuLaw:
@@ -121,8 +152,13 @@ def test_generate_from_a_real_recording_window(sample_dir):
     window = raw.get_data(picks=[0, 1, 2], start=800, stop=864)  # (3, 64) in volts
     tokenizer = _MuLaw(scale=float(np.abs(window).max()))
     model = _model()
-    first = generate_from_window(model, tokenizer, window, 16, subject=1, seed=0)
-    again = generate_from_window(model, tokenizer, window, 16, subject=1, seed=0)
+    subject = {"subject": torch.tensor([1])}
+    first = generate_from_window(
+        model, tokenizer, window, 16, SamplingConfig(seed=0), context=subject
+    )
+    again = generate_from_window(
+        model, tokenizer, window, 16, SamplingConfig(seed=0), context=subject
+    )
     assert first.codes.shape == (3, 80) and first.signal.shape == (3, 80)
     assert first.n_prompt == 64
     assert torch.equal(first.codes, again.codes)

@@ -16,11 +16,11 @@ import torch
 
 from neurofm.config import save_yaml
 from neurofm.data.synthetic import synthetic_store
-from neurofm.generation import generate, generate_with_logits
-from neurofm.generation.export import generate_run
-from neurofm.models._sampling import autoregress
+from neurofm.generation import SamplingConfig, generate, generate_with_logits
+from neurofm.generation.sampling import autoregress
 from neurofm.registry import MODELS, TOKENIZERS, create
 from neurofm.training.pretrained import save_pretrained
+from neurofm.workflows.generate import generate_run
 
 MAX_LEN = 16
 PROMPTS = {"gpt_causal": (1, 5), "gpt2meg": (1, 2, 5), "gpt2meg_trf": (1, 2, 5)}
@@ -52,12 +52,12 @@ def _reference(model, prompt: torch.Tensor, n_new: int, stride: int) -> torch.Te
 def test_within_max_seq_len_nothing_changes(name):
     model, prompt = _model(name), _prompt(name)
     n_new = MAX_LEN - prompt.shape[-1] + 1  # the longest generation without sliding
-    ours = generate_with_logits(model, prompt, n_new, seed=3, top_k=20)
+    ours = generate_with_logits(model, prompt, n_new, SamplingConfig(seed=3, top_k=20))
     plain = autoregress(
         model,
         prompt,
         n_new,
-        top_k=20,
+        SamplingConfig(top_k=20),
         generator=torch.Generator().manual_seed(3),
         keep_logits=True,
     )
@@ -71,10 +71,10 @@ def test_cached_sliding_generation_equals_the_recomputed_window(name, stride):
     model, prompt = _model(name), _prompt(name)
     n_new = 3 * MAX_LEN + 7
     cached, cached_logits = generate_with_logits(
-        model, prompt, n_new, temperature=0.0, stride=stride
+        model, prompt, n_new, SamplingConfig(temperature=0.0, stride=stride)
     )
     full, full_logits = generate_with_logits(
-        model, prompt, n_new, temperature=0.0, stride=stride, use_cache=False
+        model, prompt, n_new, SamplingConfig(temperature=0.0, stride=stride, use_cache=False)
     )
     assert cached.shape[-1] == prompt.shape[-1] + n_new
     assert cached_logits.shape[-2] == n_new
@@ -87,12 +87,13 @@ def test_sliding_sampling_is_seeded_and_follows_the_condition():
     model = _model("gpt2meg_trf")
     prompt, n_new = _prompt("gpt2meg_trf"), 40
     cond = torch.randint(0, 4, (1, prompt.shape[-1] + n_new - 1))
-    a = generate(model, prompt, n_new, condition=cond, seed=5)
-    b = generate(model, prompt, n_new, condition=cond, seed=5, use_cache=False)
-    c = generate(model, prompt, n_new, condition=torch.zeros_like(cond), seed=5)
+    seeded, uncached = SamplingConfig(seed=5), SamplingConfig(seed=5, use_cache=False)
+    a = generate(model, prompt, n_new, seeded, context={"condition": cond})
+    b = generate(model, prompt, n_new, uncached, context={"condition": cond})
+    c = generate(model, prompt, n_new, seeded, context={"condition": torch.zeros_like(cond)})
     assert torch.equal(a, b) and not torch.equal(a, c)
     with pytest.raises(ValueError, match="condition covers"):
-        generate(model, prompt, n_new, condition=cond[..., :-1])
+        generate(model, prompt, n_new, context={"condition": cond[..., :-1]})
 
 
 def _run_folder(root: Path, max_len: int) -> Path:

@@ -148,13 +148,13 @@ def test_ordinal_options_keep_causality_and_the_cache(name, ar_order):
 
 @pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
 def test_ar_filter_generation_with_cache_equals_full_recompute(name):
-    from neurofm.generation import generate_with_logits
+    from neurofm.generation import SamplingConfig, generate_with_logits
 
     model = _with_ar_weights(_tiny(name, ordinal_head=True, ar_order=6), 6)
     prompt = torch.randint(0, 64, (2, 3, 3))  # shorter than the filter: edge padding in use
-    codes, logits = generate_with_logits(model, prompt, 8, temperature=0.0, use_cache=True)
+    codes, logits = generate_with_logits(model, prompt, 8, SamplingConfig(temperature=0.0))
     full_codes, full_logits = generate_with_logits(
-        model, prompt, 8, temperature=0.0, use_cache=False
+        model, prompt, 8, SamplingConfig(temperature=0.0, use_cache=False)
     )
     assert torch.equal(codes, full_codes)
     torch.testing.assert_close(logits, full_logits, atol=1e-4, rtol=0)
@@ -214,7 +214,7 @@ def test_ordinal_options_learn_real_eeg(name, ar_order, sample_dir):
     codes = torch.from_numpy(np.rint((y + 1) / 2 * 63).astype(np.int64)).view(4, 2, 64)
     codes = codes.transpose(0, 1).reshape(2, 4, 64)  # two 64-sample windows of 4 channels
     model = _tiny(name, value_embedding=True, ordinal_head=True, ar_order=ar_order)
-    batch = Batch(x=codes, subject=torch.tensor([0, 1]))
+    batch = Batch(x=codes, context={"subject": torch.tensor([0, 1])})
     objective = create(OBJECTIVES, {"name": "next_token"})
     optim = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []

@@ -221,7 +221,7 @@ def test_one_step_of_the_real_trainer(name, tmp_path):
     from neurofm.types import Batch
 
     codes, condition, _ = _real_windows()
-    batch = Batch(x=codes, subject=torch.tensor([0, 1]), condition=condition[:, 0])
+    batch = Batch(x=codes, context={"subject": torch.tensor([0, 1]), "condition": condition[:, 0]})
     if name == "gpt2meg_cond":  # one condition stream from the batch
         model = _tiny(name, n_cond_tokens=1, d_global=0)
     else:

@@ -7,7 +7,9 @@ import torch
 
 from neurofm.objectives.classification import balanced_accuracy
 from neurofm.registry import MODELS, OBJECTIVES, create
-from neurofm.types import Batch, ModelOutput
+from neurofm.types import Batch, ModelOutput, ModelSpec
+
+LOGITS_SPEC = ModelSpec(inputs="signal", outputs="class_logits")
 
 
 class _Logits(torch.nn.Module):
@@ -23,7 +25,7 @@ def test_metrics():
     logits = torch.tensor([[2.0, 0.0], [2.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
     labels = torch.tensor([0, 0, 0, 1])
     out = create(OBJECTIVES, {"name": "classification"})(
-        _Logits(logits), Batch(x=torch.zeros(4, 1, 3), label=labels)
+        _Logits(logits), Batch(x=torch.zeros(4, 1, 3), label=labels), spec=LOGITS_SPEC
     )
     torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(logits, labels))
     assert out.metrics["accuracy"].item() == 1.0 and out.n_items == 4
@@ -39,9 +41,13 @@ def test_unlabelled_windows_are_an_error():
     objective = create(OBJECTIVES, {"name": "classification"})
     logits = torch.zeros(2, 3)
     with pytest.raises(ValueError, match="1 window\\(s\\) have labels outside 0..2 .*-1 means"):
-        objective(_Logits(logits), Batch(x=torch.zeros(2, 1, 3), label=torch.tensor([0, -1])))
+        objective(
+            _Logits(logits),
+            Batch(x=torch.zeros(2, 1, 3), label=torch.tensor([0, -1])),
+            spec=LOGITS_SPEC,
+        )
     with pytest.raises(ValueError, match="needs batch.label"):
-        objective(_Logits(logits), Batch(x=torch.zeros(2, 1, 3)))
+        objective(_Logits(logits), Batch(x=torch.zeros(2, 1, 3)), spec=LOGITS_SPEC)
 
 
 def test_classifier_overfits_one_batch():

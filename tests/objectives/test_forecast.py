@@ -16,7 +16,9 @@ from neurofm.objectives.forecast import (
     gaussian_nll,
 )
 from neurofm.registry import MODELS, OBJECTIVES, create
-from neurofm.types import Batch, ModelOutput
+from neurofm.types import Batch, ModelOutput, ModelSpec
+
+FIXED_SPEC = ModelSpec(inputs="signal", outputs="prediction", causal=True, variance=True)
 
 
 class _Fixed(torch.nn.Module):
@@ -40,7 +42,7 @@ class _Fixed(torch.nn.Module):
 def test_shifted_target_and_mse():
     x = torch.arange(12.0).reshape(1, 2, 6)
     model = _Fixed()
-    out = create(OBJECTIVES, {"name": "forecast"})(model, Batch(x=x))
+    out = create(OBJECTIVES, {"name": "forecast"})(model, Batch(x=x), spec=FIXED_SPEC)
     assert torch.equal(model.seen, x[..., :-1])
     assert out.loss.item() == pytest.approx(1.0) and out.metrics["mae"].item() == pytest.approx(1.0)
     assert out.n_items == 10 and "bits_per_channel_sample" not in out.metrics
@@ -48,7 +50,9 @@ def test_shifted_target_and_mse():
 
 def test_explicit_target_is_used():
     x, target = torch.zeros(2, 3, 5), torch.full((2, 3, 5), 2.0)
-    out = create(OBJECTIVES, {"name": "forecast"})(_Fixed(), Batch(x=x, target=target))
+    out = create(OBJECTIVES, {"name": "forecast"})(
+        _Fixed(), Batch(x=x, target=target), spec=FIXED_SPEC
+    )
     assert out.loss.item() == pytest.approx(4.0)
 
 
@@ -60,7 +64,7 @@ def test_gaussian_nll_matches_torch_and_bits():
     torch.testing.assert_close(ours, ref)
     x = torch.randn(2, 3, 9, generator=g)
     out = ForecastObjective(build_config(ForecastConfig, {"loss": "gaussian_nll"}))(
-        _Fixed(log_variance=0.0), Batch(x=x)
+        _Fixed(log_variance=0.0), Batch(x=x), spec=FIXED_SPEC
     )
     assert out.metrics["bits_per_channel_sample"].item() == pytest.approx(
         out.loss.item() / math.log(2)
@@ -82,9 +86,9 @@ def test_discretised_bits_approach_differential_minus_log2_width():
 def test_errors_are_clear():
     objective = create(OBJECTIVES, {"name": "forecast", "loss": "gaussian_nll"})
     with pytest.raises(ValueError, match="needs a model that returns extras\\['log_variance'\\]"):
-        objective(_Fixed(), Batch(x=torch.zeros(1, 2, 5)))
+        objective(_Fixed(), Batch(x=torch.zeros(1, 2, 5)), spec=FIXED_SPEC)
     with pytest.raises(ValueError, match="needs a float signal"):
-        objective(_Fixed(), Batch(x=torch.zeros(1, 2, 5, dtype=torch.int64)))
+        objective(_Fixed(), Batch(x=torch.zeros(1, 2, 5, dtype=torch.int64)), spec=FIXED_SPEC)
     with pytest.raises(ConfigError, match="bin_width is only used with loss 'gaussian_nll'"):
         create(OBJECTIVES, {"name": "forecast", "bin_width": 0.1})
 

@@ -10,7 +10,12 @@ from torch import nn
 
 from neurofm.objectives.base import LN2
 from neurofm.registry import MODELS, OBJECTIVES, create
-from neurofm.types import Batch, ModelOutput
+from neurofm.types import Batch, ModelOutput, ModelSpec
+
+# what the test doubles below are (they are not registered models)
+COPY_SPEC = ModelSpec(
+    inputs="channel_codes", outputs="logits", causal=True, context=("subject", "condition")
+)
 
 
 class _Copy(nn.Module):
@@ -30,7 +35,8 @@ class _Copy(nn.Module):
 
 
 def _objective(**cfg):
-    return create(OBJECTIVES, {"name": "next_token", **cfg})
+    objective = create(OBJECTIVES, {"name": "next_token", **cfg})
+    return lambda model, batch: objective(model, batch, spec=COPY_SPEC)
 
 
 def test_targets_are_shifted_by_one_and_metrics_are_exact():
@@ -39,7 +45,14 @@ def test_targets_are_shifted_by_one_and_metrics_are_exact():
     cond = torch.arange(6).reshape(1, 6)
     out = _objective()(
         model,
-        Batch(x=x, subject=torch.tensor([0]), condition=cond, channel_ids=torch.tensor([[0, 1]])),
+        Batch(
+            x=x,
+            context={
+                "subject": torch.tensor([0]),
+                "condition": cond,
+                "channel_ids": torch.tensor([[0, 1]]),  # not in the spec: not passed
+            },
+        ),
     )
     assert torch.equal(model.seen["x"], x[..., :-1])
     assert torch.equal(model.seen["condition"], cond[:, :-1])  # sliced like x

@@ -34,7 +34,7 @@ def generate(
         output: output folder (default ``<run>/generated``).
         checkpoint: ``last`` or ``step-<N>`` instead of the final model.
     """
-    from neurofm.generation.export import generate_run
+    from neurofm.workflows.generate import generate_run
 
     paths = generate_run(
         run,

@@ -12,11 +12,23 @@ from typing import Any
 
 import torch
 
-from neurofm.types import Batch
+from neurofm.types import CONTEXT_FIELDS, Batch
 
-_STACKED = ("x", "target", "condition", "channel_ids", "positions")
+_STACKED = ("x", "target", "condition", "channel_ids", "positions", "global_embedding")
 _SCALARS = ("label", "subject", "session")
 _META = ("recording", "start")
+
+
+def _batch(fields: Mapping[str, Any], meta: dict[str, Any]) -> Batch:
+    """A Batch of stacked ``fields``: context fields go to ``Batch.context``."""
+    context = {k: v for k, v in fields.items() if k in CONTEXT_FIELDS}
+    return Batch(
+        x=fields["x"],
+        target=fields.get("target"),
+        label=fields.get("label"),
+        context=context,
+        meta=meta,
+    )
 
 
 class BatchedWindows(Sequence):
@@ -61,7 +73,7 @@ class BatchedWindows(Sequence):
         """The :class:`~neurofm.types.Batch` of these windows (the tensors are shared)."""
         fields = {key: self.fields[key] for key in _STACKED + _SCALARS if key in self.fields}
         meta = {key: self.fields[key] for key in _META if key in self.fields}
-        return Batch(**fields, meta=meta)
+        return _batch(fields, meta)
 
 
 def collate(items: Sequence[dict[str, Any]] | BatchedWindows) -> Batch:
@@ -78,8 +90,10 @@ def collate(items: Sequence[dict[str, Any]] | BatchedWindows) -> Batch:
     Returns
     -------
     Batch
-        ``x`` (B, C, T) contiguous float32; ``label``, ``subject``, ``session`` (B,) int64;
-        ``meta["recording"]`` and ``meta["start"]`` (B,) int64 (store index and start sample).
+        ``x`` (B, C, T) contiguous float32; ``label`` (B,) int64; ``context`` with the
+        ``subject``, ``session`` (B,) int64, ``channel_ids``, ``positions`` and ``condition``
+        the items carry; ``meta["recording"]`` and ``meta["start"]`` (B,) int64 (store index
+        and start sample).
 
     Raises
     ------
@@ -113,7 +127,7 @@ def collate(items: Sequence[dict[str, Any]] | BatchedWindows) -> Batch:
     unknown = keys - set(_STACKED) - set(_SCALARS) - set(_META)
     if unknown:
         raise ValueError(f"collate: unknown item fields {sorted(unknown)}")
-    return Batch(**fields, meta=meta)
+    return _batch(fields, meta)
 
 
 def check_shapes(key: str, shapes: Sequence[tuple[int, ...]]) -> None:

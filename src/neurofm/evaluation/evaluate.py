@@ -31,6 +31,8 @@ from neurofm.evaluation import realism
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
 from neurofm.evaluation.rollout import ModelPredictor, model_context, rollout_curves
 from neurofm.logging import get_logger
+from neurofm.registry import model_spec
+from neurofm.types import ModelSpec
 
 log = get_logger("evaluation")
 
@@ -126,13 +128,16 @@ def _one_step(
     context: dict[str, Any],
     cfg: EvaluateConfig,
     start: int,
+    spec: ModelSpec,
 ) -> dict[str, dict[str, float]]:
     names = ["model", *fitted, "control_shuffled_input", "control_noise_input"]
     acc = {n: ForecastAccumulator(codes.shape[1]) for n in names}
     rng = np.random.default_rng(cfg.seed)
     for lo in range(0, len(codes), cfg.batch_size):
         part, truth = codes[lo : lo + cfg.batch_size], signal[lo : lo + cfg.batch_size, :, start:]
-        predictor = ModelPredictor(model, bins, context=_slice(context, slice(lo, lo + len(part))))
+        predictor = ModelPredictor(
+            model, bins, context=_slice(context, slice(lo, lo + len(part))), spec=spec
+        )
         targets = part[..., start:]
         predictions = {"model": predictor.predict(part, start)}
         for name, inputs in _controls(part, bins.vocab_size, rng).items():
@@ -155,6 +160,7 @@ def evaluate_forecasting(
     sfreq: float,
     test_context: dict[str, Any] | None = None,
     config: EvaluateConfig | None = None,
+    spec: ModelSpec | None = None,
 ) -> EvaluationResult:
     """Score ``model`` and its baselines and controls on held-out windows.
 
@@ -173,8 +179,11 @@ def evaluate_forecasting(
     test_context : dict of str to Tensor, optional
         Per-window model inputs with first axis M (``channel_ids``, ``subject``, ``condition``).
     config : EvaluateConfig, optional
+    spec : ModelSpec, optional
+        The model's spec (default: its registered one).
     """
     cfg = config or EvaluateConfig()
+    spec = spec or model_spec(model)
     train_codes, test_codes = _as_numpy(train_codes), _as_numpy(test_codes)
     train_signal = _as_numpy(train_signal).astype(np.float64)
     test_signal = _as_numpy(test_signal).astype(np.float64)
@@ -189,7 +198,7 @@ def evaluate_forecasting(
         "unigram": bl.Unigram(bins).fit(train_codes),
     }
     log.info("scoring %d held-out windows (%d channels x %d samples)", n_win, n_chans, n_times)
-    one_step = _one_step(model, bins, fitted, test_codes, test_signal, context, cfg, start)
+    one_step = _one_step(model, bins, fitted, test_codes, test_signal, context, cfg, start, spec)
 
     # rollouts from the same contexts
     n_ctx = cfg.rollout_context or n_times // 2
@@ -206,6 +215,7 @@ def evaluate_forecasting(
         top_k=cfg.top_k,
         top_p=cfg.top_p,
         seed=cfg.seed,
+        spec=spec,
     )
     curves = rollout_curves(
         {"model": sampler, **fitted},
@@ -225,6 +235,7 @@ def evaluate_forecasting(
         top_k=cfg.top_k,
         top_p=cfg.top_p,
         seed=cfg.seed,
+        spec=spec,
     )
     generated = bins.decode(gen.sample(test_codes[gen_idx, :, :n_ctx], horizon))
     real_cont = test_signal[gen_idx, :, n_ctx:]
@@ -253,6 +264,7 @@ def evaluate_forecasting(
         top_k=cfg.top_k,
         top_p=cfg.top_p,
         seed=cfg.seed + 1,
+        spec=spec,
     )
     prompts = test_codes[d_idx, :, :n_ctx]
     long_model = bins.decode(long_gen.sample(prompts, n_long))

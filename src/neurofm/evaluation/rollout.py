@@ -14,7 +14,6 @@ baselines of :mod:`neurofm.evaluation.baselines`:
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -23,25 +22,14 @@ from torch import nn
 
 from neurofm.evaluation.baselines import CodeBins
 from neurofm.evaluation.metrics import _as_numpy, expected_value, rollout_error
+from neurofm.registry import model_spec
+from neurofm.types import ModelSpec
 
 
 def model_context(model: nn.Module, batch: Any, stop: int | None = None) -> dict[str, Any]:
-    """The keyword inputs ``model`` accepts and uses, taken from a :class:`~neurofm.types.Batch`.
-
-    ``channel_ids`` is passed when ``forward`` takes it; ``subject`` only when the model has a
-    subject embedding (``config.n_subjects > 0``); ``condition`` (cut to ``stop`` time steps) only
-    when it is conditioned (``config.n_conditions > 0``).
-    """
-    params = inspect.signature(model.forward).parameters
-    config = getattr(model, "config", None)
-    out: dict[str, Any] = {}
-    if "channel_ids" in params and getattr(batch, "channel_ids", None) is not None:
-        out["channel_ids"] = batch.channel_ids
-    if getattr(config, "n_subjects", 0) and getattr(batch, "subject", None) is not None:
-        out["subject"] = batch.subject
-    if getattr(config, "n_conditions", 0) and getattr(batch, "condition", None) is not None:
-        out["condition"] = batch.condition if stop is None else batch.condition[..., :stop]
-    return out
+    """The context fields of a :class:`~neurofm.types.Batch` that ``model``'s spec lists
+    (per-time ones cut to ``stop`` time steps)."""
+    return model_spec(model).context_of(batch.context, stop=stop)
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -69,6 +57,8 @@ class ModelPredictor:
     temperature, top_k, top_p : sampling settings of :meth:`forecast` and :meth:`sample`.
     seed : int
         Seed of the sampled continuations.
+    spec : ModelSpec, optional
+        The model's spec (default: its registered one).
     """
 
     name = "model"
@@ -85,6 +75,7 @@ class ModelPredictor:
         top_k: int | None = None,
         top_p: float | None = None,
         seed: int = 0,
+        spec: ModelSpec | None = None,
     ) -> None:
         self.model = model
         self.bins = bins
@@ -92,13 +83,12 @@ class ModelPredictor:
         self.n_samples = int(n_samples)
         self.sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
         self.seed = int(seed)
+        self.spec = spec or model_spec(model)
 
     def _kwargs(self, repeat: int = 1, stop: int | None = None) -> dict[str, Any]:
         device = _device(self.model)
         out = {}
-        for key, value in self.context.items():
-            if key == "condition" and stop is not None:
-                value = value[..., :stop]
+        for key, value in self.spec.context_of(self.context, stop=stop).items():
             if isinstance(value, torch.Tensor) and repeat > 1:
                 value = value.repeat_interleave(repeat, dim=0)
             out[key] = _on(value, device)
@@ -130,7 +120,7 @@ class ModelPredictor:
         self, prompt: Any, n_new: int, *, seed: int | None = None, repeat: int = 1
     ) -> np.ndarray:
         """Codes ``(B * repeat, C, n_new)`` sampled after ``prompt (B, C, T0)``."""
-        from neurofm.generation import generate
+        from neurofm.generation import SamplingConfig, generate
 
         x = torch.as_tensor(_as_numpy(prompt), dtype=torch.int64, device=_device(self.model))
         if repeat > 1:
@@ -140,9 +130,9 @@ class ModelPredictor:
             self.model,
             x,
             n_new,
-            seed=self.seed if seed is None else seed,
-            **self.sampling,
-            **self._kwargs(repeat, stop=t0 + n_new - 1),
+            SamplingConfig(seed=self.seed if seed is None else seed, **self.sampling),
+            context=self._kwargs(repeat, stop=t0 + n_new - 1),
+            spec=self.spec,
         )
         return out[..., t0:].cpu().numpy()
 

@@ -1,16 +1,17 @@
-"""Sampling from trained models: autoregressive generation with a key/value cache."""
+"""Sampling from trained models: settings shared by every sampler, autoregressive generation
+with a key/value cache, and writing generated signals (``export``)."""
 
 from neurofm.generation.autoregressive import (
     GenerationResult,
-    filter_logits,
     generate,
     generate_from_window,
     generate_with_logits,
-    sample_logits,
 )
+from neurofm.generation.sampling import SamplingConfig, filter_logits, sample_logits
 
 __all__ = [
     "GenerationResult",
+    "SamplingConfig",
     "filter_logits",
     "generate",
     "generate_from_window",

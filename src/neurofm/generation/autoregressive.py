@@ -16,6 +16,7 @@ learned absolute table alike, since the model was trained on windows starting at
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,16 +24,22 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neurofm.models._sampling import (
+from neurofm.generation.sampling import (
     Generated,
+    SamplingConfig,
     autoregress,
-    check_condition,
+    check_context,
+    check_prompt,
     filter_logits,
     sample_logits,
+    time_slice,
 )
+from neurofm.registry import model_spec
+from neurofm.types import ModelSpec
 
 __all__ = [
     "GenerationResult",
+    "SamplingConfig",
     "filter_logits",
     "generate",
     "generate_from_window",
@@ -45,7 +52,7 @@ def _generator(
     generator: torch.Generator | None, seed: int | None, device: torch.device
 ) -> torch.Generator | None:
     if generator is not None and seed is not None:
-        raise ValueError("generate: pass either seed or generator, not both")
+        raise ValueError("generate: pass either sampling.seed or generator, not both")
     if seed is None:
         return generator
     return torch.Generator(device=device).manual_seed(int(seed))
@@ -55,47 +62,43 @@ def _sliding(
     model: nn.Module,
     prompt: Tensor,
     max_new_tokens: int,
+    sampling: SamplingConfig,
     *,
-    stride: int | None,
-    seed: int | None,
+    context: Mapping[str, Tensor],
     generator: torch.Generator | None,
-    condition: Tensor | None,
+    spec: ModelSpec,
     keep_logits: bool,
-    **kwargs: Any,
 ) -> Generated:
-    """``autoregress`` over a context window that slides by ``stride`` past ``max_seq_len``.
+    """``autoregress`` over a context window that slides by ``sampling.stride`` past
+    ``max_seq_len``.
 
     Every window ``codes[..., w0:]`` is continued by plain generation until it holds
     ``max_seq_len`` inputs plus the newly drawn code; the next window keeps the newest
-    ``max_seq_len - stride`` codes. ``seed`` or ``generator`` gives the random stream, which runs
-    on across windows; ``kwargs`` are the other arguments of ``autoregress`` (sampling settings,
-    subject, channel_ids, use_cache).
+    ``max_seq_len - stride`` codes. ``sampling.seed`` or ``generator`` gives the random stream,
+    which runs on across windows.
     """
-    kwargs["generator"] = _generator(generator, seed, prompt.device)
-    max_len = getattr(model, "max_seq_len", None)
+    generator = _generator(generator, sampling.seed, prompt.device)
+    check_prompt(prompt, max_new_tokens, spec)
+    max_len, stride = spec.max_seq_len, sampling.stride
     if max_len is not None and stride is not None and not 1 <= stride < max_len:
         raise ValueError(f"generate: stride must be in [1, {max_len}), got {stride}")
     n_prompt = prompt.shape[-1]
+    run = {"generator": generator, "spec": spec, "keep_logits": keep_logits}
     if max_len is None or n_prompt + max_new_tokens - 1 <= max_len:
-        return autoregress(
-            model, prompt, max_new_tokens, condition=condition, keep_logits=keep_logits, **kwargs
-        )
-    max_len = int(max_len)
+        return autoregress(model, prompt, max_new_tokens, sampling, context=context, **run)
     stride = max(1, max_len // 4) if stride is None else int(stride)
     if n_prompt > max_len:
         raise ValueError(
             f"generate: the prompt holds {n_prompt} time steps, more than the model's "
             f"max_seq_len={max_len}"
         )
-    check_condition(condition, n_prompt, max_new_tokens)
+    check_context(context, spec, n_prompt, max_new_tokens)
     codes, logits, start, left = prompt, [], 0, max_new_tokens
     while left:
         # the window codes[..., start:] reads up to max_len inputs, i.e. draws this many codes
         n = min(left, max_len - (codes.shape[-1] - start) + 1)
-        cond = None if condition is None else condition[..., start:]
-        out = autoregress(
-            model, codes[..., start:], n, condition=cond, keep_logits=keep_logits, **kwargs
-        )
+        window_context = time_slice(context, start, codes.shape[-1] + n)
+        out = autoregress(model, codes[..., start:], n, sampling, context=window_context, **run)
         codes = torch.cat((codes[..., :start], out.codes), dim=-1)
         if keep_logits:
             logits.append(out.logits)
@@ -108,49 +111,35 @@ def generate(
     model: nn.Module,
     prompt_codes: Tensor,
     max_new_tokens: int,
+    sampling: SamplingConfig | None = None,
     *,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    subject: Tensor | None = None,
-    condition: Tensor | None = None,
-    channel_ids: Tensor | None = None,
-    seed: int | None = None,
+    context: Mapping[str, Tensor] | None = None,
     generator: torch.Generator | None = None,
-    use_cache: bool = True,
-    stride: int | None = None,
+    spec: ModelSpec | None = None,
 ) -> Tensor:
     """Continue ``prompt_codes`` with ``max_new_tokens`` codes sampled from ``model``.
 
     Parameters
     ----------
     model : nn.Module
-        An autoregressive model: ``model(x, *, subject, condition, channel_ids, past,
-        use_cache) -> ModelOutput(logits=(..., T, V))`` where time t predicts t+1.
+        A model whose spec says ``sampling="autoregressive"``: ``model(x, **context, past=,
+        use_cache=) -> ModelOutput(logits=(..., T, V))`` where time t predicts t+1.
     prompt_codes : LongTensor, shape (B, C, T0) or (B, T0)
+        Codes of the model's input kind.
     max_new_tokens : int
         Number of time steps to generate.
-    temperature : float
-        Softmax temperature; 0 decodes greedily (argmax).
-    top_k : int, optional
-        Sample among the ``top_k`` most likely codes only.
-    top_p : float in (0, 1], optional
-        Nucleus sampling: the smallest set of codes holding probability ``top_p``.
-    subject : LongTensor (B,), optional
-    condition : LongTensor (B, T) or (B, n_cond_tokens, T), optional
-        Per-time condition covering at least ``T0 + max_new_tokens - 1`` time steps.
-    channel_ids : LongTensor (B, C) or (C,), optional
-    seed : int, optional
-        Seed of a fresh generator on the prompt's device (reproducible samples).
+    sampling : SamplingConfig, optional
+        Temperature (0: greedy), top-k, top-p, seed, cache use, and the stride by which the
+        context slides once ``T0 + max_new_tokens - 1`` exceeds the model's ``max_seq_len``
+        (in ``[1, max_seq_len)``, default ``max_seq_len // 4``; the model then always reads at
+        least the newest ``max_seq_len - stride`` codes; the prompt itself must fit).
+    context : mapping of str to Tensor, optional
+        Context fields the model's spec lists (``subject`` (B,), ``channel_ids`` (B, C) or
+        (C,), per-time ``condition`` covering at least ``T0 + max_new_tokens - 1`` steps, ...).
     generator : torch.Generator, optional
-        Generator to draw from instead of a seed.
-    use_cache : bool
-        Use the model's key/value cache when it has one (False: recompute every step).
-    stride : int, optional
-        Only when ``T0 + max_new_tokens - 1`` exceeds the model's ``max_seq_len``: time steps
-        the context slides by once it is full, in ``[1, max_seq_len)`` (default
-        ``max_seq_len // 4``); the model then always reads at least the newest
-        ``max_seq_len - stride`` codes (see the module doc). The prompt itself must fit.
+        Generator to draw from instead of ``sampling.seed``.
+    spec : ModelSpec, optional
+        The model's spec (default: its registered one).
 
     Returns
     -------
@@ -161,17 +150,11 @@ def generate(
         model,
         prompt_codes,
         max_new_tokens,
-        stride=stride,
-        seed=seed,
+        sampling or SamplingConfig(),
+        context=dict(context or {}),
         generator=generator,
-        condition=condition,
+        spec=spec or model_spec(model),
         keep_logits=False,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        subject=subject,
-        channel_ids=channel_ids,
-        use_cache=use_cache,
     ).codes
 
 
@@ -179,17 +162,11 @@ def generate_with_logits(
     model: nn.Module,
     prompt_codes: Tensor,
     max_new_tokens: int,
+    sampling: SamplingConfig | None = None,
     *,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    subject: Tensor | None = None,
-    condition: Tensor | None = None,
-    channel_ids: Tensor | None = None,
-    seed: int | None = None,
+    context: Mapping[str, Tensor] | None = None,
     generator: torch.Generator | None = None,
-    use_cache: bool = True,
-    stride: int | None = None,
+    spec: ModelSpec | None = None,
 ) -> tuple[Tensor, Tensor]:
     """As :func:`generate` (sliding past ``max_seq_len`` too), also returning the float32 logits
     of every generated step.
@@ -204,17 +181,11 @@ def generate_with_logits(
         model,
         prompt_codes,
         max_new_tokens,
-        stride=stride,
-        seed=seed,
+        sampling or SamplingConfig(),
+        context=dict(context or {}),
         generator=generator,
-        condition=condition,
+        spec=spec or model_spec(model),
         keep_logits=True,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        subject=subject,
-        channel_ids=channel_ids,
-        use_cache=use_cache,
     )
     return out.codes, out.logits
 
@@ -246,16 +217,10 @@ def generate_from_window(
     tokenizer: Any,
     window: Any,
     max_new_tokens: int,
+    sampling: SamplingConfig | None = None,
     *,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    subject: int | None = None,
-    condition: Tensor | None = None,
-    seed: int | None = None,
+    context: Mapping[str, Tensor] | None = None,
     generator: torch.Generator | None = None,
-    use_cache: bool = True,
-    stride: int | None = None,
 ) -> GenerationResult:
     """Tokenize a recorded window, continue it with ``model`` and decode the result.
 
@@ -270,10 +235,8 @@ def generate_from_window(
         The prompt signal in the tokenizer's input units (e.g. ``StoredRecording.window``).
     max_new_tokens : int
         Time steps to generate.
-    temperature, top_k, top_p, condition, seed, generator, use_cache, stride
-        As in :func:`generate`.
-    subject : int, optional
-        The recording's subject id.
+    sampling, context, generator
+        As in :func:`generate` (context tensors with a batch axis of 1).
 
     Returns
     -------
@@ -290,20 +253,13 @@ def generate_from_window(
             f"(1, {x.shape[0]}, T), got {tuple(codes.shape)}"
         )
     device = next(model.parameters()).device
-    subject_ids = None if subject is None else torch.tensor([int(subject)], device=device)
     out = generate(
         model,
         codes.long().to(device),
         max_new_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        subject=subject_ids,
-        condition=condition,
-        seed=seed,
+        sampling,
+        context={k: v.to(device) for k, v in (context or {}).items()},
         generator=generator,
-        use_cache=use_cache,
-        stride=stride,
     )
     decoded = tokenizer.decode(out.cpu())
     signal = decoded.detach().numpy() if isinstance(decoded, Tensor) else np.asarray(decoded)

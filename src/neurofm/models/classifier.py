@@ -19,7 +19,7 @@ from typing import ClassVar
 from torch import Tensor, nn
 
 from neurofm.registry import MODELS
-from neurofm.types import ModelOutput
+from neurofm.types import ModelOutput, ModelSpec
 
 
 @dataclass
@@ -51,7 +51,11 @@ class ClassifierConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
-@MODELS.register("classifier_continuous", config=ClassifierConfig)
+@MODELS.register(
+    "classifier_continuous",
+    config=ClassifierConfig,
+    spec=ModelSpec(inputs="signal", outputs="class_logits"),
+)
 class ClassifierContinuous(nn.Module):
     """Convolutional window classifier: (B, C, T) float signal -> (B, n_classes) logits."""
 

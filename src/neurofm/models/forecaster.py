@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurofm.registry import MODELS
-from neurofm.types import ModelOutput
+from neurofm.types import ModelOutput, ModelSpec
 
 
 @dataclass
@@ -70,7 +70,16 @@ class _CausalResidualBlock(nn.Module):
         return h + self.mix(self.dropout(F.gelu(y)))
 
 
-@MODELS.register("conv_forecaster", config=ConvForecasterConfig)
+@MODELS.register(
+    "conv_forecaster",
+    config=ConvForecasterConfig,
+    spec=lambda cfg: ModelSpec(
+        inputs="signal",
+        outputs="prediction",
+        causal=True,
+        variance=cfg.predict_variance,
+    ),
+)
 class ConvForecaster(nn.Module):
     """Causal dilated conv forecaster: (B, C, T) signal -> next-sample mean (and log-variance)."""
 

@@ -58,7 +58,26 @@ from neurofm.layers.ordinal import (
     split_past,
 )
 from neurofm.registry import MODELS
-from neurofm.types import ModelOutput
+from neurofm.types import ModelOutput, ModelSpec
+
+
+def channel_codes_spec(cfg: object) -> ModelSpec:
+    """The spec of a GPT2MEG-family model with config ``cfg``: codes (B, C, T) in, logits out,
+    causal with a cache (unless ``causal`` is False), taking the context its tables exist for."""
+    causal = getattr(cfg, "causal", True)
+    context = ["channel_ids"]
+    context += ["subject"] if cfg.n_subjects else []
+    context += ["condition"] if cfg.n_conditions else []
+    context += ["global_embedding"] if getattr(cfg, "d_global", 0) else []
+    return ModelSpec(
+        inputs="channel_codes",
+        outputs="logits",
+        causal=causal,
+        cache=causal,
+        context=tuple(context),
+        sampling="autoregressive" if causal else "none",
+        max_seq_len=cfg.max_seq_len,
+    )
 
 
 def _validate(cfg: object) -> None:
@@ -212,7 +231,7 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-@MODELS.register("gpt2meg", config=GPT2MEGConfig)
+@MODELS.register("gpt2meg", config=GPT2MEGConfig, spec=channel_codes_spec)
 class GPT2MEG(nn.Module):
     """Hugging Face GPT-2 over channel-wise codes (B, C, T) -> logits (B, C, T, V).
 
@@ -308,7 +327,7 @@ class GPT2MEG(nn.Module):
         return ModelOutput(logits=logits, past=join_past(getattr(out, self._cache_arg), x, history))
 
 
-@MODELS.register("gpt2meg_trf", config=GPT2MEGTrfConfig)
+@MODELS.register("gpt2meg_trf", config=GPT2MEGTrfConfig, spec=channel_codes_spec)
 class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
     """GPT2MEG on neurofm's pre-norm RoPE blocks; codes (B, C, T) or embeddings (B, C, T, D).
 

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neurofm.generation import SamplingConfig, generate
 from neurofm.layers import KVCache, RMSNorm, TransformerBlock
-from neurofm.models._sampling import autoregress
 from neurofm.registry import MODELS
-from neurofm.types import ModelOutput
+from neurofm.types import ModelOutput, ModelSpec
 
 
 @dataclass
@@ -63,7 +63,18 @@ class GPTCausalConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
-@MODELS.register("gpt_causal", config=GPTCausalConfig)
+@MODELS.register(
+    "gpt_causal",
+    config=GPTCausalConfig,
+    spec=lambda cfg: ModelSpec(
+        inputs="token_sequence",
+        outputs="logits",
+        causal=True,
+        cache=True,
+        sampling="autoregressive",
+        max_seq_len=cfg.max_seq_len,
+    ),
+)
 class GPTCausal(nn.Module):
     """Causal GPT with RoPE, squared-ReLU MLPs and RMSNorm over tokens (B, T).
 
@@ -165,15 +176,8 @@ class GPTCausal(nn.Module):
     ) -> Tensor:
         """Sample ``max_new_tokens`` after ``prompt`` (B, T0); returns (B, T0 + max_new_tokens).
 
-        ``temperature=0`` decodes greedily. Uses the KV cache; the same loop as
-        :func:`neurofm.generation.generate`.
+        ``temperature=0`` decodes greedily. Uses the KV cache, through
+        :func:`neurofm.generation.generate` (past ``max_seq_len`` the context slides).
         """
-        return autoregress(
-            self,
-            prompt,
-            max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            generator=generator,
-        ).codes
+        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
+        return generate(self, prompt, max_new_tokens, sampling, generator=generator)

@@ -8,7 +8,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from neurofm.types import ModelOutput
+from neurofm.registry import model_spec
+from neurofm.types import ModelOutput, ModelSpec
 
 LN2 = math.log(2.0)
 
@@ -42,7 +43,39 @@ class Objective(nn.Module):
     An objective decides what the model is fed (codes, signals, noisy signals) and what the target
     is; it calls the model, computes the loss, adds the model's ``aux_losses`` and reports metrics.
     Likelihood objectives report ``bits_per_channel_sample`` so that families compare on one scale.
+
+    What the model is comes from its :class:`~neurofm.types.ModelSpec` (``spec`` argument, else
+    the registry's entry for the model); an objective declares the input and output kinds it
+    trains in ``input_kinds`` / ``output_kinds``, which ``fit`` checks before training starts.
     """
+
+    name: str = ""
+    input_kinds: tuple[str, ...] = ()
+    output_kinds: tuple[str, ...] = ()
+
+    @classmethod
+    def problems_with(cls, spec: ModelSpec) -> list[str]:
+        """Why a model with ``spec`` cannot be trained by this objective (empty: it can)."""
+        problems = []
+        if cls.input_kinds and spec.inputs not in cls.input_kinds:
+            problems.append(
+                f"objective {cls.name!r} trains models over {' or '.join(cls.input_kinds)}, "
+                f"the model takes {spec.inputs}"
+            )
+        if cls.output_kinds and spec.outputs not in cls.output_kinds:
+            problems.append(
+                f"objective {cls.name!r} needs outputs {' or '.join(cls.output_kinds)}, "
+                f"the model gives {spec.outputs}"
+            )
+        return problems
+
+    def spec_of(self, model: nn.Module, spec: ModelSpec | None) -> ModelSpec:
+        """``spec`` or the registered spec of ``model``; raise when they cannot be trained here."""
+        spec = spec if spec is not None else model_spec(model)
+        problems = self.problems_with(spec)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return spec
 
     @staticmethod
     def add_aux_losses(loss: Tensor, output: ModelOutput, metrics: dict[str, Any]) -> Tensor:

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from neurofm.objectives.base import Objective, ObjectiveOutput
 from neurofm.registry import OBJECTIVES
-from neurofm.types import Batch
+from neurofm.types import Batch, ModelSpec
 
 
 @dataclass
@@ -45,11 +45,17 @@ def balanced_accuracy(predicted: Tensor, labels: Tensor) -> Tensor:
 class ClassificationObjective(Objective):
     """Window classification with cross-entropy; reports accuracy and balanced accuracy."""
 
+    name = "classification"
+    output_kinds = ("class_logits",)
+
     def __init__(self, config: ClassificationConfig) -> None:
         super().__init__()
         self.config = config
 
-    def forward(self, model: torch.nn.Module, batch: Batch) -> ObjectiveOutput:
+    def forward(
+        self, model: torch.nn.Module, batch: Batch, *, spec: ModelSpec | None = None
+    ) -> ObjectiveOutput:
+        spec = self.spec_of(model, spec)
         labels = batch.label
         if labels is None:
             raise ValueError(
@@ -57,7 +63,7 @@ class ClassificationObjective(Objective):
                 "(configure the window labels in the data section)"
             )
         labels = labels.long()
-        output = model(batch.x)
+        output = model(batch.x, **spec.context_of(batch.context))
         logits = output.logits
         if logits is None or logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
             got = None if logits is None else tuple(logits.shape)

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from neurofm.objectives.base import LN2, Objective, ObjectiveOutput
 from neurofm.registry import OBJECTIVES
-from neurofm.types import Batch
+from neurofm.types import Batch, ModelSpec
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _MIN_PROBABILITY = 1e-30
@@ -80,11 +80,18 @@ def discretised_gaussian_bits(
 class ForecastObjective(Objective):
     """Continuous next-sample forecasting with MSE or Gaussian NLL (model predicts mean, log-var)."""
 
+    name = "forecast"
+    input_kinds = ("signal",)
+    output_kinds = ("prediction",)
+
     def __init__(self, config: ForecastConfig) -> None:
         super().__init__()
         self.config = config
 
-    def forward(self, model: torch.nn.Module, batch: Batch) -> ObjectiveOutput:
+    def forward(
+        self, model: torch.nn.Module, batch: Batch, *, spec: ModelSpec | None = None
+    ) -> ObjectiveOutput:
+        spec = self.spec_of(model, spec)
         x = batch.x
         if not x.is_floating_point():
             raise ValueError(
@@ -99,7 +106,7 @@ class ForecastObjective(Objective):
             inputs, target = x[..., :-1], x[..., 1:]
         else:
             inputs, target = x, batch.target
-        output = model(inputs)
+        output = model(inputs, **spec.context_of(batch.context, stop=inputs.shape[-1]))
         mean = output.prediction
         if mean is None or tuple(mean.shape) != tuple(target.shape):
             got = None if mean is None else tuple(mean.shape)
@@ -117,7 +124,7 @@ class ForecastObjective(Objective):
         if self.config.loss == "mse":
             loss = (error**2).mean()
         else:
-            log_variance = output.extras.get("log_variance")
+            log_variance = output.extras.get("log_variance") if spec.variance else None
             if log_variance is None:
                 raise ValueError(
                     "objective 'forecast' with loss 'gaussian_nll' needs a model that returns "

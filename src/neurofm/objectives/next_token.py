@@ -5,8 +5,8 @@ The model receives the codes without their last time step, ``x[..., :-1]`` ((B, 
 ``x[..., t + 1]``. When the batch carries an explicit ``target`` (codes shaped like ``x``) the
 model receives the whole of ``x`` and is scored against ``target`` instead.
 
-The batch's ``subject``, ``condition`` (sliced like ``x``) and ``channel_ids`` are passed to
-models whose ``forward`` takes those keywords.
+The batch's context fields that the model's spec lists are passed to it as keywords (per-time
+fields such as ``condition`` sliced like ``x``).
 
 Metrics: ``cross_entropy`` (nats), ``bits_per_channel_sample`` (= cross-entropy / ln 2, per
 predicted channel-sample), ``accuracy`` (argmax equals the target), plus the model's auxiliary
@@ -15,7 +15,6 @@ losses, which are added to the loss.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -25,9 +24,7 @@ from torch import Tensor, nn
 
 from neurofm.objectives.base import LN2, Objective, ObjectiveOutput
 from neurofm.registry import OBJECTIVES
-from neurofm.types import Batch
-
-_CONTEXT = ("subject", "condition", "channel_ids")
+from neurofm.types import Batch, ModelSpec
 
 
 @dataclass
@@ -43,34 +40,35 @@ class NextTokenConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
-def _accepted_context(model: nn.Module) -> tuple[str, ...]:
-    params = inspect.signature(model.forward).parameters
-    return tuple(name for name in _CONTEXT if name in params)
-
-
 @OBJECTIVES.register("next_token", config=NextTokenConfig)
 class NextTokenObjective(Objective):
     """Cross-entropy of logits (B, C, T, V) or (B, T, V) against the codes one step ahead."""
+
+    name = "next_token"
+    input_kinds = ("channel_codes", "token_sequence")
+    output_kinds = ("logits",)
 
     def __init__(self, config: NextTokenConfig) -> None:
         super().__init__()
         self.config = config
 
-    def forward(self, model: nn.Module, batch: Batch) -> ObjectiveOutput:
+    def forward(
+        self, model: nn.Module, batch: Batch, *, spec: ModelSpec | None = None
+    ) -> ObjectiveOutput:
         """Run ``model`` on ``batch.x`` codes and score its next-code logits."""
+        spec = self.spec_of(model, spec)
         x = batch.x
         if x.is_floating_point() or x.dim() not in (2, 3):
             raise ValueError(
                 f"objective 'next_token' needs integer codes (B, C, T) or (B, T) in "
                 f"batch.x, got {tuple(x.shape)} {x.dtype}; tokenize the signal first"
             )
-        condition = batch.condition
+        stop = None
         if batch.target is None:
             if x.shape[-1] < 2:
                 raise ValueError(f"objective 'next_token' needs >= 2 time steps, got {x.shape[-1]}")
             inputs, target = x[..., :-1], x[..., 1:]
-            if condition is not None:
-                condition = condition[..., :-1]
+            stop = inputs.shape[-1]
         else:
             inputs, target = x, batch.target
             if tuple(target.shape) != tuple(x.shape):
@@ -78,13 +76,7 @@ class NextTokenObjective(Objective):
                     f"objective 'next_token': batch.target has shape "
                     f"{tuple(target.shape)}, expected {tuple(x.shape)}"
                 )
-        context = {
-            "subject": batch.subject,
-            "condition": condition,
-            "channel_ids": batch.channel_ids,
-        }
-        kwargs = {k: context[k] for k in _accepted_context(model) if context[k] is not None}
-        output = model(inputs, **kwargs)
+        output = model(inputs, **spec.context_of(batch.context, stop=stop))
         logits = output.logits
         if logits is None or tuple(logits.shape[:-1]) != tuple(target.shape):
             got = None if logits is None else tuple(logits.shape)

@@ -26,13 +26,15 @@ from neurofm.data.store import PreparedStore
 from neurofm.errors import ConfigError
 from neurofm.fileio import atomic_open
 from neurofm.logging import get_logger
-from neurofm.registry import MODELS, OBJECTIVES, TOKENIZERS, create
+from neurofm.objectives.base import Objective
+from neurofm.registry import MODELS, OBJECTIVES, TOKENIZERS, create, model_spec
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
 from neurofm.training.callbacks import RNGState, SafeCheckpointIO, StepCheckpoint
 from neurofm.training.checkpoint import latest_checkpoint
 from neurofm.training.config import FitConfig, validate_fit_config
 from neurofm.training.data import FitDataModule, build_dataset
 from neurofm.training.module import FitModule
+from neurofm.types import ModelSpec
 
 log = get_logger("training")
 
@@ -104,10 +106,31 @@ def _tokenizer(
 
 
 def _check_compatible(
-    cfg: FitConfig, datamodule: FitDataModule, tokenizer: Tokenizer | None
+    cfg: FitConfig,
+    datamodule: FitDataModule,
+    tokenizer: Tokenizer | None,
+    spec: ModelSpec,
+    objective: Objective,
 ) -> None:
-    """Channel count and vocabulary size agree between data, tokenizer and model."""
-    problems = []
+    """Data, tokenizer, model and objective fit together: the objective trains the model's
+    kind (its spec), channel count and vocabulary size agree, windows fit ``max_seq_len``."""
+    problems = [f"objective.name: {p}" for p in objective.problems_with(spec)]
+    codes = spec.inputs in ("channel_codes", "token_sequence")
+    if codes and tokenizer is None:
+        problems.append(f"tokenizer: model {cfg.model['name']!r} takes {spec.inputs}; add one")
+    if not codes and tokenizer is not None and spec.inputs == "signal":
+        problems.append(
+            f"tokenizer: model {cfg.model['name']!r} takes a float signal; remove the tokenizer"
+        )
+    n_times = int(datamodule.train_dataset[0]["x"].shape[-1])
+    if (
+        spec.inputs == "channel_codes"
+        and spec.max_seq_len is not None
+        and n_times > spec.max_seq_len
+    ):
+        problems.append(
+            f"data: windows of {n_times} samples exceed the model's max_seq_len={spec.max_seq_len}"
+        )
     n_chans = int(datamodule.train_dataset[0]["x"].shape[0])
     model_chans = cfg.model.get("n_chans")
     if model_chans is not None and model_chans != n_chans:
@@ -260,9 +283,9 @@ def fit(
     datamodule = FitDataModule(
         store=store, data=cfg.data, seed=cfg.trainer.seed, tokenizer=tokenizer
     )
-    _check_compatible(cfg, datamodule, tokenizer)
     model = create(MODELS, cfg.model, key="model")
     objective = create(OBJECTIVES, cfg.objective, key="objective")
+    _check_compatible(cfg, datamodule, tokenizer, model_spec(model), objective)
     module = FitModule(model=model, objective=objective, optim=cfg.optim)
     trainer = _trainer(cfg, run_dir, list(callbacks or []))
     if rank_zero_only.rank == 0:

@@ -15,6 +15,7 @@ from torch import nn
 
 from neurofm.errors import TrainingError
 from neurofm.objectives.base import Objective, ObjectiveOutput
+from neurofm.registry import model_spec
 from neurofm.training.config import OptimConfig
 from neurofm.types import Batch
 
@@ -74,9 +75,10 @@ class FitModule(pl.LightningModule):
         self.model = model
         self.objective = objective
         self.optim = optim
+        self.spec = model_spec(model)
 
     def forward(self, batch: Batch) -> ObjectiveOutput:
-        return self.objective(self.model, batch)
+        return self.objective(self.model, batch, spec=self.spec)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         out = self(batch)

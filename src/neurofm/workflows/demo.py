@@ -95,8 +95,8 @@ def run_demo(
     from neurofm.data.recipes import prepare_recipe
     from neurofm.evaluation.evaluate import EvaluateConfig, evaluate_run
     from neurofm.fileio import write_json_atomic
-    from neurofm.generation.export import generate_run
     from neurofm.training.fit import fit
+    from neurofm.workflows.generate import generate_run
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurofm.layers import KVCache, make_norm
+from neurofm.models.gpt2meg import channel_codes_spec
 from neurofm.models.gpt2meg_variants._common import (
     ChannelCodesConfig,
     ContextEmbedding,
@@ -59,7 +60,7 @@ class GPT2MEGCondConfig(ChannelCodesConfig):
         require(self, ("d_global",), lambda v: v >= 0, ">= 0 (0 disables it)")
 
 
-@MODELS.register("gpt2meg_cond", config=GPT2MEGCondConfig)
+@MODELS.register("gpt2meg_cond", config=GPT2MEGCondConfig, spec=channel_codes_spec)
 class GPT2MEG_Cond(nn.Module):  # noqa: N801 (the family's published name)
     """GPT2MEG with condition tokens and a global vector injected in every block.
 

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from neurofm.layers import KVCache, make_norm
+from neurofm.models.gpt2meg import channel_codes_spec
 from neurofm.models.gpt2meg_variants._common import (
     ChannelCodesConfig,
     ContextEmbedding,
@@ -59,7 +60,7 @@ class GPT2MEGMixConfig(ChannelCodesConfig):
         require(self, ("channel_dropout",), lambda v: 0.0 <= v < 1.0, "in [0, 1)")
 
 
-@MODELS.register("gpt2meg_mix", config=GPT2MEGMixConfig)
+@MODELS.register("gpt2meg_mix", config=GPT2MEGMixConfig, spec=channel_codes_spec)
 class GPT2MEGMix(nn.Module):
     """All channels of a time step in one token, causal over time; (B, C, T) -> (B, C, T, V).
 

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from neurofm.layers import KVCache, make_norm
 from neurofm.layers.moe import MoEBlock
+from neurofm.models.gpt2meg import channel_codes_spec
 from neurofm.models.gpt2meg_variants._common import (
     ChannelCodesConfig,
     extend_presets,
@@ -62,7 +63,7 @@ class GPT2MEGMoEConfig(ChannelCodesConfig):
         require(self, ("load_balance_weight", "router_z_weight"), lambda v: v >= 0, ">= 0")
 
 
-@MODELS.register("gpt2meg_moe", config=GPT2MEGMoEConfig)
+@MODELS.register("gpt2meg_moe", config=GPT2MEGMoEConfig, spec=channel_codes_spec)
 class GPT2MEGMoE(nn.Module):
     """GPT2MEG with mixture-of-experts MLPs; codes (B, C, T) -> logits (B, C, T, V).
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from neurofm.layers import KVCache, make_norm
 from neurofm.layers.spatiotemporal import SpatioTemporalBlock
+from neurofm.models.gpt2meg import channel_codes_spec
 from neurofm.models.gpt2meg_variants._common import (
     ChannelCodesConfig,
     init_weights,
@@ -39,7 +40,7 @@ class STGPT2MEGConfig(ChannelCodesConfig):
     """Configuration of :class:`STGPT2MEG` (all fields as in every GPT2MEG variant)."""
 
 
-@MODELS.register("stgpt2meg", config=STGPT2MEGConfig)
+@MODELS.register("stgpt2meg", config=STGPT2MEGConfig, spec=channel_codes_spec)
 class STGPT2MEG(nn.Module):
     """Stacked channel-then-time attention blocks; codes (B, C, T) -> logits (B, C, T, V).
 
