@@ -1,55 +1,33 @@
-"""How the contract tests feed each registered model: one ``ModelCase`` per registry name.
+"""How the contract tests feed a registered model: built from its spec, not written per model.
 
-Adding a model to ``neurofm.models`` means adding a row to ``CASES`` (the completeness test fails
-otherwise). A row says how to build inputs for a built ``tiny`` model, which output field to
-check, whether the model is causal in time, and optionally a float input path (for the
-future-gradient test) and a small real-data batch with the objective it should overfit.
+There is one input builder per input kind (``INPUTS``), one builder per context field
+(``CONTEXT``) and one learning recipe per output kind (``LEARNING``): a model gets the inputs of
+its spec's input kind, the context fields its spec lists, and is trained with the objective of
+its output kind on a small batch of the shipped real EEG. A new family with a new input, context
+or output kind adds one builder here; a new family of an existing kind adds nothing.
+
+Builders read the conventional config fields (``vocab_size``, ``n_chans``, ``n_subjects``,
+``n_conditions``, ``n_cond_tokens``, ``d_global``, ``n_classes``), the names every config uses.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neurofm.types import Batch
+from neurofm.types import Batch, ModelSpec
 
 SAMPLE_EDF = Path(__file__).resolve().parents[2] / "data" / "sample" / "eegbci_S001" / "S001R04.edf"
 
-Inputs = tuple[Tensor, dict]
-
-
-@dataclass(frozen=True)
-class ModelCase:
-    """Test recipe for one registered model.
-
-    Attributes
-    ----------
-    inputs : callable (model, generator) -> (x, kwargs)
-        A forward input for the built model.
-    output : str
-        The ``ModelOutput`` field to check (``"logits"`` or ``"prediction"``).
-    causal : bool
-        The output at time t depends only on inputs at times <= t.
-    output_time_axis : int
-        Time axis of the checked output (-2 for logits (..., T, V), -1 for (B, C, T)).
-    float_inputs : callable (model, generator) -> (x, kwargs, time_axis), optional
-        A float input path (signal or embeddings) for the future-gradient-is-zero test.
-    overfit : callable (model) -> (objective name, Batch), optional
-        A small batch of real data the model must overfit with that objective.
-    """
-
-    inputs: Callable[[nn.Module, torch.Generator], Inputs]
-    output: str = "logits"
-    causal: bool = False
-    output_time_axis: int = -2
-    float_inputs: Callable[[nn.Module, torch.Generator], tuple[Tensor, dict, int]] | None = None
-    overfit: Callable[[nn.Module], tuple[str, Batch]] | None = None
+BATCH = 2
+N_CHANS = 3  # channel-code models accept any channel count up to n_chans
+N_TIMES = 12  # time steps of code inputs
+N_SAMPLES = 32  # samples of signal inputs
 
 
 @functools.lru_cache(maxsize=4)
@@ -60,88 +38,130 @@ def _eeg(n_chans: int, n_times: int, start: int) -> np.ndarray:
     return raw.get_data(picks=list(range(n_chans)), start=start, stop=start + n_times)
 
 
+def real_eeg(n_chans: int, n_times: int, start: int = 1600) -> np.ndarray:
+    """A window (n_chans, n_times) of the shipped EEG sample (S001R04), robustly scaled to ~[-1, 1]."""
+    x = _eeg(n_chans, n_times, start)
+    x = x - np.median(x, axis=1, keepdims=True)
+    return np.clip(x / np.quantile(np.abs(x), 0.99, axis=1, keepdims=True), -1.0, 1.0)
+
+
 def real_eeg_codes(
     n_levels: int, *, n_chans: int = 4, n_times: int = 64, start: int = 1600
 ) -> Tensor:
     """Mu-law codes (n_chans, n_times) of a window of the shipped EEG sample (S001R04)."""
-    x = _eeg(n_chans, n_times, start)
-    x = x - np.median(x, axis=1, keepdims=True)
-    x = np.clip(x / np.quantile(np.abs(x), 0.99, axis=1, keepdims=True), -1.0, 1.0)
+    x = real_eeg(n_chans, n_times, start)
     mu = n_levels - 1
     y = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)  # in [-1, 1]
-    codes = np.rint((y + 1.0) / 2.0 * mu).astype(np.int64)
-    return torch.from_numpy(codes)
+    return torch.from_numpy(np.rint((y + 1.0) / 2.0 * mu).astype(np.int64))
 
 
-def _channel_codes(model: nn.Module, gen: torch.Generator) -> Inputs:
+# --- inputs, one builder per input kind: (model, generator) -> x -----------------------------
+
+
+def _channel_codes(model: nn.Module, gen: torch.Generator) -> Tensor:
+    return torch.randint(0, model.config.vocab_size, (BATCH, N_CHANS, N_TIMES), generator=gen)
+
+
+def _token_sequence(model: nn.Module, gen: torch.Generator) -> Tensor:
+    return torch.randint(0, model.config.vocab_size, (BATCH, 16), generator=gen)
+
+
+def _signal(model: nn.Module, gen: torch.Generator) -> Tensor:
+    return torch.randn(BATCH, model.config.n_chans, N_SAMPLES, generator=gen)
+
+
+INPUTS: dict[str, Callable[[nn.Module, torch.Generator], Tensor]] = {
+    "channel_codes": _channel_codes,
+    "token_sequence": _token_sequence,
+    "signal": _signal,
+}
+# Where time runs in each input kind and in each output kind.
+INPUT_TIME_AXIS = {"channel_codes": -1, "token_sequence": -1, "signal": -1}
+OUTPUT_TIME_AXIS = {"logits": -2, "prediction": -1}
+
+
+# --- context, one builder per field: (model, x, generator) -> tensor --------------------------
+
+
+def _subject(model: nn.Module, x: Tensor, gen: torch.Generator) -> Tensor:
+    return torch.randint(0, model.config.n_subjects, (x.shape[0],), generator=gen)
+
+
+def _condition(model: nn.Module, x: Tensor, gen: torch.Generator) -> Tensor:
     cfg = model.config
-    x = torch.randint(0, cfg.vocab_size, (2, 3, 12), generator=gen)
-    kwargs = {
-        "subject": torch.tensor([0, cfg.n_subjects - 1]),
-        "condition": torch.randint(0, cfg.n_conditions, (2, 12), generator=gen),
-    }
-    return x, kwargs
+    shape = (x.shape[0], cfg.n_cond_tokens, x.shape[-1])
+    return torch.randint(0, cfg.n_conditions, shape, generator=gen)
 
 
-def _channel_embeddings(model: nn.Module, gen: torch.Generator) -> tuple[Tensor, dict, int]:
-    x = torch.randn(2, 3, 12, model.config.d_model, generator=gen)
-    return x, {"subject": torch.tensor([0, 1])}, -2
+def _channel_ids(model: nn.Module, x: Tensor, gen: torch.Generator) -> Tensor:
+    ids = torch.arange(model.config.n_chans - x.shape[1], model.config.n_chans)  # not 0..C-1
+    return ids.expand(x.shape[0], -1)
 
 
-def _cond_codes(model: nn.Module, gen: torch.Generator) -> Inputs:
-    x, kwargs = _channel_codes(model, gen)
-    cfg = model.config
-    kwargs["condition"] = torch.randint(
-        0, cfg.n_conditions, (2, cfg.n_cond_tokens, 12), generator=gen
+def _global_embedding(model: nn.Module, x: Tensor, gen: torch.Generator) -> Tensor:
+    return torch.randn(x.shape[0], model.config.d_global, generator=gen)
+
+
+def _positions(model: nn.Module, x: Tensor, gen: torch.Generator) -> Tensor:
+    return 0.1 * torch.randn(x.shape[0], x.shape[1], 3, generator=gen)
+
+
+CONTEXT: dict[str, Callable[[nn.Module, Tensor, torch.Generator], Tensor]] = {
+    "subject": _subject,
+    "condition": _condition,
+    "channel_ids": _channel_ids,
+    "global_embedding": _global_embedding,
+    "positions": _positions,
+}
+
+
+def build_inputs(model: nn.Module, spec: ModelSpec, seed: int = 1) -> tuple[Tensor, dict]:
+    """A forward input of the model's input kind and every context field its spec lists."""
+    gen = torch.Generator().manual_seed(seed)
+    x = INPUTS[spec.inputs](model, gen)
+    return x, {name: CONTEXT[name](model, x, gen) for name in spec.context}
+
+
+# --- learning, one recipe per output kind: model -> (objective spec, Batch) ------------------
+
+
+def _next_token_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
+    vocab = model.config.vocab_size
+    if spec.inputs == "token_sequence":  # each channel one sequence
+        codes = real_eeg_codes(vocab, n_chans=2, n_times=96)
+    else:
+        codes = torch.stack([real_eeg_codes(vocab, start=s) for s in (1600, 3200)])
+    gen = torch.Generator().manual_seed(0)
+    return {"name": "next_token"}, Batch(x=codes, context=_batch_context(model, spec, codes, gen))
+
+
+def _forecast_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
+    n_chans = model.config.n_chans
+    x = torch.from_numpy(np.stack([real_eeg(n_chans, 64, s) for s in (1600, 3200)])).float()
+    loss = "gaussian_nll" if spec.variance else "mse"
+    gen = torch.Generator().manual_seed(0)
+    return {"name": "forecast", "loss": loss}, Batch(
+        x=x, context=_batch_context(model, spec, x, gen)
     )
-    kwargs["global_embedding"] = torch.randn(2, cfg.d_global, generator=gen)
-    return x, kwargs
 
 
-def _channel_overfit(model: nn.Module) -> tuple[str, Batch]:
-    codes = torch.stack([real_eeg_codes(model.config.vocab_size, start=s) for s in (1600, 3200)])
-    return "next_token", Batch(x=codes, context={"subject": torch.tensor([0, 1])})
+def _classification_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
+    cfg = model.config
+    starts = (800, 1600, 2400, 3200, 4000, 4800)
+    x = torch.from_numpy(np.stack([real_eeg(cfg.n_chans, 64, s) for s in starts])).float()
+    label = torch.arange(len(starts)) % cfg.n_classes  # arbitrary labels: memorised
+    gen = torch.Generator().manual_seed(0)
+    return {"name": "classification"}, Batch(
+        x=x, label=label, context=_batch_context(model, spec, x, gen)
+    )
 
 
-def _flat_codes(model: nn.Module, gen: torch.Generator) -> Inputs:
-    return torch.randint(0, model.config.vocab_size, (2, 16), generator=gen), {}
+def _batch_context(model: nn.Module, spec: ModelSpec, x: Tensor, gen: torch.Generator) -> dict:
+    return {name: CONTEXT[name](model, x, gen) for name in spec.context}
 
 
-def _flat_overfit(model: nn.Module) -> tuple[str, Batch]:
-    codes = real_eeg_codes(
-        model.config.vocab_size, n_chans=2, n_times=96
-    )  # one sequence per channel
-    return "next_token", Batch(x=codes)
-
-
-def _signal(model: nn.Module, gen: torch.Generator) -> Inputs:
-    return torch.randn(2, model.config.n_chans, 32, generator=gen), {}
-
-
-def _signal_float(model: nn.Module, gen: torch.Generator) -> tuple[Tensor, dict, int]:
-    return torch.randn(2, model.config.n_chans, 32, generator=gen), {}, -1
-
-
-CASES: dict[str, ModelCase] = {
-    "gpt_causal": ModelCase(_flat_codes, causal=True, overfit=_flat_overfit),
-    "gpt2meg": ModelCase(_channel_codes, causal=True, overfit=_channel_overfit),
-    "gpt2meg_trf": ModelCase(
-        _channel_codes, causal=True, float_inputs=_channel_embeddings, overfit=_channel_overfit
-    ),
-    "gpt2meg_cond": ModelCase(
-        _cond_codes, causal=True, float_inputs=_channel_embeddings, overfit=_channel_overfit
-    ),
-    "gpt2meg_mix": ModelCase(
-        _channel_codes, causal=True, float_inputs=_channel_embeddings, overfit=_channel_overfit
-    ),
-    "gpt2meg_moe": ModelCase(
-        _channel_codes, causal=True, float_inputs=_channel_embeddings, overfit=_channel_overfit
-    ),
-    "stgpt2meg": ModelCase(
-        _channel_codes, causal=True, float_inputs=_channel_embeddings, overfit=_channel_overfit
-    ),
-    "classifier_continuous": ModelCase(_signal),
-    "conv_forecaster": ModelCase(
-        _signal, output="prediction", causal=True, output_time_axis=-1, float_inputs=_signal_float
-    ),
+LEARNING: dict[str, Callable[[nn.Module, ModelSpec], tuple[dict, Batch]]] = {
+    "logits": _next_token_batch,
+    "prediction": _forecast_batch,
+    "class_logits": _classification_batch,
 }

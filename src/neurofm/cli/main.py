@@ -66,6 +66,22 @@ def split_overrides(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
     return rest, overrides
 
 
+FLAGS = ("--markdown",)
+"""Boolean options that may be given alone (``neurofm list --markdown``): jsonargparse wants
+``--markdown true``, so a flag without a value gets ``true``."""
+
+
+def expand_flags(argv: list[str]) -> list[str]:
+    """``argv`` with ``true`` after every option of :data:`FLAGS` given without a value."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if arg in FLAGS and (following is None or following.startswith("--")):
+            out.append("true")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``neurofm`` command."""
     from jsonargparse import CLI
@@ -76,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     try:
-        argv, overrides = split_overrides(argv)
+        argv, overrides = split_overrides(expand_flags(argv))
         # `neurofm <command> FILE.yaml ...` is short for `neurofm <command> --config FILE.yaml ...`
         if len(argv) > 1 and argv[0] in COMMANDS and argv[1].endswith((".yaml", ".yml")):
             argv = [argv[0], "--config", *argv[1:]]
