@@ -17,7 +17,6 @@ Deviations from the reference description:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurofm.generation import SamplingConfig, generate
-from neurofm.layers import KVCache, RMSNorm, TransformerBlock
+from neurofm.layers import KVCache, RMSNorm, TransformerBlock, init_gpt2
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput, ModelSpec
 
@@ -103,18 +102,7 @@ class GPTCausal(nn.Module):
         )
         self.norm = RMSNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        self.apply(self._init_weights)
-        # scaled init of the residual output projections (GPT-2)
-        for name, p in self.named_parameters():
-            if name.endswith(("out_proj.weight", "fc_out.weight")):
-                nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layers))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        init_gpt2(self, config.n_layers)
 
     def forward(
         self,
