@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neurofm.checks import divides, even_head_size, fraction, positive
 from neurofm.generation import SamplingConfig, generate
 from neurofm.layers import KVCache, RMSNorm, TransformerBlock, init_gpt2
 from neurofm.registry import MODELS
@@ -49,17 +50,10 @@ class GPTCausalConfig:
     }
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model}")
-        if (self.d_model // self.n_heads) % 2:
-            raise ValueError(
-                f"head size d_model/n_heads={self.d_model // self.n_heads} must be even (RoPE)"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        positive(self, "vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len")
+        divides(self, "n_heads", "d_model")
+        even_head_size(self)
+        fraction(self, "dropout")
 
 
 @MODELS.register(
