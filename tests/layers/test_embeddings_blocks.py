@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neurofm.layers import ChannelTokenEmbedding, KVCache, TransformerBlock
+from neurofm.layers import (
+    ChannelTokenEmbedding,
+    ContextEmbedding,
+    KVCache,
+    TransformerBlock,
+    init_gpt2,
+)
 
 
 def _embedding() -> ChannelTokenEmbedding:
@@ -79,3 +85,33 @@ def test_block_with_cross_attention_needs_a_context():
         block(x)
     with pytest.raises(ValueError, match="cross_attention=False"):
         TransformerBlock(8, 2)(x, context=torch.randn(2, 3, 8))
+
+
+def test_context_embedding_is_the_context_part_of_the_channel_embedding():
+    emb = _embedding()
+    context = ContextEmbedding(8, n_subjects=3, n_conditions=4, n_cond_tokens=2, d_global=6)
+    context.load_state_dict(
+        {
+            k: v
+            for k, v in emb.state_dict().items()
+            if k.split(".")[0] in dict(context.named_children())
+        }
+    )
+    subject, cond, glob = torch.tensor([1, 2]), torch.randint(0, 4, (2, 2, 7)), torch.randn(2, 6)
+    codes = torch.randint(0, 10, (2, 3, 7))
+    out = emb(codes, subject=subject, condition=cond, global_embedding=glob)
+    expected = (
+        emb(codes) + context(2, 7, subject=subject, condition=cond, global_embedding=glob)[:, None]
+    )
+    torch.testing.assert_close(out, expected)
+    assert context(2, 7) is None
+
+
+def test_init_gpt2_scales_the_residual_projections():
+    torch.manual_seed(0)
+    block = TransformerBlock(64, 2, d_hidden=256)
+    init_gpt2(block, n_layers=8)
+    assert block.attn.q_proj.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    assert block.attn.out_proj.weight.std().item() == pytest.approx(0.02 / 4, rel=0.1)
+    assert block.mlp.fc_out.weight.std().item() == pytest.approx(0.02 / 4, rel=0.1)
+    assert torch.equal(block.norm_attn.weight, torch.ones(64))

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neurofm.layers import KVCache
-from neurofm.layers.spatiotemporal import SpatioTemporalBlock
+from neurofm.layers import KVCache, SpatioTemporalBlock, TransformerBlock
 
 
 def _block() -> SpatioTemporalBlock:
     torch.manual_seed(0)
-    return SpatioTemporalBlock(16, 2, activation="squared_relu").eval()
+    return SpatioTemporalBlock(TransformerBlock(16, 2, activation="squared_relu")).eval()
 
 
 def test_permuting_channels_permutes_the_output():
@@ -53,3 +52,12 @@ def test_cached_steps_equal_the_full_forward():
 def test_rejects_three_dimensional_input():
     with pytest.raises(ValueError, match=r"expected \(B, C, T, D\)"):
         _block()(torch.randn(2, 3, 16))
+
+
+def test_bidirectional_time_block_sees_the_future():
+    block = _block()
+    x = torch.randn(1, 3, 6, 16)
+    changed = x.clone()
+    changed[:, 0, 5] += 1.0
+    a, b = block(x, causal=False), block(changed, causal=False)
+    assert not torch.allclose(a[:, 1, 0], b[:, 1, 0])

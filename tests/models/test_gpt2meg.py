@@ -1,4 +1,5 @@
-"""GPT2MEG (Hugging Face GPT-2) and GPT2MEG_Trf: channels, conditioning, cache, causal flag."""
+"""GPT2MEG (Hugging Face GPT-2) and GPT2MEG_Trf: channels, conditioning, cache, causal flag; the
+amplitude options (value embedding, ordinal head, AR filter) on every class and variant."""
 
 from __future__ import annotations
 
@@ -7,18 +8,12 @@ import torch
 
 from neurofm.config import preset
 from neurofm.layers.ordinal import AR_GAIN
-from neurofm.models.gpt2meg import (
-    GPT2MEG,
-    GPT2MEG_Trf,
-    GPT2MEGConfig,
-    GPT2MEGTrfConfig,
-)
+from neurofm.models.gpt2meg import GPT2MEGConfig
 from neurofm.registry import MODELS, create
 
-MODELS_UNDER_TEST = {
-    "gpt2meg": (GPT2MEG, GPT2MEGConfig),
-    "gpt2meg_trf": (GPT2MEG_Trf, GPT2MEGTrfConfig),
-}
+MODELS_UNDER_TEST = ["gpt2meg", "gpt2meg_trf"]
+# every GPT2MEG name: the amplitude options work on all of them
+FAMILY = ["gpt2meg", "gpt2meg_cond", "gpt2meg_mix", "gpt2meg_moe", "gpt2meg_trf", "stgpt2meg"]
 
 
 def _tiny(name: str, **overrides):
@@ -26,10 +21,9 @@ def _tiny(name: str, **overrides):
     return create(MODELS, {"name": name, "preset": "tiny", **overrides})
 
 
-@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
 @pytest.mark.parametrize("size", ["tiny", "small", "base"])
-def test_presets_are_valid(name, size):
-    cfg = preset(MODELS_UNDER_TEST[name][1], size)
+def test_presets_are_valid(size):
+    cfg = preset(GPT2MEGConfig, size)
     assert cfg.d_model % cfg.n_heads == 0
 
 
@@ -39,7 +33,7 @@ def test_hf_backbone_is_built_locally_without_a_token_table():
     assert model.gpt2.config.n_positions == model.config.max_seq_len
 
 
-@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
+@pytest.mark.parametrize("name", MODELS_UNDER_TEST)
 def test_channels_are_independent_sequences(name):
     model = _tiny(name).eval()
     x = torch.randint(0, 64, (2, 3, 10))
@@ -51,7 +45,7 @@ def test_channels_are_independent_sequences(name):
     assert not torch.allclose(a[:, 1], b[:, 1])
 
 
-@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
+@pytest.mark.parametrize("name", MODELS_UNDER_TEST)
 def test_subject_condition_and_channel_ids_change_the_output(name):
     model = _tiny(name).eval()
     x = torch.randint(0, 64, (2, 3, 8))
@@ -64,7 +58,7 @@ def test_subject_condition_and_channel_ids_change_the_output(name):
         assert not torch.allclose(model(x, **kwargs).logits, base)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
+@pytest.mark.parametrize("name", MODELS_UNDER_TEST)
 def test_incremental_decoding_with_condition_matches_full_forward(name):
     model = _tiny(name).eval()
     x = torch.randint(0, 64, (2, 3, 9))
@@ -103,7 +97,7 @@ def test_trf_bidirectional_mode_sees_the_future_and_has_no_cache():
         model(x, use_cache=True)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
+@pytest.mark.parametrize("name", MODELS_UNDER_TEST)
 def test_too_long_input_and_bad_shapes_are_rejected(name):
     model = _tiny(name, max_seq_len=6)
     with pytest.raises(ValueError, match="exceed max_seq_len=6"):
@@ -112,7 +106,7 @@ def test_too_long_input_and_bad_shapes_are_rejected(name):
         model(torch.zeros(2, 7, dtype=torch.long))
 
 
-@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
+@pytest.mark.parametrize("name", FAMILY)
 def test_ordinal_options_are_off_by_default(name):
     model = _tiny(name)
     assert model.ordinal is None and model.embedding.value is None
@@ -128,7 +122,7 @@ def _with_ar_weights(model, ar_order: int):
 
 
 @pytest.mark.parametrize("ar_order", [0, 1, 4])
-@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
+@pytest.mark.parametrize("name", FAMILY)
 def test_ordinal_options_keep_causality_and_the_cache(name, ar_order):
     model = _tiny(name, value_embedding=True, ordinal_head=True, ar_order=ar_order).eval()
     _with_ar_weights(model, ar_order)
@@ -146,7 +140,7 @@ def test_ordinal_options_keep_causality_and_the_cache(name, ar_order):
     torch.testing.assert_close(torch.cat(parts, dim=2), a, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
+@pytest.mark.parametrize("name", FAMILY)
 def test_ar_filter_generation_with_cache_equals_full_recompute(name):
     from neurofm.generation import SamplingConfig, generate_with_logits
 
@@ -160,7 +154,7 @@ def test_ar_filter_generation_with_cache_equals_full_recompute(name):
     torch.testing.assert_close(logits, full_logits, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS_UNDER_TEST))
+@pytest.mark.parametrize("name", FAMILY)
 def test_ar_filter_starts_as_the_plain_ordinal_head_and_reads_the_history(name):
     x = torch.randint(0, 64, (1, 2, 12))
     plain = _tiny(name, ordinal_head=True).eval()
@@ -176,7 +170,7 @@ def test_ar_filter_starts_as_the_plain_ordinal_head_and_reads_the_history(name):
 
 def test_ar_filter_needs_the_ordinal_head_and_its_own_cache():
     with pytest.raises(ValueError, match="ar_order=2 needs ordinal_head=True"):
-        GPT2MEGTrfConfig(ar_order=2)
+        GPT2MEGConfig(ar_order=2)
     with pytest.raises(ValueError, match="ar_order must be >= 0"):
         GPT2MEGConfig(ar_order=-1, ordinal_head=True)
     model = _tiny("gpt2meg_trf", ordinal_head=True, ar_order=2)
@@ -198,7 +192,7 @@ def test_ordinal_head_starts_as_a_gaussian_over_the_code_values():
 
 
 @pytest.mark.parametrize(
-    ("name", "ar_order"), [("gpt2meg", 0), ("gpt2meg_trf", 0), ("gpt2meg_trf", 4)]
+    ("name", "ar_order"), [("gpt2meg", 0), ("gpt2meg_trf", 4), ("gpt2meg_mix", 4)]
 )
 def test_ordinal_options_learn_real_eeg(name, ar_order, sample_dir):
     import mne

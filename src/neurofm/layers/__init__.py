@@ -4,31 +4,43 @@
 - :class:`RotaryEmbedding` (positions offset for cached decoding), :func:`apply_rotary`
 - :class:`MultiHeadAttention` on ``scaled_dot_product_attention`` with :class:`KVCache`
 - :class:`MLP` (``"gelu"``, ``"squared_relu"``, ``"swiglu"``)
-- :class:`ChannelTokenEmbedding` (codes + channel + subject + condition + global)
-- :class:`TransformerBlock` (pre-norm, optional cross-attention, cache)
+- :class:`MoEMLP` (top-k routed experts with Switch load-balancing and router z-losses)
+- :class:`ContextEmbedding` (subject + condition + global), :class:`ChannelTokenEmbedding`
+  (codes + channel + context)
+- :class:`TransformerBlock` (pre-norm, dense or MoE MLP, optional cross-attention, cache),
+  :class:`SpatioTemporalBlock` (channel attention, then a TransformerBlock over time)
+- :func:`init_gpt2` (GPT-2 initialisation with scaled residual projections)
 """
 
 from neurofm.layers.attention import KVCache, MultiHeadAttention, causal_mask
 from neurofm.layers.blocks import TransformerBlock
-from neurofm.layers.embeddings import ChannelTokenEmbedding
+from neurofm.layers.embeddings import ChannelTokenEmbedding, ContextEmbedding, check_ids
+from neurofm.layers.init import init_gpt2
 from neurofm.layers.mlp import ACTIVATIONS, MLP, Activation
+from neurofm.layers.moe import MoEMLP
 from neurofm.layers.norms import NORMS, NormName, RMSNorm, make_norm
 from neurofm.layers.rope import RotaryEmbedding, apply_rotary, rotate_half
+from neurofm.layers.spatiotemporal import SpatioTemporalBlock
 
 __all__ = [
     "ACTIVATIONS",
     "MLP",
+    "MoEMLP",
     "NORMS",
     "Activation",
     "ChannelTokenEmbedding",
+    "ContextEmbedding",
     "KVCache",
     "MultiHeadAttention",
     "NormName",
     "RMSNorm",
     "RotaryEmbedding",
+    "SpatioTemporalBlock",
     "TransformerBlock",
     "apply_rotary",
     "causal_mask",
+    "check_ids",
+    "init_gpt2",
     "make_norm",
     "rotate_half",
 ]

@@ -1,4 +1,10 @@
-"""The pre-norm transformer block (attention + MLP, each in a residual branch)."""
+"""The pre-norm transformer block (attention + MLP, each in a residual branch).
+
+The MLP is a dense :class:`~neurofm.layers.mlp.MLP` by default; any module mapping (..., D) to
+(..., D) may take its place (``mlp=``), e.g. a :class:`~neurofm.layers.moe.MoEMLP` of routed
+experts. The forward always returns the block's output alone; routing losses of an MoE MLP are
+read after the call from :attr:`TransformerBlock.aux_losses`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from torch import Tensor, nn
 
 from neurofm.layers.attention import KVCache, MultiHeadAttention
 from neurofm.layers.mlp import MLP, Activation
+from neurofm.layers.moe import MoEMLP
 from neurofm.layers.norms import NormName, make_norm
 
 
@@ -19,9 +26,9 @@ class TransformerBlock(nn.Module):
     n_heads : int
         Attention heads; must divide ``d_model``.
     d_hidden : int or None
-        MLP hidden size (default from :class:`~neurofm.layers.mlp.MLP`).
+        Dense MLP hidden size (default from :class:`~neurofm.layers.mlp.MLP`).
     activation : {"gelu", "squared_relu", "swiglu"}
-        MLP non-linearity.
+        Dense MLP non-linearity.
     norm : {"rms", "layer"}
         Normalisation before each branch.
     dropout : float
@@ -36,6 +43,10 @@ class TransformerBlock(nn.Module):
         Add a cross-attention branch to a ``context`` sequence.
     d_context : int or None
         Context feature size (default ``d_model``).
+    mlp : nn.Module or None
+        The feed-forward branch, (..., d_model) -> (..., d_model); default a dense
+        :class:`~neurofm.layers.mlp.MLP` built from ``d_hidden``, ``activation``, ``dropout`` and
+        ``bias``. Pass a :class:`~neurofm.layers.moe.MoEMLP` for routed experts.
     """
 
     def __init__(
@@ -52,6 +63,7 @@ class TransformerBlock(nn.Module):
         rope_base: float = 10000.0,
         cross_attention: bool = False,
         d_context: int | None = None,
+        mlp: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.norm_attn = make_norm(norm, d_model)
@@ -67,9 +79,15 @@ class TransformerBlock(nn.Module):
             self.norm_cross = None
             self.cross_attn = None
         self.norm_mlp = make_norm(norm, d_model)
-        self.mlp = MLP(
-            d_model, d_hidden=d_hidden, activation=activation, dropout=dropout, bias=bias
-        )
+        if mlp is None:
+            mlp = MLP(d_model, d_hidden=d_hidden, activation=activation, dropout=dropout, bias=bias)
+        self.mlp = mlp
+
+    @property
+    def aux_losses(self) -> dict[str, Tensor]:
+        """Unweighted auxiliary losses of the latest forward (an MoE MLP's ``load_balance`` and
+        ``router_z``); empty for a dense MLP."""
+        return self.mlp.aux_losses if isinstance(self.mlp, MoEMLP) else {}
 
     def forward(
         self,

@@ -1,4 +1,4 @@
-"""Mixture-of-experts feed-forward layer and the pre-norm block that uses it.
+"""Mixture-of-experts feed-forward layer, the ``mlp`` of a :class:`~neurofm.layers.TransformerBlock`.
 
 A linear router scores ``n_experts`` MLP experts for every token; each token is sent to its
 ``top_k`` experts and their outputs are summed, weighted by the router probabilities.
@@ -15,6 +15,11 @@ Dispatch is capacity-free: no token is ever dropped, whatever the imbalance. Eac
 exactly the tokens routed to it (a gather, then an ``index_add_`` back), which equals the dense
 sum ``sum_e gate_e(x) * expert_e(x)`` over all experts. Router logits and probabilities are
 computed in float32 (softmax over a few logits is precision-sensitive under bf16 autocast).
+
+The layer maps (..., D) to (..., D) like a dense MLP, so a block takes it as its ``mlp``. Its
+auxiliary losses are kept, unweighted, in ``aux_losses`` after every call (the block exposes
+them as ``TransformerBlock.aux_losses``); the model reads them after its forward and weights
+them into ``ModelOutput.aux_losses``.
 """
 
 from __future__ import annotations
@@ -22,9 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from neurofm.layers.attention import KVCache, MultiHeadAttention
 from neurofm.layers.mlp import MLP, Activation
-from neurofm.layers.norms import NormName, make_norm
 
 
 class MoEMLP(nn.Module):
@@ -46,6 +49,12 @@ class MoEMLP(nn.Module):
         Dropout on each expert's output.
     bias : bool
         Biases in the expert linear layers (the router never has one).
+
+    Attributes
+    ----------
+    aux_losses : dict of str to Tensor
+        Unweighted scalars of the latest call: ``"load_balance"`` (Switch; 1 when uniform) and
+        ``"router_z"``; empty before the first call.
     """
 
     def __init__(
@@ -71,6 +80,7 @@ class MoEMLP(nn.Module):
             MLP(d_model, d_hidden=d_hidden, activation=activation, dropout=dropout, bias=bias)
             for _ in range(n_experts)
         )
+        self.aux_losses: dict[str, Tensor] = {}
 
     def route(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Router decisions for tokens ``x`` (N, d_model).
@@ -92,14 +102,10 @@ class MoEMLP(nn.Module):
         gates = top_probs / top_probs.sum(dim=-1, keepdim=True) if self.top_k > 1 else top_probs
         return logits, probs, experts, gates
 
-    def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Mix the experts for every token of ``x`` (..., d_model).
+    def forward(self, x: Tensor) -> Tensor:
+        """Mix the experts for every token of ``x`` (..., d_model); same shape out.
 
-        Returns
-        -------
-        y : Tensor, same shape as ``x``
-        aux_losses : dict of str to Tensor
-            Unweighted scalars: ``"load_balance"`` (Switch; 1 when uniform) and ``"router_z"``.
+        The call's routing losses replace ``aux_losses``.
         """
         flat = x.reshape(-1, x.shape[-1])  # (N, D)
         logits, probs, experts, gates = self.route(flat)
@@ -112,67 +118,5 @@ class MoEMLP(nn.Module):
         fraction = slots.float() / experts.numel()
         load_balance = self.n_experts * (fraction * probs.mean(dim=0)).sum()
         router_z = torch.logsumexp(logits, dim=-1).square().mean()
-        return y.view_as(x), {"load_balance": load_balance, "router_z": router_z}
-
-
-class MoEBlock(nn.Module):
-    """Pre-norm block ``x + attn(norm(x))`` then ``x + moe(norm(x))``.
-
-    Parameters
-    ----------
-    d_model : int
-        Feature size.
-    n_heads : int
-        Attention heads; must divide ``d_model``.
-    n_experts, top_k, d_hidden, activation :
-        As in :class:`MoEMLP`.
-    norm : {"rms", "layer"}
-        Normalisation before each branch.
-    dropout : float
-        Dropout in attention and experts.
-    bias : bool
-        Biases in the linear layers.
-    rotary : bool
-        RoPE in the self-attention.
-    rope_base : float
-        RoPE wavelength base.
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        *,
-        n_experts: int = 8,
-        top_k: int = 2,
-        d_hidden: int | None = None,
-        activation: Activation = "gelu",
-        norm: NormName = "rms",
-        dropout: float = 0.0,
-        bias: bool = False,
-        rotary: bool = True,
-        rope_base: float = 10000.0,
-    ) -> None:
-        super().__init__()
-        self.norm_attn = make_norm(norm, d_model)
-        self.attn = MultiHeadAttention(
-            d_model, n_heads, dropout=dropout, bias=bias, rotary=rotary, rope_base=rope_base
-        )
-        self.norm_mlp = make_norm(norm, d_model)
-        self.moe = MoEMLP(
-            d_model,
-            n_experts=n_experts,
-            top_k=top_k,
-            d_hidden=d_hidden,
-            activation=activation,
-            dropout=dropout,
-            bias=bias,
-        )
-
-    def forward(
-        self, x: Tensor, *, causal: bool = True, cache: KVCache | None = None
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Apply the block to ``x`` (B, T, d_model); returns (same shape, MoE aux losses)."""
-        x = x + self.attn(self.norm_attn(x), causal=causal, cache=cache)
-        y, aux_losses = self.moe(self.norm_mlp(x))
-        return x + y, aux_losses
+        self.aux_losses = {"load_balance": load_balance, "router_z": router_z}
+        return y.view_as(x)

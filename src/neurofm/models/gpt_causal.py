@@ -17,7 +17,6 @@ Deviations from the reference description:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -25,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neurofm.checks import divides, even_head_size, fraction, positive
 from neurofm.generation import SamplingConfig, generate
-from neurofm.layers import KVCache, RMSNorm, TransformerBlock
+from neurofm.layers import KVCache, RMSNorm, TransformerBlock, init_gpt2
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput, ModelSpec
 
@@ -50,17 +50,10 @@ class GPTCausalConfig:
     }
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model}")
-        if (self.d_model // self.n_heads) % 2:
-            raise ValueError(
-                f"head size d_model/n_heads={self.d_model // self.n_heads} must be even (RoPE)"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        positive(self, "vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len")
+        divides(self, "n_heads", "d_model")
+        even_head_size(self)
+        fraction(self, "dropout")
 
 
 @MODELS.register(
@@ -103,18 +96,7 @@ class GPTCausal(nn.Module):
         )
         self.norm = RMSNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        self.apply(self._init_weights)
-        # scaled init of the residual output projections (GPT-2)
-        for name, p in self.named_parameters():
-            if name.endswith(("out_proj.weight", "fc_out.weight")):
-                nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layers))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        init_gpt2(self, config.n_layers)
 
     def forward(
         self,

@@ -1,0 +1,192 @@
+"""What every GPT2MEG model assembles from ``neurofm.layers``: embeddings, the block stack, the
+output head and the shared steps of a forward call (input checks, caches, routing losses)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from neurofm.layers import (
+    ChannelTokenEmbedding,
+    ContextEmbedding,
+    KVCache,
+    MoEMLP,
+    SpatioTemporalBlock,
+    TransformerBlock,
+    init_gpt2,
+)
+from neurofm.layers.ordinal import OrdinalLogits, code_history, join_past, split_past
+from neurofm.models.gpt2meg.config import GPT2MEGConfig
+from neurofm.types import ModelOutput
+
+
+def code_embedding(
+    cfg: GPT2MEGConfig, *, channels: bool = True, context: bool = True
+) -> ChannelTokenEmbedding:
+    """The code embedding of ``cfg``, with the channel-id table and the context tables (subject,
+    condition, global) unless ``channels`` / ``context`` is False."""
+    return ChannelTokenEmbedding(
+        cfg.vocab_size,
+        cfg.d_model,
+        n_chans=cfg.n_chans if channels else None,
+        n_subjects=cfg.n_subjects if context else None,
+        n_conditions=cfg.n_conditions if context else None,
+        n_cond_tokens=cfg.n_cond_tokens if context else 1,
+        d_global=cfg.d_global if context else None,
+        dropout=cfg.dropout,
+        value_embedding=cfg.value_embedding,
+    )
+
+
+def context_embedding(cfg: GPT2MEGConfig, who: str) -> ContextEmbedding:
+    """The context tables of ``cfg`` on their own (subject, condition streams, global vector)."""
+    return ContextEmbedding(
+        cfg.d_model,
+        n_subjects=cfg.n_subjects,
+        n_conditions=cfg.n_conditions,
+        n_cond_tokens=cfg.n_cond_tokens,
+        d_global=cfg.d_global,
+        who=who,
+    )
+
+
+def injections(cfg: GPT2MEGConfig) -> nn.ModuleList | None:
+    """One projection of the context per block when ``context_injection="every_block"``."""
+    if cfg.context_injection != "every_block":
+        return None
+    return nn.ModuleList(nn.Linear(cfg.d_model, cfg.d_model) for _ in range(cfg.n_layers))
+
+
+def block(cfg: GPT2MEGConfig) -> nn.Module:
+    """One block of ``cfg``: a pre-norm RoPE :class:`~neurofm.layers.TransformerBlock` over time
+    with a dense or mixture-of-experts MLP, behind channel attention for
+    ``block="channel_time"`` (:class:`~neurofm.layers.SpatioTemporalBlock`)."""
+    mlp = None
+    if cfg.mlp == "moe":
+        mlp = MoEMLP(
+            cfg.d_model,
+            n_experts=cfg.n_experts,
+            top_k=cfg.top_k,
+            d_hidden=cfg.d_hidden or None,
+            activation=cfg.activation,
+            dropout=cfg.dropout,
+        )
+    time = TransformerBlock(
+        cfg.d_model,
+        cfg.n_heads,
+        activation=cfg.activation,
+        norm=cfg.norm,
+        dropout=cfg.dropout,
+        rotary=True,
+        rope_base=cfg.rope_base,
+        mlp=mlp,
+    )
+    if cfg.block == "channel_time":
+        return SpatioTemporalBlock(time, norm=cfg.norm, dropout=cfg.dropout)
+    return time
+
+
+def ordinal_head(cfg: GPT2MEGConfig) -> OrdinalLogits | None:
+    """The ordinal head when ``ordinal_head`` is set (with the AR filter of ``ar_order``)."""
+    if not cfg.ordinal_head:
+        return None
+    return OrdinalLogits(cfg.d_model, cfg.vocab_size, ar_order=cfg.ar_order)
+
+
+def init_weights(model: nn.Module, n_layers: int) -> None:
+    """GPT-2 init of ``model`` (:func:`~neurofm.layers.init_gpt2`), then the ordinal head's own
+    (``model.ordinal``, None without it)."""
+    init_gpt2(model, n_layers)
+    if model.ordinal is not None:
+        model.ordinal.reset_parameters()
+
+
+def start(
+    who: str, cfg: GPT2MEGConfig, x: Tensor, past: object | None, use_cache: bool
+) -> tuple[int, int, int, list[KVCache] | None, Tensor | None]:
+    """Check the input of a forward call on neurofm blocks.
+
+    ``x`` must be codes (B, C, T) int or embeddings (B, C, T, d_model) float. Returns ``B, C,
+    T``, the per-block caches to use (new ones when ``use_cache`` and no ``past``; the number and
+    the time steps they would hold are checked) and the code history of the AR filter (see
+    :func:`~neurofm.layers.ordinal.code_history`).
+    """
+    if (past is not None or use_cache) and not cfg.causal:
+        raise ValueError(
+            f"{who}: a cache needs causal=True (bidirectional attention cannot decode "
+            "incrementally)"
+        )
+    codes = x.dim() == 3 and not x.is_floating_point()
+    embeddings = x.dim() == 4 and x.is_floating_point() and x.shape[-1] == cfg.d_model
+    if not (codes or embeddings):
+        raise ValueError(
+            f"{who}: expected codes (B, C, T) int64 or embeddings (B, C, T, {cfg.d_model}) float, "
+            f"got {tuple(x.shape)} {x.dtype}"
+        )
+    b, c, t = x.shape[:3]
+    layers = split_past(who, cfg.ar_order, past)
+    history = code_history(who, cfg.ar_order, x, past)
+    if layers is None and use_cache:
+        layers = [KVCache(cfg.max_seq_len) for _ in range(cfg.n_layers)]
+    if layers is not None and len(layers) != cfg.n_layers:
+        raise ValueError(f"{who}: past holds {len(layers)} caches for {cfg.n_layers} layers")
+    offset = 0 if layers is None else layers[0].offset
+    if offset + t > cfg.max_seq_len:
+        raise ValueError(f"{who}: {offset + t} time steps exceed max_seq_len={cfg.max_seq_len}")
+    return b, c, t, layers, history
+
+
+def code_logits(
+    head: nn.Linear,
+    ordinal: OrdinalLogits | None,
+    h: Tensor,
+    x: Tensor,
+    history: Tensor | None = None,
+) -> Tensor:
+    """Logits (B, C, T, V) of the final hidden states ``h`` (B, C, T, D) (or (B*C, T, D)) for
+    the inputs ``x`` (B, C, T[, D]).
+
+    The free logits ``head(h)``, or with the ordinal head the mixture's log-probabilities,
+    anchored on the input codes (and with the AR filter on them and the preceding codes
+    ``history`` (B, C, p - 1)) when ``x`` holds codes.
+    """
+    b, c, t = x.shape[:3]
+    h = h.reshape(b, c, t, -1)
+    logits = head(h)
+    if ordinal is None:
+        return logits
+    anchor = None
+    if not x.dtype.is_floating_point:
+        anchor = ordinal.anchor(x if history is None else torch.cat((history, x), dim=-1))
+    return ordinal(logits, h, anchor)
+
+
+def output(
+    cfg: GPT2MEGConfig,
+    logits: Tensor,
+    blocks: nn.ModuleList,
+    x: Tensor,
+    history: Tensor | None,
+    layers: list[KVCache] | None,
+    use_cache: bool,
+) -> ModelOutput:
+    """The ``ModelOutput`` of a forward call on neurofm blocks.
+
+    ``past`` holds the caches when ``use_cache`` (an :class:`~neurofm.layers.ordinal.ARPast`
+    with the code history when ``ar_order > 0``). With ``mlp="moe"``, ``aux_losses`` holds
+    ``load_balance_weight`` times the Switch load-balancing loss averaged over blocks (and
+    ``"router_z"``, the weighted router z-loss, when ``router_z_weight > 0``), and
+    ``extras["router"]`` the unweighted averages for logging.
+    """
+    past = join_past(layers, x, history) if use_cache else None
+    if cfg.mlp != "moe":
+        return ModelOutput(logits=logits, past=past)
+    load_balance = router_z = 0.0
+    for block in blocks:
+        load_balance = load_balance + block.aux_losses["load_balance"] / cfg.n_layers
+        router_z = router_z + block.aux_losses["router_z"] / cfg.n_layers
+    aux_losses = {"load_balance": cfg.load_balance_weight * load_balance}
+    if cfg.router_z_weight > 0:
+        aux_losses["router_z"] = cfg.router_z_weight * router_z
+    router = {"load_balance": load_balance.detach(), "router_z": router_z.detach()}
+    return ModelOutput(logits=logits, past=past, aux_losses=aux_losses, extras={"router": router})
