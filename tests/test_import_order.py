@@ -174,3 +174,13 @@ def test_import_neurofm_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import neurofm pulled in heavy modules: {out.stdout}"
+
+
+def test_reading_a_run_imports_no_lightning():
+    """``load_run`` and the run-folder format stay usable without the training stack."""
+    code = (
+        "import neurofm.training.run, sys; "
+        "print([m for m in sys.modules if m.startswith(('lightning', 'pytorch_lightning'))])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"import neurofm.training.run pulled in {out.stdout}"
