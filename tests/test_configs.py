@@ -1,8 +1,11 @@
-"""Every YAML in configs/ is validated by the loader of its kind (STYLE rule 13).
+"""Every YAML in configs/ is validated by the command its folder names (STYLE rule 13).
 
-The kind is read from the content: ``evaluation`` -> ``neurofm evaluate``; ``inputs`` or
-``recipe`` -> ``neurofm prepare``; ``model`` and ``objective`` -> ``neurofm fit``; ``tokenizer``
-with ``report`` or ``data.path`` -> ``neurofm tokenize``. A file of no known kind fails.
+Layout: ``configs/prepare/*.yaml`` (``neurofm prepare``), ``configs/tokenize/*.yaml``
+(``neurofm tokenize``), ``configs/evaluate/*.yaml`` (``neurofm evaluate``) and
+``configs/fit/<family>/*.yaml`` (``neurofm fit``), where ``<family>`` is the family of the
+registered model the file trains: a stem its registered name contains (``gpt2meg`` for
+``gpt2meg_trf`` and ``stgpt2meg``, ``classifier`` for ``classifier_continuous``). A YAML anywhere
+else fails.
 """
 
 from __future__ import annotations
@@ -13,18 +16,18 @@ import pytest
 
 from neurofm.config import build_config, load_yaml
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.y*ml"))
+ROOT = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = sorted(p for p in ROOT.rglob("*") if p.suffix in (".yaml", ".yml"))
+KINDS = ("prepare", "tokenize", "fit", "evaluate")
 
 
-def kind_of(data: dict) -> str | None:
-    if "evaluation" in data:
-        return "evaluate"
-    if "inputs" in data or "recipe" in data:
-        return "prepare"
-    if "model" in data and "objective" in data:
+def kind_of(path: Path) -> str | None:
+    """The command that reads ``path``, from its folder; None when it lies elsewhere."""
+    parts = path.relative_to(ROOT).parts
+    if len(parts) == 2 and parts[0] in KINDS and parts[0] != "fit":
+        return parts[0]
+    if len(parts) == 3 and parts[0] == "fit":
         return "fit"
-    if "tokenizer" in data and ("report" in data or "path" in (data.get("data") or {})):
-        return "tokenize"
     return None
 
 
@@ -33,6 +36,7 @@ def _validate_evaluate(data: dict, source: str) -> None:
 
     extra = sorted(set(data) - {"evaluation", "split", "output", "checkpoint"})
     assert not extra, f"{source}: unknown top-level keys {extra}"
+    assert "evaluation" in data, f"{source}: no evaluation section"
     build_config(EvaluateConfig, data["evaluation"], prefix="evaluation", source=source)
 
 
@@ -43,9 +47,16 @@ def _validate_prepare(data: dict, source: str) -> None:
 
 
 def _validate_fit(data: dict, source: str) -> None:
+    from neurofm.registry import MODELS
     from neurofm.training.config import validate_fit_config
 
     validate_fit_config(data, source=source)
+    family = Path(source).parent.name
+    name = data["model"]["name"]
+    names = {name, MODELS.get(name).alias_of or name}
+    assert any(family in n for n in names), (
+        f"{source}: model {name!r} is not of family {family!r} (the folder it lies in)"
+    )
 
 
 def _validate_tokenize(data: dict, source: str) -> None:
@@ -67,28 +78,37 @@ VALIDATORS = {
 }
 
 
-def test_configs_are_found():
-    assert CONFIGS, "configs/ holds no YAML file"
+def _id(path: Path) -> str:
+    return str(path.relative_to(ROOT))
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_config_is_valid(path):
-    data = load_yaml(path)
-    kind = kind_of(data)
-    assert kind is not None, (
-        f"{path.name}: cannot tell which command reads it (keys {sorted(data)})"
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_command_has_configs(kind):
+    assert any(kind_of(p) == kind for p in CONFIGS), f"configs/{kind}/ holds no YAML file"
+
+
+def test_no_config_lies_outside_the_command_folders():
+    misplaced = [_id(p) for p in CONFIGS if kind_of(p) is None]
+    assert not misplaced, (
+        f"YAML files outside configs/{{prepare,tokenize,evaluate}}/ and "
+        f"configs/fit/<family>/: {misplaced}"
     )
-    VALIDATORS[kind](data, str(path))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=_id)
+def test_config_is_valid(path):
+    kind = kind_of(path)
+    if kind is None:
+        pytest.skip("misplaced; reported by test_no_config_lies_outside_the_command_folders")
+    VALIDATORS[kind](load_yaml(path), str(path))
 
 
 def test_fit_config_errors_name_the_file_and_key():
     from neurofm.errors import ConfigError
     from neurofm.training.config import validate_fit_config
 
-    fit_configs = [p for p in CONFIGS if kind_of(load_yaml(p)) == "fit"]
-    data = load_yaml(fit_configs[0])
+    first = next(p for p in CONFIGS if kind_of(p) == "fit")
+    data = load_yaml(first)
     data["model"]["n_layerz"] = 2
-    with pytest.raises(
-        ConfigError, match=rf"{fit_configs[0].name}.*\n.*model.n_layerz: unknown key"
-    ):
-        validate_fit_config(data, source=str(fit_configs[0]))
+    with pytest.raises(ConfigError, match=rf"{first.name}.*\n.*model.n_layerz: unknown key"):
+        validate_fit_config(data, source=str(first))

@@ -1,5 +1,5 @@
-"""Every example fit config in configs/ trains (a few steps) on the prepared shipped sample, and
-``neurofm evaluate`` / ``neurofm generate`` work on the run it writes."""
+"""Every example fit config in configs/fit/ trains (a few steps) on the prepared shipped sample,
+and ``neurofm evaluate`` / ``neurofm generate`` work on the run it writes."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from neurofm.cli.main import main
+from neurofm.config import load_yaml
+from neurofm.registry import TOKENIZERS, create
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-FIT_CONFIGS = sorted(CONFIGS.glob("fit_*.yaml"))
+FIT_CONFIGS = sorted((CONFIGS / "fit").glob("*/*.yaml"))
 # Shrink each run to seconds on a CPU; everything else comes from the example file.
 SMALL = {
     "--trainer.max_steps": "2",
@@ -27,6 +29,7 @@ SMALL = {
     "--output.checkpoint_every_n_steps": "2",
     "--trainer.val_check_interval": "2",
     "--trainer.limit_val_batches": "2",
+    "--trainer.accumulate_grad_batches": "1",
 }
 
 
@@ -39,6 +42,16 @@ def prepared(tmp_path_factory):
     return root
 
 
+def _tiny(config: Path) -> dict[str, str]:
+    """The file's model at its ``tiny`` preset; the vocabulary still fits the file's tokenizer."""
+    data = load_yaml(config)
+    extra = {"--model.preset": "tiny"}
+    if data.get("tokenizer") is not None and "vocab_size" not in data["model"]:
+        vocab_size = create(TOKENIZERS, data["tokenizer"], key="tokenizer").vocab_size
+        extra["--model.vocab_size"] = str(vocab_size)
+    return extra
+
+
 def _fit(config: Path, store: Path, run: Path, extra: dict[str, str]) -> int:
     args = ["fit", "--config", str(config), "--data.store", str(store), "--output.dir", str(run)]
     for key, value in {**SMALL, **extra}.items():
@@ -46,36 +59,21 @@ def _fit(config: Path, store: Path, run: Path, extra: dict[str, str]) -> int:
     return main(args)
 
 
-@pytest.mark.parametrize("config", FIT_CONFIGS, ids=[c.stem for c in FIT_CONFIGS])
+@pytest.mark.parametrize(
+    "config", FIT_CONFIGS, ids=[f"{c.parent.name}/{c.stem}" for c in FIT_CONFIGS]
+)
 def test_example_fit_config_trains(config, prepared, tmp_path):
-    extra = {"--model.preset": "tiny"}
-    if "next_token" in config.stem:
-        extra.update(
-            {
-                "--model.max_seq_len": "256",
-                "--model.n_chans": "64",
-                "--model.vocab_size": "256",
-                "--trainer.accumulate_grad_batches": "1",
-            }
-        )
     run = tmp_path / "run"
-    assert _fit(config, prepared, run, extra) == 0
+    assert _fit(config, prepared, run, _tiny(config)) == 0
     assert (run / "model" / "model.safetensors").is_file()
     assert (run / "config.yaml").is_file()
 
 
 def test_evaluate_and_generate_on_an_example_run(prepared, tmp_path):
-    config = CONFIGS / "fit_next_token_gpu.yaml"
+    config = CONFIGS / "fit" / "gpt2meg" / "gpt2meg_trf_gpu.yaml"
     run = tmp_path / "run"
-    extra = {
-        "--model.preset": "tiny",
-        "--model.max_seq_len": "256",
-        "--model.n_chans": "64",
-        "--model.vocab_size": "256",
-        "--trainer.accumulate_grad_batches": "1",
-    }
-    assert _fit(config, prepared, run, extra) == 0
-    assert main(["evaluate", str(run), "--config", str(CONFIGS / "evaluate_quick.yaml")]) == 0
+    assert _fit(config, prepared, run, _tiny(config)) == 0
+    assert main(["evaluate", str(run), "--config", str(CONFIGS / "evaluate" / "quick.yaml")]) == 0
     report = json.loads((run / "eval-test" / "report.json").read_text())
     assert {"model", "last_value", "linear_ar", "unigram"} <= set(report["one_step"])
     out = tmp_path / "generated"

@@ -211,7 +211,7 @@ def test_config_problems_are_reported_together(raw_dir, tmp_path):
 
 def test_shipped_prepare_configs_validate():
     root = Path(__file__).resolve().parents[2]
-    for path in sorted((root / "configs").glob("prepare_*.yaml")):
+    for path in sorted((root / "configs" / "prepare").glob("*.yaml")):
         cfg = prep.load_config(path)
         assert cfg.output and cfg.preprocessing, path
 

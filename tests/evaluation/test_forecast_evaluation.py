@@ -157,7 +157,9 @@ def test_bad_settings_raise(data):
         EvaluateConfig(drift_segments=1)
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.glob("evaluate_*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((CONFIGS / "evaluate").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_shipped_evaluate_configs_validate(path):
     cfg = build_config(EvaluateConfig, load_yaml(path)["evaluation"], source=str(path))
     assert cfg.split == "test"

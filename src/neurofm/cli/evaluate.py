@@ -22,7 +22,8 @@ def evaluate(
     classification objective is scored by accuracy, balanced accuracy (with a label-permutation
     p-value), cross-entropy and confusion matrix, next to chance, band-power LDA and the model fed
     time-shuffled and noise windows. Writes ``report.json``, ``report.html``, PNG plots and the
-    resolved ``evaluate.yaml``.
+    resolved ``evaluate.yaml``. Settings come from ``--config configs/evaluate/quick.yaml`` (or
+    ``full.yaml``) and dotted overrides such as ``--evaluation.ar_order 16``.
 
     Args:
         run: the run folder written by ``neurofm fit``.

@@ -17,7 +17,8 @@ def fit(
 ) -> None:
     """Train a model on a prepared store and write a run folder (config, model, checkpoints, metrics).
 
-    Use ``--config configs/fit_xxx.yaml`` and dotted overrides such as ``--model.n_layers 4``.
+    Use ``--config configs/fit/<family>/<name>.yaml`` (e.g. ``configs/fit/gpt2meg/gpt2meg.yaml``)
+    and dotted overrides such as ``--model.n_layers 4``.
 
     Args:
         data: prepared store, splits, window length/stride, batch size, workers, labels.

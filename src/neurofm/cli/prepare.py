@@ -19,7 +19,7 @@ def prepare(
 ) -> None:
     """Preprocess recordings into a prepared store with splits and a train-fitted scaler.
 
-    Examples: ``neurofm prepare configs/prepare_eegbci_sample.yaml`` (same as ``--config``),
+    Examples: ``neurofm prepare configs/prepare/eegbci_sample.yaml`` (same as ``--config``),
     ``neurofm prepare --recipe eegbci_sample --output prepared/eegbci --jobs 2``. Options given
     after the config file override it; sections given beside a recipe override the recipe's;
     dotted overrides such as ``--splits.window 4`` apply last. The resolved config is written to

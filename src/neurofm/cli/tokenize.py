@@ -15,7 +15,8 @@ def tokenize(
 
     Writes ``<output>/config.yaml`` (resolved), ``tokenizer/`` (config JSON + safetensors),
     ``codes/<recording>.npy`` with ``codes/manifest.json``, and ``report/report.json`` with PNG
-    plots (code histogram, PSD overlay, example trace).
+    plots (code histogram, PSD overlay, example trace). Example:
+    ``neurofm tokenize --config configs/tokenize/mulaw.yaml``.
 
     Args:
         data: ``{path: <prepared store>, split: train, eval_split: val}``.

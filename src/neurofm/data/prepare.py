@@ -47,6 +47,7 @@ from neurofm.fileio import fsync_dir, write_json_atomic
 from neurofm.io import read_recording
 from neurofm.logging import get_logger
 from neurofm.preprocessing import Pipeline, RobustScaler
+from neurofm.registry import DATASETS, create
 
 log = get_logger("prepare")
 
@@ -108,6 +109,19 @@ class Source:
     entities: dict[str, str | None] = field(default_factory=dict)
 
 
+def recipe_config(recipe: str | Mapping[str, Any]) -> dict[str, Any]:
+    """The prepare-config sections of ``recipe`` (a name, or ``{"name": ..., <options>}``).
+
+    Recipes are looked up in the ``DATASETS`` registry (``neurofm.data.recipes`` registers the
+    shipped ones), so this module never imports them.
+    """
+    spec = {"name": recipe} if isinstance(recipe, str) else dict(recipe)
+    config = create(DATASETS, spec, key="recipe")
+    if not isinstance(config, dict):
+        raise ConfigError(f"recipe: {spec.get('name')!r} is not a prepare recipe")
+    return config
+
+
 def resolve_config(data: Mapping[str, Any], *, source: str | None = None) -> PrepareConfig:
     """Validate a config dict (after merging its ``recipe``) into a :class:`PrepareConfig`.
 
@@ -116,8 +130,6 @@ def resolve_config(data: Mapping[str, Any], *, source: str | None = None) -> Pre
     data = dict(data)
     recipe = data.pop("recipe", None)
     if recipe is not None:
-        from neurofm.data.recipes import recipe_config
-
         base = recipe_config(recipe)
         data = {**base, **data}
     problems: list[str] = []

@@ -1,7 +1,9 @@
 """Dataset recipes registered in ``DATASETS``: named ``neurofm prepare`` configs.
 
 A recipe returns the sections of a prepare config (``inputs``, ``preprocessing``, ``splits``,
-``scaler``, ``name``); :func:`prepare_recipe` adds the output folder and runs it::
+``scaler``, ``name``). ``neurofm.data.prepare`` finds recipes through the registry only (a config's
+``recipe:`` key); this module sits above it: :func:`prepare_recipe` adds the output folder and
+runs :func:`~neurofm.data.prepare.prepare`::
 
     from neurofm.data.recipes import prepare_recipe
     store = prepare_recipe("eegbci_sample", "prepared/eegbci_sample")
@@ -12,15 +14,14 @@ or from the shell: ``neurofm prepare --recipe eegbci_sample --output prepared/ee
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from neurofm.data.prepare import prepare
 from neurofm.data.store import PreparedStore
-from neurofm.errors import ConfigError, RecordingError
-from neurofm.registry import DATASETS, create
+from neurofm.errors import RecordingError
+from neurofm.registry import DATASETS
 
 EEGBCI_SAMPLE_RUNS = {
     "train": ["S001R03", "S001R04", "S001R07"],
@@ -114,15 +115,6 @@ def eegbci(options: EEGBCIRecipe) -> dict[str, Any]:
         "splits": splits,
         "scaler": {"kind": "robust", "max_samples": 1_000_000},
     }
-
-
-def recipe_config(recipe: str | Mapping[str, Any]) -> dict[str, Any]:
-    """The prepare-config sections of ``recipe`` (a name, or ``{"name": ..., <options>}``)."""
-    spec = {"name": recipe} if isinstance(recipe, str) else dict(recipe)
-    config = create(DATASETS, spec, key="recipe")
-    if not isinstance(config, dict):
-        raise ConfigError(f"recipe: {spec.get('name')!r} is not a prepare recipe")
-    return config
 
 
 def prepare_recipe(

@@ -11,13 +11,12 @@ from neurofm.io.bids import (
     attach_events,
     find_bids_recordings,
     find_bids_signal,
-    read_bids,
     read_bids_channels,
     read_bids_events,
     read_bids_sidecars,
 )
 from neurofm.io.lazy import LazySignal
-from neurofm.io.reader import read_recording, read_recordings
+from neurofm.io.reader import read_bids, read_recording, read_recordings
 from neurofm.io.spikes import spikes_to_recording
 from neurofm.io.validate import check_finite, validate_recording
 

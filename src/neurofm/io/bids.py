@@ -1,5 +1,6 @@
 """BIDS: ``events.tsv`` with payloads, ``channels.tsv`` + ``*_meg.json`` sidecars (also when the
-signal file is absent), pairing an events table with a signal, and reading a BIDS recording."""
+signal file is absent), locating a recording's signal file, and pairing an events table with a
+signal. Reading the signal of a BIDS recording is :func:`neurofm.io.reader.read_bids`."""
 
 from __future__ import annotations
 
@@ -209,7 +210,8 @@ def find_bids_recordings(root: str | Path) -> list[dict[str, str | None]]:
     return list(found.values())
 
 
-def _prefix(subject: str, session: str | None, task: str | None, run: str | None) -> str:
+def bids_prefix(subject: str, session: str | None, task: str | None, run: str | None) -> str:
+    """The file-name prefix of a recording's entities, e.g. ``sub-01_ses-a_task-rest_run-04``."""
     parts = [f"sub-{subject}"] + [
         f"{k}-{v}" for k, v in (("ses", session), ("task", task), ("run", run)) if v is not None
     ]
@@ -233,7 +235,7 @@ def read_bids_sidecars(
     if not datatypes:
         raise RecordingError(f"no meg/eeg/ieeg folder for sub-{subject}", path=str(folder))
     folder = folder / datatypes[0]
-    prefix = _prefix(subject, session, task, run)
+    prefix = bids_prefix(subject, session, task, run)
     files = {
         "events": folder / f"{prefix}_events.tsv",
         "channels": folder / f"{prefix}_channels.tsv",
@@ -332,34 +334,3 @@ def find_bids_signal(
             path=str(root),
         )
     return Path(matches[0].fpath) if matches else None
-
-
-def read_bids(
-    root: str | Path,
-    *,
-    subject: str,
-    session: str | None = None,
-    task: str | None = None,
-    run: str | None = None,
-    datatype: str | None = None,
-    preload: bool | str = False,
-    allow_truncated: bool = False,
-) -> Recording:
-    """Read one BIDS recording: mne-bids locates the signal file, :func:`read_recording` reads it
-    (with the events.tsv payloads and channels.tsv types/bads beside it).
-
-    When only sidecars exist a RecordingError says so; use :func:`read_bids_sidecars` to
-    inspect them.
-    """
-    from neurofm.io.reader import read_recording
-
-    signal = find_bids_signal(
-        root, subject=subject, session=session, task=task, run=run, datatype=datatype
-    )
-    if signal is None:
-        raise RecordingError(
-            f"no signal file for {_prefix(subject, session, task, run)} (only sidecars?); "
-            "read_bids_sidecars reads what the sidecars say",
-            path=str(root),
-        )
-    return read_recording(signal, preload=preload, allow_truncated=allow_truncated)

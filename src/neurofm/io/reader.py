@@ -19,6 +19,7 @@ import numpy as np
 from neurofm.data.recording import Recording, sha256_file
 from neurofm.errors import RecordingError
 from neurofm.fileio import fsync_dir
+from neurofm.io import bids
 from neurofm.io._checks import check_file, format_from_name
 from neurofm.io.validate import validate_recording
 from neurofm.types import SensorInfo
@@ -196,6 +197,35 @@ def read_recordings(
     return out
 
 
+def read_bids(
+    root: str | Path,
+    *,
+    subject: str,
+    session: str | None = None,
+    task: str | None = None,
+    run: str | None = None,
+    datatype: str | None = None,
+    preload: bool | str = False,
+    allow_truncated: bool = False,
+) -> Recording:
+    """Read one BIDS recording: mne-bids locates the signal file, :func:`read_recording` reads it
+    (with the events.tsv payloads and channels.tsv types/bads beside it).
+
+    When only sidecars exist a RecordingError says so; use :func:`~neurofm.io.bids.read_bids_sidecars` to
+    inspect them.
+    """
+    signal = bids.find_bids_signal(
+        root, subject=subject, session=session, task=task, run=run, datatype=datatype
+    )
+    if signal is None:
+        raise RecordingError(
+            f"no signal file for {bids.bids_prefix(subject, session, task, run)} (only sidecars?); "
+            "read_bids_sidecars reads what the sidecars say",
+            path=str(root),
+        )
+    return read_recording(signal, preload=preload, allow_truncated=allow_truncated)
+
+
 def _read(
     path: Path,
     fmt: str,
@@ -267,7 +297,6 @@ def _finish(
     bids_events: bool,
 ) -> Recording:
     """Common last steps: source, ids from the name, option checks, type overrides, BIDS."""
-    from neurofm.io import bids
     from neurofm.io._mne import ids_from_name
 
     ids = ids_from_name(path)

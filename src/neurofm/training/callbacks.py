@@ -25,6 +25,7 @@ from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from neurofm.errors import TrainingError
 from neurofm.training.checkpoint import load_checkpoint, prune_checkpoints, save_checkpoint
 from neurofm.training.pretrained import save_pretrained
+from neurofm.training.run_folder import CHECKPOINTS_DIR, MODEL_DIR, checkpoint_name
 
 _MODEL_PREFIX = "model."
 
@@ -47,8 +48,8 @@ class SafeCheckpointIO(CheckpointIO):
             k: v for k, v in module_state.items() if not k.startswith(_MODEL_PREFIX)
         }
         step = int(checkpoint["global_step"])
-        if path.name != f"step-{step}":
-            raise ValueError(f"checkpoint path {path} must be named step-{step}")
+        if path.name != checkpoint_name(step):
+            raise ValueError(f"checkpoint path {path} must be named {checkpoint_name(step)}")
         save_checkpoint(
             path.parent,
             step,
@@ -151,7 +152,7 @@ class StepCheckpoint(pl.Callback):
 
     @property
     def checkpoints_dir(self) -> Path:
-        return self.run_dir / "checkpoints"
+        return self.run_dir / CHECKPOINTS_DIR
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.last_saved_step = trainer.global_step  # a resumed run starts at its checkpoint
@@ -172,7 +173,7 @@ class StepCheckpoint(pl.Callback):
         if trainer.global_step != self.last_saved_step:
             self.save(trainer, pl_module)
         if trainer.is_global_zero:
-            save_pretrained(pl_module.model, self.run_dir / "model")
+            save_pretrained(pl_module.model, self.run_dir / MODEL_DIR)
 
     def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Write ``step-<global_step>`` unless the weights are not finite."""
@@ -183,7 +184,7 @@ class StepCheckpoint(pl.Callback):
                 f"non-finite weights at step {step} ({', '.join(bad[:5])}); "
                 "no checkpoint written, the last complete one is kept"
             )
-        trainer.save_checkpoint(self.checkpoints_dir / f"step-{step}", weights_only=False)
+        trainer.save_checkpoint(self.checkpoints_dir / checkpoint_name(step), weights_only=False)
         self.last_saved_step = step
         if trainer.is_global_zero:
             prune_checkpoints(self.checkpoints_dir, self.keep)

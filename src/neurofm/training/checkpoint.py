@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -37,12 +36,14 @@ from safetensors.torch import load_file, save_file
 from neurofm._version import __version__
 from neurofm.errors import CheckpointError
 from neurofm.fileio import atomic_open, fsync_dir
-
-WEIGHTS_FILE = "model.safetensors"
-STATE_FILE = "state.pt"
-META_FILE = "meta.json"
-LAST_FILE = "last"
-_STEP_DIR = re.compile(r"^step-(\d+)$")
+from neurofm.training.run_folder import (
+    LAST_FILE,
+    META_FILE,
+    STATE_FILE,
+    WEIGHTS_FILE,
+    checkpoint_name,
+    checkpoint_step,
+)
 
 
 def plain_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -97,7 +98,7 @@ def save_checkpoint(
     """
     checkpoints_dir = Path(checkpoints_dir)
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    final = checkpoints_dir / f"step-{int(step)}"
+    final = checkpoints_dir / checkpoint_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=checkpoints_dir))
     try:
         save_file(plain_tensors(weights), str(tmp / WEIGHTS_FILE))
@@ -148,9 +149,9 @@ def list_checkpoints(checkpoints_dir: str | Path) -> list[Path]:
         return []
     found = []
     for child in checkpoints_dir.iterdir():
-        match = _STEP_DIR.match(child.name)
-        if match and child.is_dir() and is_complete(child):
-            found.append((int(match.group(1)), child))
+        step = checkpoint_step(child.name)
+        if step is not None and child.is_dir() and is_complete(child):
+            found.append((step, child))
     return [path for _, path in sorted(found)]
 
 
@@ -161,7 +162,7 @@ def latest_checkpoint(checkpoints_dir: str | Path) -> Path | None:
         name = (checkpoints_dir / LAST_FILE).read_text().strip()
     except OSError:
         name = ""
-    if _STEP_DIR.match(name) and is_complete(checkpoints_dir / name):
+    if checkpoint_step(name) is not None and is_complete(checkpoints_dir / name):
         return checkpoints_dir / name
     complete = list_checkpoints(checkpoints_dir)
     return complete[-1] if complete else None

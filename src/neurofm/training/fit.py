@@ -32,8 +32,18 @@ from neurofm.tokenizers.base import Tokenizer, load_tokenizer
 from neurofm.training.callbacks import RNGState, SafeCheckpointIO, StepCheckpoint
 from neurofm.training.checkpoint import latest_checkpoint
 from neurofm.training.config import FitConfig, validate_fit_config
-from neurofm.training.data import FitDataModule, build_dataset
+from neurofm.training.data import build_dataset
+from neurofm.training.datamodule import FitDataModule
 from neurofm.training.module import FitModule
+from neurofm.training.run_folder import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_DIR,
+    TENSORBOARD_DIR,
+    TOKENIZER_DIR,
+    checkpoint_step,
+)
 from neurofm.types import ModelSpec
 
 log = get_logger("training")
@@ -48,18 +58,15 @@ class _DropAdvertisement(logging.Filter):
 
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvertisement())
 
-CONFIG_FILE = "config.yaml"
-TOKENIZER_DIR = "tokenizer"
-METRICS_FILE = "metrics.csv"
 # Sections that must not change when a run is resumed (the trainer and output may).
 _FIXED_ON_RESUME = ("data", "tokenizer", "model", "objective", "optim")
 
 
 def _check_resume(cfg: FitConfig, run_dir: Path, resume: bool) -> Path | None:
     """The checkpoint to resume from (None for a new run); refuse to clobber an existing run."""
-    latest = latest_checkpoint(run_dir / "checkpoints")
+    latest = latest_checkpoint(run_dir / CHECKPOINTS_DIR)
     if not resume:
-        if latest is not None or (run_dir / "model").exists():
+        if latest is not None or (run_dir / MODEL_DIR).exists():
             raise ConfigError(
                 f"output.dir: {str(run_dir)!r} already holds a run "
                 f"({latest.name if latest else 'a saved model'}); resume it with "
@@ -175,7 +182,7 @@ def _trainer(cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.
         )
     ]
     if cfg.output.tensorboard:
-        loggers.append(TensorBoardLogger(save_dir=run_dir, name="tensorboard", version=""))
+        loggers.append(TensorBoardLogger(save_dir=run_dir, name=TENSORBOARD_DIR, version=""))
     all_callbacks = [
         RNGState(),
         StepCheckpoint(
@@ -294,8 +301,7 @@ def fit(
         if tokenizer is not None and checkpoint is None:
             tokenizer.save(run_dir / TOKENIZER_DIR)
         if checkpoint is not None:
-            step = int(checkpoint.name.split("-")[1])
-            _truncate_metrics(run_dir / METRICS_FILE, step)
+            _truncate_metrics(run_dir / METRICS_FILE, checkpoint_step(checkpoint.name))
     log.info(
         "fit: run folder %s%s",
         os.fspath(run_dir),

@@ -23,7 +23,8 @@ from neurofm.config import to_dict
 from neurofm.errors import CheckpointError, ConfigError
 from neurofm.fileio import atomic_open, write_json_atomic
 from neurofm.registry import MODELS, create
-from neurofm.training.checkpoint import WEIGHTS_FILE, load_weights, plain_tensors
+from neurofm.training.checkpoint import load_weights, plain_tensors
+from neurofm.training.run_folder import WEIGHTS_FILE
 
 CONFIG_FILE = "config.json"
 

@@ -1,26 +1,7 @@
-"""The run folder written by ``neurofm fit`` and :func:`load_run`, which reads it back.
+"""Read back a run folder written by ``neurofm fit``: :func:`load_run`.
 
-Run folder format::
-
-    <run_dir>/config.yaml            the resolved config (all sections) + "neurofm_version"
-    <run_dir>/model/                 the final model, model hub form (save_pretrained):
-        config.json                  {"name": <registry name>, "config": {...}, "neurofm_version"}
-        model.safetensors            the model's state_dict
-    <run_dir>/tokenizer/             the fitted tokenizer (Tokenizer.save), when the run uses one
-    <run_dir>/checkpoints/
-        step-<N>/                    one complete checkpoint after N optimizer steps:
-            model.safetensors        the model's state_dict (same keys as model/model.safetensors)
-            state.pt                 optimizer, scheduler, RNG states, sampler/data position, step,
-                                     epoch, loop progress; plain data, read with
-                                     torch.load(weights_only=True)
-            meta.json                step, epoch, neurofm_version, byte size of each file
-        last                         text file naming the newest complete checkpoint ("step-<N>")
-    <run_dir>/metrics.csv            per-step train metrics (train/loss, ...) and per-epoch
-                                     validation metrics (val/loss, ...); Lightning's CSVLogger
-    <run_dir>/tensorboard/           TensorBoard logs, when output.tensorboard is true
-
-Checkpoints are written atomically (a temporary folder, fsynced, then renamed; ``last`` is
-replaced atomically afterwards), so every ``step-<N>`` folder is complete.
+The folder's layout is described and named in :mod:`neurofm.training.run_folder`. Nothing here
+imports Lightning: evaluation, generation and notebooks read runs without the training stack.
 """
 
 from __future__ import annotations
@@ -37,11 +18,17 @@ from neurofm.data.windows import WindowDataset
 from neurofm.errors import CheckpointError
 from neurofm.registry import MODELS, create
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
-from neurofm.training.checkpoint import WEIGHTS_FILE, latest_checkpoint, load_weights
+from neurofm.training.checkpoint import latest_checkpoint, load_weights
 from neurofm.training.config import DataConfig
 from neurofm.training.data import build_dataset
-from neurofm.training.fit import CONFIG_FILE, TOKENIZER_DIR
 from neurofm.training.pretrained import from_pretrained
+from neurofm.training.run_folder import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    MODEL_DIR,
+    TOKENIZER_DIR,
+    WEIGHTS_FILE,
+)
 
 
 @dataclass
@@ -105,12 +92,12 @@ def load_run(
         raise CheckpointError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
     config = load_yaml(run_dir / CONFIG_FILE)
     if checkpoint is None:
-        model = from_pretrained(run_dir / "model")
+        model = from_pretrained(run_dir / MODEL_DIR)
     else:
         folder = (
-            latest_checkpoint(run_dir / "checkpoints")
+            latest_checkpoint(run_dir / CHECKPOINTS_DIR)
             if checkpoint == "last"
-            else run_dir / "checkpoints" / checkpoint
+            else run_dir / CHECKPOINTS_DIR / checkpoint
         )
         if folder is None or not folder.is_dir():
             raise CheckpointError(f"{run_dir}: no checkpoint {checkpoint!r}")
