@@ -234,8 +234,11 @@ def evaluate_continuous(
         acc["last_value"].update(
             last_value.predict(codes, start)[0], targets, x[..., start - 1 : -1], truth
         )
-        acc["linear_ar"].update(*ar.predict_signal(x, start), targets, truth)
-        acc["unigram"].update(*unigram.predict(codes, start), targets, truth)
+        for name, (log_probs, point) in {
+            "linear_ar": ar.predict_signal(x, start),
+            "unigram": unigram.predict(codes, start),
+        }.items():
+            acc[name].update(log_probs, targets, point, truth)
         acc["uniform"].update(
             np.broadcast_to(uniform, (*targets.shape, bins.vocab_size)), targets, None, truth
         )
