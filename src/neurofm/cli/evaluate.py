@@ -18,8 +18,8 @@ def evaluate(
     decoding, rollout error against horizon), the baselines fitted on train (last value, linear
     AR, unigram) and the controls (the model fed time-shuffled input and noise codes) on the same
     windows, and compares continuations of held-out prompts with real signal (PSD, band power,
-    channel correlations, amplitudes, MMD two-sample test, drift). A run trained with the
-    classification objective is scored by accuracy, balanced accuracy (with a label-permutation
+    channel correlations, amplitudes, MMD two-sample test, drift). A window classifier is
+    scored by accuracy, balanced accuracy (with a label-permutation
     p-value), cross-entropy and confusion matrix, next to chance, band-power LDA and the model fed
     time-shuffled and noise windows. A continuous forecaster is scored by one-step MSE / R² and,
     when it predicts a variance, bits per channel-sample on the code bins of a 256-level mu-law
