@@ -41,10 +41,7 @@ BASE = {
 
 
 # Import cycles still present on purpose. Each pair is one known circle; nothing else may appear.
-KNOWN_CYCLES = {
-    # Being removed in parallel (evaluation is reorganised on another branch); delete on merge.
-    frozenset({"neurofm.evaluation.evaluate", "neurofm.evaluation.decoding"}),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()  # none: every module's imports form a tree
 
 
 def _modules() -> dict[str, Path]:
@@ -145,13 +142,6 @@ def test_no_import_cycles():
     graph = _import_graph()
     cycles = [c for c in _cycles(graph) if frozenset(c) not in KNOWN_CYCLES]
     assert not cycles, "import cycles:\n" + "\n".join(_describe(c, graph) for c in cycles)
-
-
-def test_known_cycles_still_exist():
-    """A known cycle that is gone must leave KNOWN_CYCLES too."""
-    present = {frozenset(c) for c in _cycles(_import_graph())}
-    gone = [sorted(c) for c in KNOWN_CYCLES - present]
-    assert not gone, f"no longer cycles, delete them from KNOWN_CYCLES: {gone}"
 
 
 def test_imports_follow_the_data_flow():

@@ -18,10 +18,13 @@ def evaluate(
     decoding, rollout error against horizon), the baselines fitted on train (last value, linear
     AR, unigram) and the controls (the model fed time-shuffled input and noise codes) on the same
     windows, and compares continuations of held-out prompts with real signal (PSD, band power,
-    channel correlations, amplitudes, MMD two-sample test, drift). A run trained with the
-    classification objective is scored by accuracy, balanced accuracy (with a label-permutation
+    channel correlations, amplitudes, MMD two-sample test, drift). A window classifier is
+    scored by accuracy, balanced accuracy (with a label-permutation
     p-value), cross-entropy and confusion matrix, next to chance, band-power LDA and the model fed
-    time-shuffled and noise windows. Writes ``report.json``, ``report.html``, PNG plots and the
+    time-shuffled and noise windows. A continuous forecaster is scored by one-step MSE / R² and,
+    when it predicts a variance, bits per channel-sample on the code bins of a 256-level mu-law
+    tokenizer fitted on train, next to last value, linear AR, unigram and uniform, with mean
+    rollouts fed back. The model's spec picks the evaluation. Writes ``report.json``, ``report.html``, PNG plots and the
     resolved ``evaluate.yaml``. Settings come from ``--config configs/evaluate/quick.yaml`` (or
     ``full.yaml``) and dotted overrides such as ``--evaluation.ar_order 16``.
 
@@ -54,6 +57,23 @@ def evaluate(
         print(f"report: {result.report['out_dir']}/report.html")
         return
     one = result.report["one_step"]
+    if result.report["task"] == "continuous_forecasting":
+        bits = {n: _fmt(s["bits_per_channel_sample"]) for n, s in one.items()}
+        r2 = {n: _fmt(s["r2"]) for n, s in one.items()}
+        print(
+            f"{config.split}: bits/channel-sample model {bits['model']}"
+            f" | last value {bits['last_value']} | linear AR {bits['linear_ar']}"
+            f" | unigram {bits['unigram']} | uniform {bits['uniform']}"
+        )
+        print(
+            f"{config.split}: one-step R² model {r2['model']} | last value {r2['last_value']}"
+            f" | linear AR {r2['linear_ar']} | shuffled input {r2['control_shuffled_input']}"
+            f" | noise input {r2['control_noise_input']}"
+        )
+        if result.report["bits_unavailable"]:
+            print(f"model bits not available: {result.report['bits_unavailable']}")
+        print(f"report: {result.report['out_dir']}/report.html")
+        return
     print(
         f"{config.split}: bits/channel-sample model {one['model']['bits_per_channel_sample']:.3f}"
         f" | last value {one['last_value']['bits_per_channel_sample']:.3f}"
@@ -63,3 +83,7 @@ def evaluate(
         f" | noise input {one['control_noise_input']['bits_per_channel_sample']:.3f}"
     )
     print(f"report: {result.report['out_dir']}/report.html")
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

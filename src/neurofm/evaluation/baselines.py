@@ -78,6 +78,23 @@ class CodeBins:
         codes = codes.expand(1, int(n_chans), -1).contiguous()  # (1, C, V)
         return cls.from_values(_as_numpy(tokenizer.decode(codes))[0])
 
+    @classmethod
+    def from_bin_bounds(cls, tokenizer: Any, n_chans: int) -> CodeBins:
+        """The exact bins of a per-sample tokenizer with ``bin_bounds`` (e.g. mu-law): a value
+        falls in bin ``k`` iff the tokenizer encodes it as code ``k``; the outer bins reach to
+        -inf and +inf (clipped samples take the end codes)."""
+        import torch
+
+        codes = torch.arange(int(tokenizer.vocab_size), dtype=torch.int64)
+        codes = codes.expand(1, int(n_chans), -1).contiguous()  # (1, C, V)
+        values = _as_numpy(tokenizer.decode(codes))[0].astype(np.float64)
+        _, high = tokenizer.bin_bounds(codes)
+        inner = _as_numpy(high)[0, :, :-1].astype(np.float64)  # (C, V - 1) upper edges
+        if not (np.all(np.diff(inner, axis=1) > 0) and np.all(np.diff(values, axis=1) > 0)):
+            raise ValueError("the tokenizer's bins must be ordered along the codes on each channel")
+        inf = np.full((int(n_chans), 1), np.inf)
+        return cls(values=values, edges=np.concatenate([-inf, inner, inf], axis=1))
+
     @property
     def vocab_size(self) -> int:
         return int(self.values.shape[1])
@@ -264,20 +281,30 @@ class LinearAR:
         return self.intercept[:, None] + np.einsum("bctp,cp->bct", self._lags(v), self.coef)
 
     def predict(self, codes: Any, start: int) -> tuple[np.ndarray, np.ndarray]:
+        codes = _check_codes(codes, self.bins, "LinearAR.predict")
+        return self.predict_signal(self.bins.decode(codes), start)
+
+    def predict_signal(self, values: Any, start: int) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions for the targets ``values[..., start:]`` from signal values ``(B, C, T)``:
+        log-probabilities over the code bins ``(B, C, T - start, V)`` and the means."""
         if self.coef is None:
             raise RuntimeError("LinearAR: call fit() first")
         if start < self.order:
             raise ValueError(
                 f"LinearAR: scoring must start at t >= order ({self.order}), got {start}"
             )
-        codes = _check_codes(codes, self.bins, "LinearAR.predict")
-        mean = self._mean_next(self.bins.decode(codes[..., :-1]))[..., start - self.order :]
+        v = _as_numpy(values).astype(np.float64)
+        mean = self._mean_next(v[..., :-1])[..., start - self.order :]
         std = np.broadcast_to(self.residual_std[:, None], mean.shape)
         return self.bins.discretised_gaussian(mean, std), mean
 
     def forecast(self, context: Any, horizon: int) -> np.ndarray:
         """Iterated mean forecasts ``(B, C, horizon)`` from code context ``(B, C, L >= order)``."""
         return self._iterate(self.bins.decode(context), horizon, rng=None)
+
+    def forecast_signal(self, context_values: Any, horizon: int) -> np.ndarray:
+        """Iterated mean forecasts ``(B, C, horizon)`` after a signal context ``(B, C, L)``."""
+        return self._iterate(_as_numpy(context_values).astype(np.float64), horizon, rng=None)
 
     def simulate(self, context_values: Any, n_steps: int, *, seed: int = 0) -> np.ndarray:
         """Sample ``n_steps`` values ``(B, C, n_steps)`` after a signal context, with Gaussian noise."""

@@ -1,8 +1,8 @@
 """Score a window classifier next to chance, a classical pipeline and controls.
 
 :func:`decoding_scores` and :func:`permutation_test` work on arrays; :func:`evaluate_decoding`
-on a model and labelled windows; :func:`evaluate_decoding_run` on a run trained with the
-``classification`` objective (``neurofm evaluate`` dispatches to it).
+on a model and labelled windows; :func:`evaluate_decoding_run` on a run of a model with
+``class_logits`` outputs (``neurofm evaluate`` picks it by the model's spec).
 
 What is compared, all on the same held-out labelled windows:
 
@@ -35,7 +35,7 @@ import torch
 
 from neurofm.errors import ConfigError
 from neurofm.evaluation.baselines import BandPowerLDA, majority_class
-from neurofm.evaluation.evaluate import EvaluateConfig, EvaluationResult, _evenly
+from neurofm.evaluation.common import EvaluateConfig, EvaluationResult, evenly, write_run_report
 from neurofm.evaluation.metrics import LN2, _as_numpy, log_softmax
 from neurofm.logging import get_logger
 
@@ -286,7 +286,7 @@ def _labelled(dataset: Any, n_max: int, what: str) -> tuple[np.ndarray, np.ndarr
     keep = np.flatnonzero(labels >= 0)
     if keep.size == 0:
         raise ConfigError(f"{what}: no labelled windows (check data.labels and data.event_window)")
-    keep = keep[_evenly(keep.size, n_max)]
+    keep = keep[evenly(keep.size, n_max)]
     batch = collate([dataset[int(i)] for i in keep])
     return batch.x.float().numpy(), batch.label.numpy(), int(labels.size - np.sum(labels >= 0))
 
@@ -298,7 +298,7 @@ def evaluate_decoding_run(
     out_dir: str | Path | None = None,
     checkpoint: str | None = None,
 ) -> EvaluationResult:
-    """Evaluate a run trained with the ``classification`` objective and write the report.
+    """Evaluate a run of a window classifier (spec outputs ``class_logits``) and write the report.
 
     Parameters
     ----------
@@ -313,9 +313,6 @@ def evaluate_decoding_run(
     checkpoint : str, optional
         Name of the checkpoint the model came from (recorded in the report).
     """
-    from neurofm.config import save_yaml
-    from neurofm.evaluation.report import write_report
-
     cfg = config or EvaluateConfig()
     data = run.data_config
     if not data.labels:
@@ -338,19 +335,17 @@ def evaluate_decoding_run(
         class_names=names,
         config=cfg,
     )
-    out = Path(out_dir) if out_dir is not None else Path(run.run_dir) / f"eval-{cfg.split}"
-    result.report.update(
-        run_dir=str(run.run_dir),
-        split=cfg.split,
-        out_dir=str(out),
-        checkpoint=checkpoint or "final",
-        model=run.config.get("model", {}).get("name"),
-        labels=dict(data.labels),
-        event_window=None if data.event_window is None else list(data.event_window),
-        n_windows_available=int(len(test_set) - test_unlabelled),
-        n_unlabelled_windows_skipped=test_unlabelled,
+    write_run_report(
+        result,
+        run,
+        cfg,
+        out_dir=out_dir,
+        checkpoint=checkpoint,
+        details={
+            "labels": dict(data.labels),
+            "event_window": None if data.event_window is None else list(data.event_window),
+            "n_windows_available": int(len(test_set) - test_unlabelled),
+            "n_unlabelled_windows_skipped": test_unlabelled,
+        },
     )
-    out.mkdir(parents=True, exist_ok=True)
-    save_yaml(asdict(cfg), out / "evaluate.yaml")
-    write_report(result.report, result.arrays, out)
     return result

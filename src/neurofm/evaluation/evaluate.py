@@ -1,7 +1,9 @@
-"""Score a forecasting model next to its baselines and controls, on the same held-out windows.
+"""Score a forecasting model over codes next to its baselines and controls, on the same held-out
+windows; and :func:`evaluate_run`, which evaluates any run folder by its model's spec.
 
 :func:`evaluate_forecasting` works on arrays and a model (no run folder needed);
-:func:`evaluate_run` loads a training run folder, reads its held-out split and writes the report.
+:func:`evaluate_run` loads a training run folder, reads its held-out split, picks the evaluation
+from the model's :class:`~neurofm.types.ModelSpec` (see :data:`EVALUATIONS`) and writes the report.
 
 What is compared, all on the same windows and the same scored positions (targets
 ``codes[..., score_start:]``, so every predictor has a full context):
@@ -18,9 +20,10 @@ What is compared, all on the same windows and the same scored positions (targets
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,83 +31,16 @@ import torch
 from neurofm.errors import ConfigError
 from neurofm.evaluation import baselines as bl
 from neurofm.evaluation import realism
+from neurofm.evaluation.common import EvaluateConfig, EvaluationResult, evenly, write_run_report
+from neurofm.evaluation.continuous import evaluate_continuous_run
+from neurofm.evaluation.decoding import evaluate_decoding_run
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
 from neurofm.evaluation.rollout import ModelPredictor, model_context, rollout_curves
 from neurofm.logging import get_logger
 from neurofm.registry import model_spec
-from neurofm.types import ModelSpec
+from neurofm.types import CONTEXT_FIELDS, ModelSpec
 
 log = get_logger("evaluation")
-
-
-@dataclass
-class EvaluateConfig:
-    """Settings of ``neurofm evaluate``."""
-
-    split: str = "test"  # held-out split scored
-    max_windows: int = 64  # held-out windows scored (evenly spaced over the split)
-    max_train_windows: int = 256  # train windows the baselines are fitted on (evenly spaced)
-    batch_size: int = 8  # windows per model call
-    ar_order: int = 8  # order p of the linear autoregressive baseline
-    score_start: int | None = None  # first scored target position (default: ar_order)
-    rollout_windows: int = 16  # windows whose rollouts are scored
-    rollout_context: int | None = None  # context of rollouts in samples (default: half a window)
-    rollout_samples: int = 8  # sampled continuations averaged into a model forecast
-    n_generate: int = 8  # held-out prompts continued for the realism suite
-    drift_prompts: int = 2  # prompts continued far for the drift check
-    drift_segments: int = 4  # segments (of the continuation length) in a drift rollout
-    temperature: float = 1.0  # sampling temperature of generated continuations
-    top_k: int | None = None  # sample among the top_k codes only
-    top_p: float | None = None  # nucleus sampling mass
-    n_permutations: int = 500  # permutations of the MMD two-sample test
-    seed: int = 0  # seed of controls, sampling and tests
-
-    PRESETS: ClassVar[dict[str, dict]] = {
-        "tiny": {
-            "max_windows": 8,
-            "max_train_windows": 32,
-            "rollout_windows": 4,
-            "rollout_samples": 2,
-            "n_generate": 4,
-            "drift_prompts": 1,
-            "drift_segments": 2,
-            "n_permutations": 50,
-        },
-        "small": {},
-        "base": {
-            "max_windows": 512,
-            "max_train_windows": 2048,
-            "rollout_windows": 64,
-            "n_generate": 32,
-            "drift_prompts": 8,
-        },
-    }
-
-    def __post_init__(self) -> None:
-        for name in (
-            "max_windows",
-            "max_train_windows",
-            "batch_size",
-            "ar_order",
-            "rollout_windows",
-            "rollout_samples",
-            "n_generate",
-            "drift_prompts",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.drift_segments < 2:
-            raise ValueError(f"drift_segments must be >= 2, got {self.drift_segments}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-
-
-@dataclass
-class EvaluationResult:
-    """``report``: the JSON-safe scores; ``arrays``: signals for the plots (not in the JSON)."""
-
-    report: dict[str, Any]
-    arrays: dict[str, Any]
 
 
 def _slice(context: dict[str, Any], index: np.ndarray | slice) -> dict[str, Any]:
@@ -253,26 +189,35 @@ def evaluate_forecasting(
         "real_train_windows": realism.compare(real_test, train_ref, sfreq, **compare),
     }
 
-    # drift of long rollouts (past the model's max_seq_len the generation context slides)
-    n_long = cfg.drift_segments * horizon
-    d_idx = gen_idx[: cfg.drift_prompts]
-    long_gen = ModelPredictor(
-        model,
-        bins,
-        context=_slice(context, d_idx),
-        temperature=cfg.temperature,
-        top_k=cfg.top_k,
-        top_p=cfg.top_p,
-        seed=cfg.seed + 1,
-        spec=spec,
-    )
-    prompts = test_codes[d_idx, :, :n_ctx]
-    long_model = bins.decode(long_gen.sample(prompts, n_long))
-    long_ar = ar.simulate(bins.decode(prompts), n_long, seed=cfg.seed + 1)
-    drift = {
-        "model": realism.drift(long_model, real_test, sfreq),
-        "linear_ar": realism.drift(long_ar, real_test, sfreq),
-    }
+    # drift of long rollouts (past the model's max_seq_len the generation context slides);
+    # per-time context (condition) is known over the window only, not past its end
+    per_time = [name for name in spec.context if CONTEXT_FIELDS[name] == "time"]
+    if any(name in context for name in per_time):
+        drift: dict[str, Any] = {
+            "skipped": f"no drift check: the model reads per-time context "
+            f"({', '.join(per_time)}), known over the window only, and drift rollouts run "
+            f"{cfg.drift_segments} continuations past its end"
+        }
+    else:
+        n_long = cfg.drift_segments * horizon
+        d_idx = gen_idx[: cfg.drift_prompts]
+        long_gen = ModelPredictor(
+            model,
+            bins,
+            context=_slice(context, d_idx),
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            seed=cfg.seed + 1,
+            spec=spec,
+        )
+        prompts = test_codes[d_idx, :, :n_ctx]
+        long_model = bins.decode(long_gen.sample(prompts, n_long))
+        long_ar = ar.simulate(bins.decode(prompts), n_long, seed=cfg.seed + 1)
+        drift = {
+            "model": realism.drift(long_model, real_test, sfreq),
+            "linear_ar": realism.drift(long_ar, real_test, sfreq),
+        }
 
     report = {
         "task": "forecasting",
@@ -317,10 +262,6 @@ def evaluate_forecasting(
     return EvaluationResult(report=report, arrays=arrays)
 
 
-def _evenly(n_total: int, n_max: int) -> np.ndarray:
-    return np.unique(np.linspace(0, n_total - 1, min(n_total, n_max)).round().astype(int))
-
-
 def windows_of(dataset: Any, indices: np.ndarray, tokenizer: Any) -> dict[str, Any]:
     """Signal, codes and model context of ``dataset[indices]`` (collated with ``neurofm.data``)."""
     from neurofm.data.collate import collate
@@ -336,6 +277,49 @@ def windows_of(dataset: Any, indices: np.ndarray, tokenizer: Any) -> dict[str, A
     return {"signal": signal.numpy(), "codes": codes, "batch": batch}
 
 
+def evaluate_code_forecasting_run(
+    run: Any,
+    *,
+    config: EvaluateConfig | None = None,
+    out_dir: str | Path | None = None,
+    checkpoint: str | None = None,
+) -> EvaluationResult:
+    """Evaluate a run of a model over channel codes (:func:`evaluate_forecasting`) and write the
+    report (see :func:`~neurofm.evaluation.common.write_run_report`)."""
+    cfg = config or EvaluateConfig()
+    if run.tokenizer is None:
+        raise ConfigError(
+            f"{run.run_dir}: the run has no tokenizer; a model over channel codes is scored on "
+            "the codes of the run's tokenizer"
+        )
+    test_set, train_set = run.dataset(cfg.split), run.dataset("train")
+    test = windows_of(test_set, evenly(len(test_set), cfg.max_windows), run.tokenizer)
+    train = windows_of(train_set, evenly(len(train_set), cfg.max_train_windows), run.tokenizer)
+    bins = bl.CodeBins.from_tokenizer(run.tokenizer, test["codes"].shape[1])
+    result = evaluate_forecasting(
+        run.model,
+        bins,
+        train_codes=train["codes"],
+        train_signal=train["signal"],
+        test_codes=test["codes"],
+        test_signal=test["signal"],
+        sfreq=float(run.store.recordings[0].sfreq),
+        test_context=model_context(run.model, test["batch"]),
+        config=cfg,
+    )
+    write_run_report(result, run, cfg, out_dir=out_dir, checkpoint=checkpoint)
+    return result
+
+
+EVALUATIONS: dict[tuple[str, str], Callable[..., EvaluationResult]] = {
+    ("channel_codes", "logits"): evaluate_code_forecasting_run,
+    ("signal", "prediction"): evaluate_continuous_run,
+    ("signal", "class_logits"): evaluate_decoding_run,
+}
+"""The evaluation of a run by its model spec's ``(inputs, outputs)``: each takes the loaded run
+and ``config``, ``out_dir``, ``checkpoint`` keywords, and writes the report."""
+
+
 def evaluate_run(
     run_dir: str | Path,
     *,
@@ -345,51 +329,25 @@ def evaluate_run(
 ) -> EvaluationResult:
     """Evaluate a training run folder on its held-out split and write the report.
 
-    The report goes to ``out_dir`` (default ``<run_dir>/eval-<split>``): ``report.json``,
-    ``report.html``, PNG plots and the resolved ``evaluate.yaml``. ``checkpoint`` is passed to
-    :func:`~neurofm.training.run.load_run` (default: the final model). A run trained with the
-    ``classification`` objective is scored by
-    :func:`~neurofm.evaluation.decoding.evaluate_decoding_run` instead.
+    The evaluation is chosen by the model's spec (:data:`EVALUATIONS`): logits over channel
+    codes are scored by :func:`evaluate_forecasting`, a continuous prediction of the signal by
+    :func:`~neurofm.evaluation.continuous.evaluate_continuous`, class logits by
+    :func:`~neurofm.evaluation.decoding.evaluate_decoding`. The report goes to ``out_dir``
+    (default ``<run_dir>/eval-<split>``): ``report.json``, ``report.html``, PNG plots and the
+    resolved ``evaluate.yaml``. ``checkpoint`` is passed to
+    :func:`~neurofm.training.run.load_run` (default: the final model).
     """
-    from neurofm.config import save_yaml
-    from neurofm.evaluation.report import write_report
     from neurofm.training.run import load_run
 
     cfg = config or EvaluateConfig()
     run = load_run(run_dir, checkpoint=checkpoint)
-    if run.config.get("objective", {}).get("name") == "classification":
-        from neurofm.evaluation.decoding import evaluate_decoding_run
-
-        return evaluate_decoding_run(run, config=cfg, out_dir=out_dir, checkpoint=checkpoint)
-    if run.tokenizer is None:
+    spec = model_spec(run.model)
+    evaluation = EVALUATIONS.get((spec.inputs, spec.outputs))
+    if evaluation is None:
+        name = run.config.get("model", {}).get("name", type(run.model).__name__)
+        known = "; ".join(f"inputs={i!r}, outputs={o!r}" for i, o in EVALUATIONS)
         raise ConfigError(
-            f"{run_dir}: the run has no tokenizer; forecasting evaluation scores models over codes"
+            f"{run_dir}: no evaluation for model {name!r} with spec {spec}; "
+            f"neurofm evaluate scores models with {known}"
         )
-    test_set, train_set = run.dataset(cfg.split), run.dataset("train")
-    test = windows_of(test_set, _evenly(len(test_set), cfg.max_windows), run.tokenizer)
-    train = windows_of(train_set, _evenly(len(train_set), cfg.max_train_windows), run.tokenizer)
-    bins = bl.CodeBins.from_tokenizer(run.tokenizer, test["codes"].shape[1])
-    sfreq = float(run.store.recordings[0].sfreq)
-    result = evaluate_forecasting(
-        run.model,
-        bins,
-        train_codes=train["codes"],
-        train_signal=train["signal"],
-        test_codes=test["codes"],
-        test_signal=test["signal"],
-        sfreq=sfreq,
-        test_context=model_context(run.model, test["batch"]),
-        config=cfg,
-    )
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / f"eval-{cfg.split}"
-    result.report.update(
-        run_dir=str(run_dir),
-        split=cfg.split,
-        out_dir=str(out),
-        checkpoint=checkpoint or "final",
-        model=run.config.get("model", {}).get("name"),
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    save_yaml(asdict(cfg), out / "evaluate.yaml")
-    write_report(result.report, result.arrays, out)
-    return result
+    return evaluation(run, config=cfg, out_dir=out_dir, checkpoint=checkpoint)

@@ -140,11 +140,15 @@ class ForecastAccumulator:
 
     Call :meth:`update` per batch, then :meth:`result` for bits per channel-sample, next-step
     accuracy, MSE and pooled R² (see the module doc). ``n_chans`` fixes the channel axis for R².
+    A predictor without a distribution over the code bins (``log_probs`` None) gets no bits or
+    accuracy; one without a point forecast (``prediction`` None) no MSE or R².
     """
 
     def __init__(self, n_chans: int) -> None:
         self.n_chans = int(n_chans)
         self.n = 0
+        self.n_coded = 0
+        self.n_pointed = 0
         self.nll_nats = 0.0
         self.correct = 0
         self.sse = 0.0
@@ -157,40 +161,49 @@ class ForecastAccumulator:
 
         Parameters
         ----------
-        log_probs : array, shape (B, C, T, V)
+        log_probs : array, shape (B, C, T, V), or None
             Predictive log-probabilities for the scored positions.
         targets : int array, shape (B, C, T)
             The codes that occurred there.
-        prediction, truth : array, shape (B, C, T)
-            Point forecasts in signal space and the continuous signal.
+        prediction : array, shape (B, C, T), or None
+            Point forecasts in signal space.
+        truth : array, shape (B, C, T)
+            The continuous signal.
         """
-        lp = _as_numpy(log_probs).astype(np.float64)
         targets = _as_numpy(targets)
-        p, y = _as_numpy(prediction).astype(np.float64), _as_numpy(truth).astype(np.float64)
+        y = _as_numpy(truth).astype(np.float64)
         if targets.ndim != 3 or targets.shape[1] != self.n_chans:
             raise ValueError(f"expected targets (B, {self.n_chans}, T), got {targets.shape}")
-        if p.shape != targets.shape or y.shape != targets.shape:
-            raise ValueError(
-                f"targets {targets.shape}, prediction {p.shape}, truth {y.shape} differ"
-            )
-        self.nll_nats -= float(_gather(lp, targets).sum())
-        self.correct += int((lp.argmax(axis=-1) == targets).sum())
+        p = None if prediction is None else _as_numpy(prediction).astype(np.float64)
+        if y.shape != targets.shape or (p is not None and p.shape != targets.shape):
+            got = None if p is None else p.shape
+            raise ValueError(f"targets {targets.shape}, prediction {got}, truth {y.shape} differ")
         self.n += targets.size
-        self.sse += float(np.sum((p - y) ** 2))
+        if log_probs is not None:
+            lp = _as_numpy(log_probs).astype(np.float64)
+            self.nll_nats -= float(_gather(lp, targets).sum())
+            self.correct += int((lp.argmax(axis=-1) == targets).sum())
+            self.n_coded += targets.size
+        if p is not None:
+            self.sse += float(np.sum((p - y) ** 2))
+            self.n_pointed += targets.size
         self.count_c += targets.shape[0] * targets.shape[2]
         self.sum_c += y.sum(axis=(0, 2))
         self.sumsq_c += (y**2).sum(axis=(0, 2))
 
-    def result(self) -> dict[str, float]:
-        """``bits_per_channel_sample``, ``next_step_accuracy``, ``mse``, ``r2``, ``n_scored``."""
+    def result(self) -> dict[str, float | None]:
+        """``bits_per_channel_sample``, ``next_step_accuracy``, ``mse``, ``r2`` (None where the
+        predictor gave no distribution or no point forecast), ``n_scored``."""
         if self.n == 0:
             raise ValueError("no positions were scored")
+        coded = self.n_coded == self.n
+        pointed = self.n_pointed == self.n
         mean_c = self.sum_c / np.maximum(self.count_c, 1)
         sst = float(np.sum(self.sumsq_c - self.count_c * mean_c**2))
         return {
-            "bits_per_channel_sample": self.nll_nats / self.n / LN2,
-            "next_step_accuracy": self.correct / self.n,
-            "mse": self.sse / self.n,
-            "r2": 1.0 - self.sse / sst if sst > 0 else float("nan"),
+            "bits_per_channel_sample": self.nll_nats / self.n / LN2 if coded else None,
+            "next_step_accuracy": self.correct / self.n if coded else None,
+            "mse": self.sse / self.n if pointed else None,
+            "r2": (1.0 - self.sse / sst if sst > 0 else float("nan")) if pointed else None,
             "n_scored": int(self.n),
         }

@@ -75,8 +75,9 @@ def traces(
     path: str | Path,
     *,
     n_chans: int = 4,
+    label: str = "generated",
 ) -> Path:
-    """First window: prompt, then the real and the generated continuation, a few channels."""
+    """First window: prompt, then the real and the ``label`` continuation, a few channels."""
     n_chans = min(n_chans, prompt.shape[1])
     fig = _figure(8.0, 1.6 * n_chans + 0.6)
     axes = fig.subplots(n_chans, 1, sharex=True, squeeze=False)[:, 0]
@@ -86,11 +87,11 @@ def traces(
     for ch, ax in enumerate(axes):
         ax.plot(t_p, prompt[0, ch], color="0.4", lw=0.8, label="prompt")
         ax.plot(t_c, real[0, ch], color="black", lw=0.8, label="real")
-        ax.plot(t_c, generated[0, ch], color="tab:red", lw=0.8, label="generated")
+        ax.plot(t_c, generated[0, ch], color="tab:red", lw=0.8, label=label)
         ax.set_ylabel(f"ch {ch}")
     axes[0].legend(loc="upper left", ncols=3, fontsize=8)
     axes[-1].set_xlabel("time (s)")
-    fig.suptitle("real vs generated continuation of a held-out prompt")
+    fig.suptitle(f"real vs {label} continuation of a held-out prompt")
     return _save(fig, path)
 
 
@@ -100,7 +101,8 @@ def score_bars(scores: dict[str, dict[str, float]], metrics: list[str], path: st
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     names = list(scores)
     for ax, metric in zip(axes, metrics):
-        values = [scores[n].get(metric, np.nan) for n in names]
+        values = [scores[n].get(metric) for n in names]
+        values = [np.nan if v is None else v for v in values]  # not available: no bar
         ax.bar(range(len(names)), values, color=[COLORS.get(n, "tab:green") for n in names])
         ax.set_xticks(
             range(len(names)),

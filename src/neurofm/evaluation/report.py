@@ -3,7 +3,8 @@
 Every score in the HTML sits in a table row next to the baselines and controls of the same run:
 one-step scores (model | last value | linear AR | unigram | shuffled-input control | noise-input
 control), rollout error at a few horizons, realism (generated | AR samples | tokenizer round trip |
-real train windows) and drift; for decoding, accuracy next to chance, the classical pipeline and
+real train windows) and drift; for continuous forecasting, the one-step and rollout tables with
+the uniform baseline added (bits only); for decoding, accuracy next to chance, the classical pipeline and
 the controls. Images are referenced by relative paths, so the folder can be moved as a whole.
 """
 
@@ -16,6 +17,9 @@ from typing import Any
 
 from neurofm.evaluation import plots
 from neurofm.fileio import atomic_open, write_json_atomic
+
+TASKS = ("forecasting", "continuous_forecasting", "decoding")
+"""The kinds of report :func:`write_report` writes."""
 
 ONE_STEP_ROWS = [
     ("bits_per_channel_sample", "bits / channel-sample (lower is better)"),
@@ -82,7 +86,7 @@ def _get(d: dict[str, Any], path: tuple[str, ...]) -> Any:
     return None if d == {} else d
 
 
-def _forecasting_sections(report: dict[str, Any]) -> list[str]:
+def _one_step_and_rollout(report: dict[str, Any]) -> list[str]:
     one = report["one_step"]
     cols = list(one)
     out = [
@@ -92,6 +96,8 @@ def _forecasting_sections(report: dict[str, Any]) -> list[str]:
             [(label, [one[c].get(key) for c in cols]) for key, label in ONE_STEP_ROWS],
         )
     ]
+    if report.get("bits_unavailable"):
+        out.append(f"<p>Model bits not available: {html.escape(report['bits_unavailable'])}</p>")
     roll = report["rollout"]
     horizon = roll["horizon"]
     steps = sorted({1, max(1, horizon // 4), max(1, horizon // 2), horizon})
@@ -110,6 +116,11 @@ def _forecasting_sections(report: dict[str, Any]) -> list[str]:
             rows,
         )
     )
+    return out
+
+
+def _forecasting_sections(report: dict[str, Any]) -> list[str]:
+    out = _one_step_and_rollout(report)
     real = report["realism"]
     cols = list(real)
     out.append(
@@ -191,10 +202,10 @@ def _decoding_sections(report: dict[str, Any]) -> list[str]:
     return out
 
 
-def _plots(report: dict[str, Any], arrays: dict[str, Any], out: Path) -> list[str]:
-    names: list[str] = []
+def _forecasting_plots(report: dict[str, Any], arrays: dict[str, Any], out: Path) -> list[str]:
+    sfreq = report["sfreq"]
+    names = []
     if report["task"] == "forecasting":
-        sfreq = report["sfreq"]
         sets = {
             "real": arrays["real_reference"],
             "generated": arrays["generated"],
@@ -206,25 +217,37 @@ def _plots(report: dict[str, Any], arrays: dict[str, Any], out: Path) -> list[st
                 arrays["prompt"], arrays["real"], arrays["generated"], sfreq, out / "traces.png"
             ).name
         )
-        names.append(
-            plots.score_bars(
-                report["one_step"], ["bits_per_channel_sample", "r2"], out / "scores.png"
-            ).name
-        )
-        names.append(
-            plots.rollout_error(
-                report["rollout"]["curves"], report["rollout"]["seconds"], out / "rollout.png"
-            ).name
-        )
     else:
-        dec = report["decoding"]
         names.append(
-            plots.score_bars(dec, ["accuracy", "balanced_accuracy"], out / "scores.png").name
+            plots.traces(
+                arrays["prompt"],
+                arrays["real"],
+                arrays["forecast"],
+                sfreq,
+                out / "traces.png",
+                label="mean forecast",
+            ).name
         )
-        confusion = dec.get("model", {}).get("confusion")
-        if confusion is not None:
-            labels = report.get("class_names") or [str(c) for c in range(len(confusion))]
-            names.append(plots.confusion_matrix(confusion, labels, out / "confusion.png").name)
+    names.append(
+        plots.score_bars(
+            report["one_step"], ["bits_per_channel_sample", "r2"], out / "scores.png"
+        ).name
+    )
+    names.append(
+        plots.rollout_error(
+            report["rollout"]["curves"], report["rollout"]["seconds"], out / "rollout.png"
+        ).name
+    )
+    return names
+
+
+def _decoding_plots(report: dict[str, Any], out: Path) -> list[str]:
+    dec = report["decoding"]
+    names = [plots.score_bars(dec, ["accuracy", "balanced_accuracy"], out / "scores.png").name]
+    confusion = dec.get("model", {}).get("confusion")
+    if confusion is not None:
+        labels = report.get("class_names") or [str(c) for c in range(len(confusion))]
+        names.append(plots.confusion_matrix(confusion, labels, out / "confusion.png").name)
     return names
 
 
@@ -243,11 +266,14 @@ def write_report(
     Parameters
     ----------
     report : dict
-        Scores from :func:`~neurofm.evaluation.evaluate.evaluate_forecasting` (``task``
-        "forecasting") or a decoding evaluation (``task`` "decoding").
+        Scores with their ``task`` (:data:`TASKS`): from
+        :func:`~neurofm.evaluation.evaluate.evaluate_forecasting` ("forecasting"),
+        :func:`~neurofm.evaluation.continuous.evaluate_continuous` ("continuous_forecasting") or
+        :func:`~neurofm.evaluation.decoding.evaluate_decoding` ("decoding").
     arrays : dict
         Signals for the plots (forecasting: ``real``, ``generated``, ``linear_ar_samples``,
-        ``prompt``, ``real_reference``; decoding: none, its plots come from ``report``).
+        ``prompt``, ``real_reference``; continuous forecasting: ``prompt``, ``real``,
+        ``forecast``; decoding: none, its plots come from ``report``).
 
     Returns
     -------
@@ -256,14 +282,21 @@ def write_report(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    images = _plots(report, arrays, out)
+    task = report["task"]
+    if task not in TASKS:
+        raise ValueError(f"unknown report task {task!r}; allowed: {', '.join(TASKS)}")
+    if task == "decoding":
+        images = _decoding_plots(report, out)
+        sections = _decoding_sections(report)
+    else:
+        images = _forecasting_plots(report, arrays, out)
+        sections = (
+            _forecasting_sections(report)
+            if task == "forecasting"
+            else _one_step_and_rollout(report)
+        )
     report = {**report, "plots": images}
     write_json_atomic(out / "report.json", json_safe(report))
-    sections = (
-        _forecasting_sections(report)
-        if report["task"] == "forecasting"
-        else _decoding_sections(report)
-    )
     what = ", ".join(
         f"{k}: {_fmt(report[k])}" for k in ("model", "split", "n_windows", "sfreq") if k in report
     )

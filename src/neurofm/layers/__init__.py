@@ -9,11 +9,20 @@
   (codes + channel + context)
 - :class:`TransformerBlock` (pre-norm, dense or MoE MLP, optional cross-attention, cache),
   :class:`SpatioTemporalBlock` (channel attention, then a TransformerBlock over time)
+- :class:`CausalConv1d`, :class:`DilatedResidualBlock` (GELU or gated, optional skip),
+  :func:`receptive_field`
 - :func:`init_gpt2` (GPT-2 initialisation with scaled residual projections)
 """
 
 from neurofm.layers.attention import KVCache, MultiHeadAttention, causal_mask
 from neurofm.layers.blocks import TransformerBlock
+from neurofm.layers.conv import (
+    CONV_ACTIVATIONS,
+    CausalConv1d,
+    ConvActivation,
+    DilatedResidualBlock,
+    receptive_field,
+)
 from neurofm.layers.embeddings import ChannelTokenEmbedding, ContextEmbedding, check_ids
 from neurofm.layers.init import init_gpt2
 from neurofm.layers.mlp import ACTIVATIONS, MLP, Activation
@@ -24,12 +33,16 @@ from neurofm.layers.spatiotemporal import SpatioTemporalBlock
 
 __all__ = [
     "ACTIVATIONS",
+    "CONV_ACTIVATIONS",
     "MLP",
     "MoEMLP",
     "NORMS",
     "Activation",
+    "CausalConv1d",
     "ChannelTokenEmbedding",
     "ContextEmbedding",
+    "ConvActivation",
+    "DilatedResidualBlock",
     "KVCache",
     "MultiHeadAttention",
     "NormName",
@@ -42,5 +55,6 @@ __all__ = [
     "check_ids",
     "init_gpt2",
     "make_norm",
+    "receptive_field",
     "rotate_half",
 ]

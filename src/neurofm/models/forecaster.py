@@ -8,7 +8,8 @@ Deviations from the reference description:
 
 - continuous output (a mean and optionally a log-variance per channel-sample, for the Gaussian
   likelihood of the ``forecast`` objective) instead of a softmax over quantised amplitudes;
-- plain GELU residual blocks instead of gated activations with skip connections.
+- plain GELU residual blocks (:class:`~neurofm.layers.DilatedResidualBlock`) instead of gated
+  activations with skip connections.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neurofm import checks
+from neurofm.layers.conv import DilatedResidualBlock, receptive_field
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput, ModelSpec
 
@@ -41,33 +43,19 @@ class ConvForecasterConfig:
     }
 
     def __post_init__(self) -> None:
-        for name in ("n_chans", "d_model", "n_layers"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.kernel_size < 2:
-            raise ValueError(f"kernel_size must be >= 2, got {self.kernel_size}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        checks.positive(self, "n_chans", "d_model", "n_layers")
+        checks.at_least(self, 2, "kernel_size")
+        checks.fraction(self, "dropout")
+
+    @property
+    def dilations(self) -> list[int]:
+        """Dilation of each residual block: 1, 2, 4, ..."""
+        return [2**i for i in range(self.n_layers)]
 
     @property
     def receptive_field(self) -> int:
-        """Samples of past context one output sees."""
-        return 1 + (self.kernel_size - 1) * (2**self.n_layers - 1)
-
-
-class _CausalResidualBlock(nn.Module):
-    """x + Conv1x1(Dropout(GELU(CausalDilatedConv(x)))) on (B, D, T)."""
-
-    def __init__(self, width: int, kernel_size: int, dilation: int, dropout: float) -> None:
-        super().__init__()
-        self.left_pad = (kernel_size - 1) * dilation
-        self.conv = nn.Conv1d(width, width, kernel_size, dilation=dilation)
-        self.mix = nn.Conv1d(width, width, 1)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, h: Tensor) -> Tensor:
-        y = self.conv(F.pad(h, (self.left_pad, 0)))  # causal: pad the past only
-        return h + self.mix(self.dropout(F.gelu(y)))
+        """Samples of past context one output sees (itself included)."""
+        return receptive_field(self.kernel_size, self.dilations)
 
 
 @MODELS.register(
@@ -88,8 +76,10 @@ class ConvForecaster(nn.Module):
         self.config = config
         self.input = nn.Conv1d(config.n_chans, config.d_model, 1)
         self.blocks = nn.ModuleList(
-            _CausalResidualBlock(config.d_model, config.kernel_size, 2**i, config.dropout)
-            for i in range(config.n_layers)
+            DilatedResidualBlock(
+                config.d_model, config.kernel_size, dilation, dropout=config.dropout
+            )
+            for dilation in config.dilations
         )
         n_out = 2 * config.n_chans if config.predict_variance else config.n_chans
         self.output = nn.Conv1d(config.d_model, n_out, 1)
@@ -117,7 +107,7 @@ class ConvForecaster(nn.Module):
             raise ValueError(f"conv_forecaster: expected a float signal, got {x.dtype}")
         h = self.input(x)  # (B, D, T)
         for block in self.blocks:
-            h = block(h)
+            h, _ = block(h)
         out = self.output(h)  # (B, C or 2C, T)
         if not self.config.predict_variance:
             return ModelOutput(prediction=out)

@@ -113,7 +113,7 @@ class TrainerConfig:
     accumulate_grad_batches: int = 1  # batches per optimizer step
     gradient_clip_val: float | None = None  # clip the gradient norm to this value
     val_check_interval: int | float | None = (
-        None  # batches (int) or epoch fraction between validations
+        None  # training batches between validations (int, counted across epochs) or epoch fraction
     )
     limit_val_batches: int | float | None = None  # validation batches (int) or fraction per check
     log_every_n_steps: int = 50  # train metrics logging interval (steps)

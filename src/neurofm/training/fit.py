@@ -212,6 +212,10 @@ def _trainer(cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.
         )
         if value is not None
     }
+    if isinstance(t.val_check_interval, int):
+        # every val_check_interval training batches counted across epochs (an epoch may be
+        # shorter than the interval); Lightning's default counts within each epoch
+        optional["check_val_every_n_epoch"] = None
     return pl.Trainer(
         max_steps=t.max_steps,
         max_epochs=max_epochs if max_epochs is not None else -1,
