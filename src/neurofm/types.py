@@ -288,6 +288,10 @@ class ModelSpec:
         A continuous prediction comes with ``extras["log_variance"]`` (a Gaussian).
     max_seq_len : int or None
         Longest time axis the model accepts (context + generated), None when unbounded.
+    data_init : bool
+        The model has ``init_from_data(batch) -> dict`` (a closed-form fit of part of it, e.g.
+        a linear filter); ``fit`` calls it once, before the first step of a new run, on train
+        windows of the kind the model takes, and logs the returned summary.
     """
 
     inputs: str
@@ -298,6 +302,7 @@ class ModelSpec:
     sampling: str = "none"
     variance: bool = False
     max_seq_len: int | None = None
+    data_init: bool = False
 
     def __post_init__(self) -> None:
         problems = []

@@ -14,6 +14,8 @@ neighbouring codes start out with neighbouring embeddings.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -21,6 +23,12 @@ from torch import Tensor, nn
 def code_values(codes: Tensor, vocab_size: int) -> Tensor:
     """Codes ``0 .. V-1`` as evenly spaced float amplitudes ``2 k / (V - 1) - 1`` in [-1, 1]."""
     return codes.float() * (2.0 / max(vocab_size - 1, 1)) - 1.0
+
+
+def mu_law_expand(y: Tensor, mu: float) -> Tensor:
+    """Unit-scale amplitudes of companded values ``y`` in [-1, 1]: ``sign(y) ((1 + mu)^|y| - 1) / mu``
+    (the inverse of mu-law companding)."""
+    return torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
 
 
 def check_ids(who: str, what: str, ids: Tensor, size: int) -> None:

@@ -2,8 +2,11 @@
 
 The head reads codes as ordered amplitudes ``v_k = 2 k / (V - 1) - 1`` and mixes a free softmax
 with a discretised Gaussian over those values (see :class:`OrdinalLogits`); with ``ar_order`` it
-adds a causal linear filter over each channel's last code values to the Gaussian's mean, and the
-cache of incremental decoding then carries the code history (:class:`ARPast`).
+adds a causal linear filter over each channel's last code values to the Gaussian's mean, with
+``var_order`` a causal linear filter over *every* channel's last code values (a vector
+autoregression, channels identified by their channel ids), and the cache of incremental decoding
+then carries the code history (:class:`ARPast`). :func:`ridge_var` fits that filter in closed
+form on training codes.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neurofm.layers.embeddings import code_values
+from neurofm.layers.embeddings import code_values, mu_law_expand
 
-# initial width of the ordinal head's Gaussian, in code-value units (2 / (V - 1) per code)
-ORDINAL_SIGMA0 = 0.1
+# initial width of the ordinal head's Gaussian: in code-value units (2 / (V - 1) per code), and
+# in unit-scale amplitude units (a robust-scaled signal's one-step changes are of this order)
+ORDINAL_SIGMA0 = {"code": 0.1, "mulaw": 0.05}
+# outer bin edges of the end codes in the mu-law domain (unit-scale amplitudes lie in [-1, 1])
+TAIL_EDGE = 1.0e3
 # initial weight of the Gaussian component in the ordinal head's mixture
 ORDINAL_WEIGHT0 = 0.9
 # the AR filter's weights are stored divided by this gain: a signal's AR coefficients are of
@@ -60,43 +66,116 @@ class OrdinalLogits(nn.Module):
         Length ``p`` of the linear filter over the code values (0: none).
     """
 
-    def __init__(self, d_model: int, vocab_size: int, *, ar_order: int = 0) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        vocab_size: int,
+        *,
+        ar_order: int = 0,
+        var_order: int = 0,
+        n_chans: int = 0,
+        amplitude: str = "code",
+        mu: float | None = None,
+    ) -> None:
         super().__init__()
+        if var_order and n_chans < 1:
+            raise ValueError(f"var_order={var_order} needs the channel vocabulary n_chans >= 1")
+        if amplitude not in ORDINAL_SIGMA0:
+            raise ValueError(
+                f"amplitude must be one of {sorted(ORDINAL_SIGMA0)}, got {amplitude!r}"
+            )
         self.proj = nn.Linear(d_model, 3)
         self.vocab_size = vocab_size
-        self.register_buffer("values", code_values(torch.arange(vocab_size), vocab_size), False)
+        self.amplitude = amplitude
+        self.mu = float(vocab_size - 1 if mu is None else mu)
+        grid = code_values(torch.arange(vocab_size), vocab_size)
+        if amplitude == "code":
+            self.register_buffer("values", grid, False)
+            self.edges = None
+        else:  # bin centres and edges of the mu-law codes at unit scale
+            # the end codes hold the clipped tails: outer edges far outside [-1, 1], finite so
+            # that gradients stay finite
+            mids = mu_law_expand((grid[1:] + grid[:-1]) / 2, self.mu)
+            far = grid.new_tensor([TAIL_EDGE])
+            self.register_buffer("values", mu_law_expand(grid, self.mu), False)
+            self.register_buffer("edges", torch.cat((-far, mids, far)), False)
         self.ar = nn.Parameter(torch.zeros(ar_order)) if ar_order else None
+        # var[k, c, d]: weight of channel d's value at lag k in channel c's mean
+        self.var = nn.Parameter(torch.zeros(var_order, n_chans, n_chans)) if var_order else None
+        self.history = max(ar_order, var_order)
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.proj.weight, std=0.02)
         with torch.no_grad():
             gate = math.log(ORDINAL_WEIGHT0 / (1.0 - ORDINAL_WEIGHT0))
-            self.proj.bias.copy_(torch.tensor([0.0, -math.log(ORDINAL_SIGMA0), gate]))
+            sigma0 = ORDINAL_SIGMA0[self.amplitude]
+            self.proj.bias.copy_(torch.tensor([0.0, -math.log(sigma0), gate]))
             if self.ar is not None:
                 self.ar.zero_()
+            if self.var is not None:
+                self.var.zero_()
 
-    def anchor(self, codes: Tensor) -> Tensor:
-        """Anchors (B, C, T) of the Gaussian's mean from ``codes`` (B, C, p - 1 + T), the
-        ``p - 1`` codes preceding the inputs then the inputs: ``v(x_t) + sum_k a_k v(x_{t-k})``
-        (``v(x_t)`` alone without the filter)."""
+    def amplitudes(self, codes: Tensor) -> Tensor:
+        """The values of ``codes`` in the head's domain: code values, or mu-law-expanded."""
         values = code_values(codes, self.vocab_size)
-        if self.ar is None:
-            return values
-        p = self.ar.numel()
-        # window[..., t, j] = v(x_{t - p + 1 + j}): lag k = p - 1 - j
-        windows = values.unfold(-1, p, 1)
-        return values[..., p - 1 :] + windows @ (AR_GAIN * self.ar).flip(0)
+        return values if self.edges is None else mu_law_expand(values, self.mu)
+
+    def anchor(self, codes: Tensor, channel_ids: Tensor | None = None) -> Tensor:
+        """Anchors (B, C, T) of the Gaussian's mean from ``codes`` (B, C, q - 1 + T), the
+        ``q - 1 = max(ar_order, var_order) - 1`` codes preceding the inputs then the inputs:
+        ``v_c(x_t) + sum_k a_k v_c(x_{t-k}) + sum_k sum_d W_k[c, d] v_d(x_{t-k})`` (``v(x_t)``
+        alone without filters). ``channel_ids`` (B, C) or (C,) pick the rows and columns of
+        ``W`` (default ``0 .. C-1``)."""
+        values = self.amplitudes(codes)
+        q = max(self.history, 1)
+        n_times = values.shape[-1] - (q - 1)
+        out = values[..., q - 1 :]
+        if self.ar is not None:
+            p = self.ar.numel()
+            # window[..., t, j] = v(x_{t - p + 1 + j}): lag k = p - 1 - j
+            windows = values[..., q - p :].unfold(-1, p, 1)
+            out = out + windows @ (AR_GAIN * self.ar).flip(0)
+        if self.var is not None:
+            b, c = values.shape[:2]
+            ids = torch.arange(c, device=codes.device) if channel_ids is None else channel_ids
+            ids = ids.expand(b, c)
+            weights = self.var[:, ids[:, :, None], ids[:, None, :]]  # (p, B, C, C)
+            for lag in range(weights.shape[0]):
+                lagged = values[..., q - 1 - lag : q - 1 - lag + n_times]  # (B, C, T)
+                out = out + torch.einsum("bcd,bdt->bct", weights[lag].to(values.dtype), lagged)
+        return out
 
     def forward(self, free: Tensor, h: Tensor, anchor: Tensor | None = None) -> Tensor:
         """Mixture log-probabilities (..., V) from the free logits ``free`` (..., V), the hidden
         states ``h`` (..., D) and the input codes' values ``anchor`` (...)."""
         change, log_precision, gate = self.proj(h).float().unsqueeze(-1).unbind(-2)
         mu = change if anchor is None else change + anchor.unsqueeze(-1)
-        gauss = -0.5 * ((self.values - mu) * log_precision.exp()).square()
+        if self.edges is None:
+            gauss = (-0.5 * ((self.values - mu) * log_precision.exp()).square()).log_softmax(-1)
+        else:
+            gauss = log_bin_mass(self.edges, mu, log_precision.exp())
         return torch.logaddexp(
-            gauss.log_softmax(-1) + nn.functional.logsigmoid(gate),
+            gauss + nn.functional.logsigmoid(gate),
             free.float().log_softmax(-1) + nn.functional.logsigmoid(-gate),
         ).to(free.dtype)
+
+
+def log_bin_mass(edges: Tensor, mean: Tensor, precision: Tensor) -> Tensor:
+    """``log P(edges[k] < y < edges[k + 1])`` (..., V) for ``y ~ N(mean, 1 / precision^2)``
+    (``mean``, ``precision`` (..., 1)), accurate in the far tails: bins right of the mean are
+    computed on the mirrored Gaussian, and ``log(Phi(b) - Phi(a))`` as
+    ``log Phi(b) + log(1 - exp(log Phi(a) - log Phi(b)))``."""
+    a = (edges[:-1] - mean) * precision
+    b = (edges[1:] - mean) * precision
+    flip = (a + b) > 0
+    a, b = torch.where(flip, -b, a), torch.where(flip, -a, b)
+    upper = torch.special.log_ndtr(b)
+    ratio = (torch.special.log_ndtr(a) - upper).clamp(max=-1e-12)
+    # log(1 - exp(x)) for x < 0, accurate on both sides of -log 2
+    log1mexp = torch.where(
+        ratio > -0.6931, torch.log(-torch.expm1(ratio)), torch.log1p(-ratio.exp())
+    )
+    return upper + log1mexp
 
 
 def code_history(who: str, p: int, x: Tensor, past: object | None) -> Tensor | None:
@@ -135,3 +214,54 @@ def join_past(layers: object, x: Tensor, history: Tensor | None) -> object:
         return layers
     codes = torch.cat((history, x), dim=-1)
     return ARPast(layers, codes[..., codes.shape[-1] - history.shape[-1] :].clone())
+
+
+def lagged_values(values: Tensor, order: int) -> Tensor:
+    """Features (N, order * C) of every channel's last ``order`` values before each target, and
+    the targets' one-step changes, from code values ``values`` (W, C, T) of W windows: rows are
+    (window, t) for ``t >= order``; column ``k * C + d`` holds channel d at lag k (0: the newest
+    input)."""
+    w, c, t = values.shape
+    lags = [values[..., order - 1 - k : t - 1 - k] for k in range(order)]  # (W, C, T - order)
+    return torch.stack(lags, dim=1).permute(0, 3, 1, 2).reshape(-1, order * c)
+
+
+def ridge_var(
+    values: Tensor, order: int, *, penalties: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
+) -> tuple[Tensor, float, float]:
+    """Closed-form ridge fit of the VAR filter ``W`` (order, C, C) on code values (W, C, T).
+
+    The target is the one-step change ``v(x_{t+1}) - v(x_t)`` (the head's mean already holds
+    ``v(x_t)``). The penalty (relative to the mean feature variance) is chosen among
+    ``penalties`` on the last fifth of the windows after fitting on the first four fifths, then
+    the filter is refitted on all windows. Returns ``W``, the chosen penalty and the residual
+    standard deviation of the refit (all channels pooled).
+    """
+    values = values.double()
+    w, c, t = values.shape
+    if t <= order + 1 or w < 5:
+        raise ValueError(
+            f"ridge_var: need >= 5 windows longer than order + 1 = {order + 1} samples, got "
+            f"{w} windows of {t}"
+        )
+
+    def design(v: Tensor) -> tuple[Tensor, Tensor]:
+        x = lagged_values(v, order)
+        y = (v[..., order:] - v[..., order - 1 : -1]).permute(0, 2, 1).reshape(-1, c)
+        return x, y
+
+    def solve(x: Tensor, y: Tensor, penalty: float) -> Tensor:
+        gram = x.T @ x
+        scale = gram.diagonal().mean()
+        eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+        return torch.linalg.solve(gram + penalty * scale * eye, x.T @ y)  # (order * C, C)
+
+    split = w - max(1, w // 5)
+    x_fit, y_fit = design(values[:split])
+    x_held, y_held = design(values[split:])
+    errors = [((x_held @ solve(x_fit, y_fit, p) - y_held) ** 2).mean() for p in penalties]
+    best = penalties[int(torch.stack(errors).argmin())]
+    x_all, y_all = design(values)
+    coef = solve(x_all, y_all, best)  # (order * C, C): [k * C + d, c]
+    residual = float((x_all @ coef - y_all).std())
+    return coef.view(order, c, c).transpose(1, 2).float(), float(best), residual

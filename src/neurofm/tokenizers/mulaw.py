@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
+from neurofm.layers.embeddings import mu_law_expand
 from neurofm.registry import TOKENIZERS
 from neurofm.tokenizers._scalar import ScalarQuantizer, per_channel, pool_signals, safe_scale
 from neurofm.tokenizers.base import like_input, to_tensor
@@ -57,11 +58,6 @@ class MuLawConfig:
 def mu_law_compress(x: torch.Tensor, mu: float) -> torch.Tensor:
     """``sign(x) log(1 + mu |x|) / log(1 + mu)`` for ``x`` in [-1, 1] (a new tensor)."""
     return torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
-
-
-def mu_law_expand(y: torch.Tensor, mu: float) -> torch.Tensor:
-    """Inverse of :func:`mu_law_compress`: ``sign(y) ((1 + mu)^|y| - 1) / mu``."""
-    return torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
 
 
 @TOKENIZERS.register("mulaw", config=MuLawConfig)

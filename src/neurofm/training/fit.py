@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+from torch import nn
 
 from neurofm._version import __version__
 from neurofm.config import load_yaml, save_yaml
+from neurofm.data.collate import collate
 from neurofm.data.store import PreparedStore
 from neurofm.errors import ConfigError
 from neurofm.fileio import atomic_open
@@ -160,6 +163,27 @@ def _check_compatible(
         raise ConfigError(problems)
 
 
+DATA_INIT_WINDOWS = 1024
+"""Train windows (evenly spaced) given to a model's ``init_from_data``."""
+
+
+def _init_from_data(
+    model: nn.Module, datamodule: FitDataModule, tokenizer: Tokenizer | None
+) -> None:
+    """Call ``model.init_from_data`` (its spec says ``data_init``) on evenly spaced train
+    windows, tokenized when the run has a tokenizer."""
+    import numpy as np
+
+    dataset = datamodule.train_dataset
+    n = min(len(dataset), DATA_INIT_WINDOWS)
+    indices = np.unique(np.linspace(0, len(dataset) - 1, n).round().astype(int))
+    batch = collate([dataset[int(i)] for i in indices])
+    if tokenizer is not None:
+        batch.x = torch.as_tensor(tokenizer.encode(batch.x).codes)
+    summary = model.init_from_data(batch)
+    log.info("fit: model initialised from %d train windows: %s", len(indices), summary)
+
+
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop rows logged after ``step`` by a run that was killed (they will be logged again)."""
     if not path.is_file():
@@ -296,7 +320,10 @@ def fit(
     )
     model = create(MODELS, cfg.model, key="model")
     objective = create(OBJECTIVES, cfg.objective, key="objective")
-    _check_compatible(cfg, datamodule, tokenizer, model_spec(model), objective)
+    spec = model_spec(model)
+    _check_compatible(cfg, datamodule, tokenizer, spec, objective)
+    if spec.data_init and checkpoint is None:
+        _init_from_data(model, datamodule, tokenizer)
     module = FitModule(model=model, objective=objective, optim=cfg.optim)
     trainer = _trainer(cfg, run_dir, list(callbacks or []))
     if rank_zero_only.rank == 0:

@@ -12,6 +12,7 @@ from neurofm.checks import (
     fraction,
     needs,
     non_negative,
+    optional_positive,
     positive,
 )
 from neurofm.types import ModelSpec
@@ -92,6 +93,12 @@ class GPT2MEGConfig:
     value_embedding: bool = False  # add a linear map of each code's amplitude to its embedding
     ordinal_head: bool = False  # add a discretised Gaussian over the code values to the logits
     ar_order: int = 0  # linear filter over the last ar_order code values in the Gaussian's mean
+    var_order: int = 0  # linear filter over every channel's last var_order values (a VAR) too
+    amplitude: Literal["code", "mulaw"] = "code"  # the Gaussian's domain: evenly spaced code
+    # values, or mu-law-expanded unit-scale amplitudes (bins of a mu-law tokenizer)
+    mu: float | None = None  # mu-law strength of amplitude "mulaw" (None: vocab_size - 1)
+    linear_init: Literal["zero", "train_ridge"] = "zero"  # VAR filter at init: zeros, or a
+    # ridge fit on the train windows' codes before the first step (needs var_order > 0)
     # GPT2MEGMix only
     channel_dropout: float = 0.1  # training only: probability of hiding each input channel
 
@@ -100,13 +107,17 @@ class GPT2MEGConfig:
     def __post_init__(self) -> None:
         positive(self, "vocab_size", "n_chans", "d_model", "n_layers", "n_heads", "max_seq_len")
         positive(self, "n_cond_tokens")
-        non_negative(self, "n_subjects", "n_conditions", "d_global", "ar_order")
+        non_negative(self, "n_subjects", "n_conditions", "d_global", "ar_order", "var_order")
         non_negative(self, "d_hidden", note="0: default")
         non_negative(self, "load_balance_weight", "router_z_weight", note="0: not added")
         fraction(self, "dropout", "channel_dropout")
         divides(self, "n_heads", "d_model")
         even_head_size(self)
         needs(self, "ar_order", "ordinal_head", "it shifts its mean")
+        needs(self, "var_order", "ordinal_head", "it shifts its mean")
+        optional_positive(self, "mu")
+        if self.linear_init == "train_ridge" and not self.var_order:
+            raise ValueError("linear_init='train_ridge' fits the VAR filter: set var_order > 0")
         at_least(self, 1, "n_experts", "top_k")
         if self.top_k > self.n_experts:
             raise ValueError(f"top_k={self.top_k} must be in [1, n_experts={self.n_experts}]")
@@ -127,4 +138,5 @@ def channel_codes_spec(cfg: GPT2MEGConfig) -> ModelSpec:
         context=tuple(context),
         sampling="autoregressive" if cfg.causal else "none",
         max_seq_len=cfg.max_seq_len,
+        data_init=cfg.linear_init == "train_ridge",
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -29,7 +30,7 @@ from neurofm.layers.ordinal import code_history, join_past, split_past
 from neurofm.models.gpt2meg import parts
 from neurofm.models.gpt2meg.config import GPT2MEGConfig, channel_codes_spec
 from neurofm.registry import MODELS
-from neurofm.types import ModelOutput
+from neurofm.types import Batch, ModelOutput
 
 # options of neurofm's own blocks, which GPT-2's blocks do not have
 _BLOCK_OPTIONS = ("causal", "activation", "norm", "rope_base", "mlp", "block", "context_injection")
@@ -87,6 +88,11 @@ class GPT2MEG(nn.Module):
         if self.ordinal is not None:
             self.ordinal.reset_parameters()
 
+    def init_from_data(self, batch: Batch) -> dict[str, Any]:
+        """Fit the VAR filter of the ordinal head on train codes (``linear_init: train_ridge``;
+        see :func:`parts.init_linear_path`)."""
+        return parts.init_linear_path(self, batch)
+
     def forward(
         self,
         x: Tensor,
@@ -120,8 +126,8 @@ class GPT2MEG(nn.Module):
         if x.dim() != 3:
             raise ValueError(f"{who}: codes must be (B, C, T), got {tuple(x.shape)}")
         b, c, t = x.shape
-        layers = split_past(who, self.config.ar_order, past)
-        history = code_history(who, self.config.ar_order, x, past)
+        layers = split_past(who, parts.history_order(self.config), past)
+        history = code_history(who, parts.history_order(self.config), x, past)
         offset = 0 if layers is None else layers.get_seq_length()
         if offset + t > self.max_seq_len:
             raise ValueError(
@@ -137,7 +143,9 @@ class GPT2MEG(nn.Module):
         out = self.gpt2(
             inputs_embeds=h.reshape(b * c, t, -1), use_cache=use_cache, **{self._cache_arg: layers}
         )
-        logits = parts.code_logits(self.head, self.ordinal, out.last_hidden_state, x, history)
+        logits = parts.code_logits(
+            self.head, self.ordinal, out.last_hidden_state, x, history, channel_ids
+        )
         if not use_cache:
             return ModelOutput(logits=logits)
         return ModelOutput(logits=logits, past=join_past(getattr(out, self._cache_arg), x, history))

@@ -32,6 +32,8 @@ Deviations from the reference code:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -41,7 +43,7 @@ from neurofm.layers.ordinal import ARPast
 from neurofm.models.gpt2meg import parts
 from neurofm.models.gpt2meg.config import GPT2MEGConfig, channel_codes_spec
 from neurofm.registry import MODELS
-from neurofm.types import ModelOutput
+from neurofm.types import Batch, ModelOutput
 
 
 @MODELS.register("gpt2meg_mix", config=GPT2MEGConfig, spec=channel_codes_spec)
@@ -92,6 +94,11 @@ class GPT2MEGMix(nn.Module):
             keep = torch.ones(b, c, dtype=torch.bool, device=device)
         keep = keep.float()
         return keep / keep.sum(dim=1, keepdim=True).sqrt()
+
+    def init_from_data(self, batch: Batch) -> dict[str, Any]:
+        """Fit the VAR filter of the ordinal head on train codes (``linear_init: train_ridge``;
+        see :func:`parts.init_linear_path`)."""
+        return parts.init_linear_path(self, batch)
 
     def forward(
         self,
@@ -153,5 +160,5 @@ class GPT2MEGMix(nn.Module):
             h = block(h, causal=cfg.causal, cache=None if layers is None else layers[i])
         z = self.norm(h)[:, None]  # (B, 1, T, D)
         z = z * self.out_gain(ids)[:, :, None] + self.out_bias(ids)[:, :, None]  # (B, C, T, D)
-        logits = parts.code_logits(self.head, self.ordinal, z, x, history)
+        logits = parts.code_logits(self.head, self.ordinal, z, x, history, channel_ids)
         return parts.output(cfg, logits, self.blocks, x, history, layers, use_cache)

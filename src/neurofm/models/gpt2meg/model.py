@@ -50,7 +50,7 @@ from neurofm.layers.ordinal import ARPast
 from neurofm.models.gpt2meg import parts
 from neurofm.models.gpt2meg.config import GPT2MEGConfig, channel_codes_spec
 from neurofm.registry import MODELS
-from neurofm.types import ModelOutput
+from neurofm.types import Batch, ModelOutput
 
 _OLD_MOE_KEY = re.compile(r"(blocks\.\d+\.)moe\.")
 
@@ -88,6 +88,11 @@ class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
         self.ordinal = parts.ordinal_head(config)
         parts.init_weights(self, config.n_layers)
         self.register_load_state_dict_pre_hook(rename_moe_keys)
+
+    def init_from_data(self, batch: Batch) -> dict[str, Any]:
+        """Fit the VAR filter of the ordinal head on train codes (``linear_init: train_ridge``;
+        see :func:`parts.init_linear_path`)."""
+        return parts.init_linear_path(self, batch)
 
     def forward(
         self,
@@ -146,7 +151,8 @@ class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
             else:
                 h = block(h, causal=cfg.causal, cache=cache)
             h = h.view(b, c, t, -1)
-        logits = parts.code_logits(self.head, self.ordinal, self.norm(h), x, history)
+        h = self.norm(h)
+        logits = parts.code_logits(self.head, self.ordinal, h, x, history, channel_ids)
         return parts.output(cfg, logits, self.blocks, x, history, layers, use_cache)
 
 

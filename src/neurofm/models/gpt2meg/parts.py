@@ -3,6 +3,9 @@ output head and the shared steps of a forward call (input checks, caches, routin
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -15,9 +18,15 @@ from neurofm.layers import (
     TransformerBlock,
     init_gpt2,
 )
-from neurofm.layers.ordinal import OrdinalLogits, code_history, join_past, split_past
+from neurofm.layers.ordinal import (
+    OrdinalLogits,
+    code_history,
+    join_past,
+    ridge_var,
+    split_past,
+)
 from neurofm.models.gpt2meg.config import GPT2MEGConfig
-from neurofm.types import ModelOutput
+from neurofm.types import Batch, ModelOutput
 
 
 def code_embedding(
@@ -90,7 +99,57 @@ def ordinal_head(cfg: GPT2MEGConfig) -> OrdinalLogits | None:
     """The ordinal head when ``ordinal_head`` is set (with the AR filter of ``ar_order``)."""
     if not cfg.ordinal_head:
         return None
-    return OrdinalLogits(cfg.d_model, cfg.vocab_size, ar_order=cfg.ar_order)
+    return OrdinalLogits(
+        cfg.d_model,
+        cfg.vocab_size,
+        ar_order=cfg.ar_order,
+        var_order=cfg.var_order,
+        n_chans=cfg.n_chans,
+        amplitude=cfg.amplitude,
+        mu=cfg.mu,
+    )
+
+
+def init_linear_path(model: nn.Module, batch: Batch) -> dict[str, Any]:
+    """Fit the ordinal head's VAR filter by ridge regression on the codes of ``batch``.
+
+    ``batch.x`` holds train codes (N, C, T) of one channel set (``batch.context["channel_ids"]``,
+    default ``0 .. C-1``); the filter's rows and columns of those channels are set to the
+    closed-form fit (:func:`~neurofm.layers.ordinal.ridge_var`), the AR filter is zeroed (the
+    VAR holds each channel's own lags), the Gaussian's mean starts at the filter's and its width
+    at the fit's residual standard deviation. Returns the order, penalty, residual and number of windows.
+    """
+    ordinal, codes = model.ordinal, batch.x
+    given = batch.context.get("channel_ids")
+    if given is None:
+        ids = torch.arange(codes.shape[1])
+    else:
+        ids = given.expand(codes.shape[0], -1)[0]
+        if not bool((given == ids).all()):
+            raise ValueError("init_from_data: every window must hold the same channels")
+    values = ordinal.amplitudes(codes)
+    weights, penalty, residual = ridge_var(values, model.config.var_order)
+    with torch.no_grad():
+        ids = ids.to(ordinal.var.device)
+        ordinal.var[:, ids[:, None], ids[None, :]] = weights.to(ordinal.var)
+        if ordinal.ar is not None:
+            ordinal.ar.zero_()
+        # the mean starts at the VAR's and the width at its residual: the hidden state's change
+        # and log-precision terms start at zero and are learned from there
+        ordinal.proj.weight[:2].zero_()
+        ordinal.proj.bias[0] = 0.0
+        ordinal.proj.bias[1] = -math.log(residual)
+    return {
+        "var_order": model.config.var_order,
+        "penalty": penalty,
+        "residual": round(residual, 6),
+        "windows": len(codes),
+    }
+
+
+def history_order(cfg: GPT2MEGConfig) -> int:
+    """Codes of history the linear filters of the ordinal head read (0: none)."""
+    return max(cfg.ar_order, cfg.var_order)
 
 
 def init_weights(model: nn.Module, n_layers: int) -> None:
@@ -124,8 +183,8 @@ def start(
             f"got {tuple(x.shape)} {x.dtype}"
         )
     b, c, t = x.shape[:3]
-    layers = split_past(who, cfg.ar_order, past)
-    history = code_history(who, cfg.ar_order, x, past)
+    layers = split_past(who, history_order(cfg), past)
+    history = code_history(who, history_order(cfg), x, past)
     if layers is None and use_cache:
         layers = [KVCache(cfg.max_seq_len) for _ in range(cfg.n_layers)]
     if layers is not None and len(layers) != cfg.n_layers:
@@ -142,6 +201,7 @@ def code_logits(
     h: Tensor,
     x: Tensor,
     history: Tensor | None = None,
+    channel_ids: Tensor | None = None,
 ) -> Tensor:
     """Logits (B, C, T, V) of the final hidden states ``h`` (B, C, T, D) (or (B*C, T, D)) for
     the inputs ``x`` (B, C, T[, D]).
@@ -157,7 +217,8 @@ def code_logits(
         return logits
     anchor = None
     if not x.dtype.is_floating_point:
-        anchor = ordinal.anchor(x if history is None else torch.cat((history, x), dim=-1))
+        codes = x if history is None else torch.cat((history, x), dim=-1)
+        anchor = ordinal.anchor(codes, channel_ids)
     return ordinal(logits, h, anchor)
 
 
