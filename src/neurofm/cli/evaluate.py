@@ -26,12 +26,12 @@ def evaluate(
     tokenizer fitted on train, next to last value, linear AR, unigram and uniform, with mean
     rollouts fed back. The model's spec picks the evaluation. Writes ``report.json``, ``report.html``, PNG plots and the
     resolved ``evaluate.yaml``. Settings come from ``--config configs/evaluate/quick.yaml`` (or
-    ``full.yaml``) and dotted overrides such as ``--evaluation.ar_order 16``.
+    ``full.yaml``) and dotted overrides such as ``--evaluation.forecast_windows 64``.
 
     Args:
         run: the run folder written by ``neurofm fit``.
         split: held-out split to score (default ``evaluation.split``, i.e. ``test``).
-        evaluation: settings ``{preset: tiny|small|base, max_windows: 64, ar_order: 8, ...}``.
+        evaluation: settings ``{preset: tiny|small|base, forecast_windows: null, ar_orders: [8, 16], ...}``.
         output: report folder (default ``<run>/eval-<split>``).
         checkpoint: ``last`` or ``step-<N>`` to score a checkpoint instead of the final model.
     """
