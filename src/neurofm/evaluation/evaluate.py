@@ -36,13 +36,17 @@ from neurofm.evaluation import realism
 from neurofm.evaluation.common import (
     EvaluateConfig,
     EvaluationResult,
+    add_intervals,
+    control_steps,
+    default_start,
     evenly,
     forecast_windows,
+    mismatched_partner,
+    split_validation,
     write_run_report,
 )
 from neurofm.evaluation.continuous import evaluate_continuous_run
 from neurofm.evaluation.decoding import evaluate_decoding_run
-from neurofm.evaluation.intervals import bootstrap_intervals
 from neurofm.evaluation.linear import RidgeVAR, fit_linear_baselines
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
 from neurofm.evaluation.rollout import (
@@ -60,37 +64,6 @@ log = get_logger("evaluation")
 
 def _slice(context: dict[str, Any], index: np.ndarray | slice) -> dict[str, Any]:
     return {k: v[index] for k, v in context.items()}
-
-
-def default_start(n_times: int, config: EvaluateConfig) -> int:
-    """First scored target position: ``score_start``, else half the window (at most 64)."""
-    start = config.score_start if config.score_start is not None else min(64, n_times // 2)
-    if not 1 <= start < n_times:
-        raise ValueError(f"score_start={start} must lie in [1, window length {n_times})")
-    return start
-
-
-def split_validation(
-    train: list[np.ndarray], val: list[np.ndarray] | None, n_val: int | None
-) -> tuple[list[np.ndarray], list[np.ndarray], str]:
-    """Arrays to fit on, arrays to choose on, and where the validation windows come from: the
-    run's validation split, else the last fifth of the train windows (held out from fitting)."""
-    if val is not None and len(val[0]):
-        idx = evenly(len(val[0]), n_val)
-        return train, [v[idx] for v in val], f"validation split ({idx.size} windows)"
-    n_tail = max(1, len(train[0]) // 5)
-    if len(train[0]) <= n_tail:
-        raise ValueError("choosing the baselines' sizes needs at least 2 train windows")
-    head, tail = [t[:-n_tail] for t in train], [t[-n_tail:] for t in train]
-    idx = evenly(n_tail, n_val)
-    return (
-        head,
-        [t[idx] for t in tail],
-        (
-            f"no validation split: the last {n_tail} train windows, held out from fitting while "
-            f"choosing ({idx.size} used), then the chosen sizes refitted on all train windows"
-        ),
-    )
 
 
 def code_baselines(
@@ -132,17 +105,6 @@ def code_baselines(
     return fitted, selection
 
 
-def mismatched_partner(n_windows: int) -> np.ndarray:
-    """For each window ``i`` the window ``(i + M // 2) mod M`` whose input replaces its own in
-    the mismatched-context control (real signal, far in time; none when ``M < 2``)."""
-    return (np.arange(n_windows) + n_windows // 2) % n_windows
-
-
-def control_steps(cfg: EvaluateConfig, start: int) -> list[int]:
-    """Context lengths of the truncated-context controls that are shorter than ``start``."""
-    return sorted({k for k in cfg.context_steps if k < start})
-
-
 def _one_step(
     make_predictor: Callable[..., ModelPredictor],
     fitted: dict[str, Any],
@@ -178,25 +140,6 @@ def _one_step(
             acc[name].update(log_probs, targets, point, truth)
     per_window = {n: a.window_bits() for n, a in acc.items()}
     return {n: a.result() for n, a in acc.items()}, per_window
-
-
-def add_intervals(
-    one_step: dict[str, dict[str, Any]],
-    per_window: dict[str, np.ndarray | None],
-    cfg: EvaluateConfig,
-) -> dict[str, Any]:
-    """Block-bootstrap intervals of each predictor's bits (added to ``one_step[name]`` as
-    ``bits_interval``) and of the model minus each other predictor; returns the bootstrap
-    report."""
-    scores = {n: v for n, v in per_window.items() if v is not None}
-    if not scores:
-        return {"skipped": "no predictor gives a distribution over the code bins"}
-    boot = bootstrap_intervals(
-        scores, n_resamples=cfg.n_bootstrap, block=cfg.bootstrap_block, seed=cfg.seed
-    )
-    for name, interval in boot["scores"].items():
-        one_step[name]["bits_interval"] = [interval["low"], interval["high"]]
-    return boot
 
 
 def evaluate_forecasting(
