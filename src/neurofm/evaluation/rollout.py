@@ -105,7 +105,7 @@ class ModelPredictor:
     def log_probs(self, inputs: Any, start: int) -> np.ndarray:
         """Log-probabilities ``(B, C, T - start, V)`` of the codes after ``inputs[..., start-1:-1]``."""
         x = torch.as_tensor(_as_numpy(inputs), dtype=torch.int64, device=_device(self.model))
-        logits = self.model(x, **self._kwargs()).logits[..., start - 1 : -1, :]
+        logits = self.model(x, **self._kwargs(stop=x.shape[-1])).logits[..., start - 1 : -1, :]
         return torch.log_softmax(logits.float(), dim=-1).cpu().numpy().astype(np.float64)
 
     def predict(
