@@ -91,24 +91,34 @@ def test_evaluate_writes_report_with_baselines_and_controls(run_dir, tmp_path, c
             str(out),
             "--evaluation.preset",
             "tiny",
-            "--evaluation.ar_order",
-            "4",
+            "--evaluation.ar_orders",
+            "[4, 8]",
+            "--evaluation.forecast_windows",
+            "12",
         ]
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "linear AR" in printed and "noise input" in printed
+    assert "linear_ar" in printed and "95% interval" in printed and "model - this" in printed
     report = json.loads((out / "report.json").read_text())
     assert report["split"] == "test" and report["model"] == "gpt2meg_trf"
-    assert report["settings"]["ar_order"] == 4 and report["settings"]["max_windows"] == 8
+    assert report["settings"]["ar_orders"] == [4, 8] and report["settings"]["max_windows"] == 8
+    assert report["windows"]["scored"] == 12 and report["windows"]["capped"]
+    # the synthetic store has no val split: the sizes are chosen on a tail of train
+    assert "no validation split" in report["selection"]["validation"]
+    assert report["selection"]["linear_ar"]["order"] in (4, 8)
     one = report["one_step"]
     assert set(one) == {
         "model",
         "last_value",
         "linear_ar",
+        "ridge_var",
+        "bigram",
         "unigram",
-        "control_shuffled_input",
-        "control_noise_input",
+        "uniform",
+        "control_mismatched_context",
+        "control_context_1",
+        "control_context_8",
     }
     # untrained model: about log2(16) bits; the AR beats the unigram on real-like EEG
     assert 3.3 < one["model"]["bits_per_channel_sample"] < 4.7

@@ -17,7 +17,15 @@ from neurofm.evaluation.report import write_report
 from neurofm.registry import TOKENIZERS, create
 from neurofm.types import ModelOutput, ModelSpec
 
-TINY = EvaluateConfig(max_windows=8, rollout_windows=4, ar_order=4, code_levels=32)
+TINY = EvaluateConfig(
+    max_windows=8,
+    rollout_windows=4,
+    ar_orders=[4],
+    var_lags=[2, 4],
+    context_steps=[4],
+    n_bootstrap=200,
+    code_levels=32,
+)
 GAUSSIAN = ModelSpec(inputs="signal", outputs="prediction", causal=True, variance=True)
 MEAN_ONLY = ModelSpec(inputs="signal", outputs="prediction", causal=True)
 
@@ -49,7 +57,7 @@ def data():
 def _oracle(train: np.ndarray) -> AROracle:
     tok = create(TOKENIZERS, {"name": "mulaw", "n_levels": TINY.code_levels}).fit(train)
     bins = baselines.CodeBins.from_bin_bounds(tok, train.shape[1])
-    return AROracle(baselines.LinearAR(bins, order=TINY.ar_order).fit_signal(train)).eval()
+    return AROracle(baselines.LinearAR(bins, order=4).fit_signal(train)).eval()
 
 
 def test_code_bins_from_bin_bounds_are_the_tokenizer_bins(data):
@@ -77,10 +85,12 @@ def test_gaussian_on_code_bins_scores_the_ar_oracle_like_the_ar(data, tmp_path):
         "model",
         "last_value",
         "linear_ar",
+        "ridge_var",
+        "bigram",
         "unigram",
         "uniform",
-        "control_shuffled_input",
-        "control_noise_input",
+        "control_mismatched_context",
+        "control_context_4",
     }
     model, ar = one["model"], one["linear_ar"]
     assert model["bits_per_channel_sample"] == pytest.approx(ar["bits_per_channel_sample"], 1e-3)
@@ -88,7 +98,13 @@ def test_gaussian_on_code_bins_scores_the_ar_oracle_like_the_ar(data, tmp_path):
     assert one["uniform"]["bits_per_channel_sample"] == pytest.approx(np.log2(32))
     assert one["uniform"]["mse"] is None
     assert model["bits_per_channel_sample"] < one["unigram"]["bits_per_channel_sample"]
-    assert model["r2"] > 0.5 > one["control_shuffled_input"]["r2"]
+    assert model["r2"] > 0.5 > one["control_mismatched_context"]["r2"]
+    mismatched = one["control_mismatched_context"]["bits_per_channel_sample"]
+    assert mismatched > model["bits_per_channel_sample"] + 0.5
+    assert report["bootstrap"]["differences"]["control_mismatched_context"]["below_zero"]
+    assert one["control_context_4"]["bits_per_channel_sample"] == pytest.approx(
+        model["bits_per_channel_sample"], abs=1e-3
+    )
     curves = report["rollout"]["curves"]
     np.testing.assert_allclose(curves["model"]["mse"], curves["linear_ar"]["mse"], rtol=1e-3)
     paths = write_report(report, res.arrays, tmp_path)

@@ -23,7 +23,10 @@ TINY = EvaluateConfig(
     drift_prompts=1,
     drift_segments=2,
     n_permutations=50,
-    ar_order=4,
+    ar_orders=[4],
+    var_lags=[2, 4],
+    context_steps=[4],
+    n_bootstrap=200,
 )
 
 
@@ -82,11 +85,21 @@ def test_oracle_model_scores_like_the_ar_and_controls_expose_it(data):
     # the model's point forecast is the mean over the bins, the AR's the Gaussian mean
     assert one["model"]["r2"] == pytest.approx(one["linear_ar"]["r2"], abs=0.01)
     assert one["model"]["bits_per_channel_sample"] < one["last_value"]["bits_per_channel_sample"]
-    for control in ("control_shuffled_input", "control_noise_input"):
-        assert (
-            one[control]["bits_per_channel_sample"] > one["model"]["bits_per_channel_sample"] + 0.5
-        )
-    assert {o["n_scored"] for o in one.values()} == {8 * 3 * (64 - 4)}
+    # another window's history is worth far less than the window's own
+    mismatched = one["control_mismatched_context"]["bits_per_channel_sample"]
+    assert mismatched > one["model"]["bits_per_channel_sample"] + 0.5
+    diff = res.report["bootstrap"]["differences"]["control_mismatched_context"]
+    assert diff["below_zero"] and diff["high"] < 0
+    # an AR(4) reads 4 steps: truncating its context to 4 steps changes nothing
+    assert one["control_context_4"]["bits_per_channel_sample"] == pytest.approx(
+        one["model"]["bits_per_channel_sample"], abs=1e-4
+    )
+    low, high = one["model"]["bits_interval"]
+    assert low < one["model"]["bits_per_channel_sample"] < high
+    assert {o["n_scored"] for o in one.values()} == {8 * 3 * (64 - 32)}
+    assert res.report["selection"]["linear_ar"]["order"] == 4
+    assert "no validation split" in res.report["selection"]["validation"]
+    assert len(res.report["per_window"]["bits_per_channel_sample"]["model"]) == 8
     curves = res.report["rollout"]["curves"]
     assert curves["model"]["nmse"][0] < curves["unigram"]["nmse"][0]
 
@@ -117,12 +130,16 @@ def test_report_files_and_keys(data, tmp_path):
         "model",
         "last_value",
         "linear_ar",
+        "ridge_var",
+        "bigram",
         "unigram",
-        "control_shuffled_input",
-        "control_noise_input",
+        "uniform",
+        "control_mismatched_context",
+        "control_context_4",
     }
     for scores in report["one_step"].values():
         assert set(scores) >= {"bits_per_channel_sample", "next_step_accuracy", "mse", "r2"}
+        assert len(scores["bits_interval"]) == 2
     # an untrained model over 16 codes costs about log2(16) bits
     assert 3.5 < report["one_step"]["model"]["bits_per_channel_sample"] < 4.6
     assert set(report["realism"]) == {
@@ -131,14 +148,21 @@ def test_report_files_and_keys(data, tmp_path):
         "tokenizer_roundtrip",
         "real_train_windows",
     }
-    assert set(report["rollout"]["curves"]) == {"model", "last_value", "linear_ar", "unigram"}
+    assert set(report["rollout"]["curves"]) == {
+        "model",
+        "last_value",
+        "linear_ar",
+        "ridge_var",
+        "bigram",
+        "unigram",
+    }
     assert set(report["drift"]) == {"model", "linear_ar"}
     assert report["plots"] == ["psd.png", "traces.png", "scores.png", "rollout.png"]
     html = (tmp_path / "report.html").read_text()
     for name in report["plots"]:
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
         assert f'src="{name}"' in html
-    for column in ("control_noise_input", "linear_ar_samples", "real_train_windows"):
+    for column in ("control_mismatched_context", "linear_ar_samples", "real_train_windows"):
         assert column in html
     assert paths["html"] == tmp_path / "report.html"
 
@@ -150,7 +174,7 @@ def test_bad_settings_raise(data):
             data["bins"],
             sfreq=100.0,
             spec=ORACLE_SPEC,
-            config=EvaluateConfig(score_start=2, ar_order=4),
+            config=EvaluateConfig(score_start=64),
             **{k: v for k, v in data.items() if k != "bins"},
         )
     with pytest.raises(ValueError, match="drift_segments"):

@@ -33,11 +33,19 @@ def test_demo_end_to_end_on_the_shipped_sample(tmp_path, capsys):
         "model",
         "last_value",
         "linear_ar",
+        "ridge_var",
+        "bigram",
         "unigram",
-        "control_shuffled_input",
-        "control_noise_input",
+        "uniform",
+        "control_mismatched_context",
+        "control_context_1",
+        "control_context_8",
     ):
-        assert np.isfinite(scores[name]) and scores[name] > 0, name
+        row = scores[name]
+        assert np.isfinite(row["bits"]) and row["bits"] > 0, name
+        assert row["interval"][0] <= row["bits"] <= row["interval"][1], name
+    assert scores["last_value"]["model_minus"]["high"] >= scores["last_value"]["model_minus"]["low"]
+    assert summary["windows"]["scored"] == summary["windows"]["test_available"] == 156
     assert (out / "report" / "report.html").is_file()
     assert (out / "report" / "report.json").is_file()
     generated = np.load(summary["generated"]["npy"])

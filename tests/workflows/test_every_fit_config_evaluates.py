@@ -42,7 +42,13 @@ EVALUATION = {
     "preset": "tiny",
     "max_windows": "4",
     "max_train_windows": "8",
-    "ar_order": "4",
+    "forecast_windows": "6",
+    "baseline_train_windows": "16",
+    "val_windows": "4",
+    "ar_orders": "[4]",
+    "var_lags": "[2]",
+    "var_ridges": "[0.01]",
+    "n_bootstrap": "50",
     "rollout_windows": "2",
     "n_generate": "2",
     "n_permutations": "20",
@@ -50,14 +56,9 @@ EVALUATION = {
 # the report's task for each (inputs, outputs) of a model spec
 TASKS = {
     ("channel_codes", "logits"): "forecasting",
+    ("token_sequence", "logits"): "forecasting",
     ("signal", "prediction"): "continuous_forecasting",
     ("signal", "class_logits"): "decoding",
-}
-
-# fit can train these, evaluate refuses them with a ConfigError naming the model and its spec
-NOT_YET = {
-    ("token_sequence", "logits"): "no evaluation of flat token sequences yet (gpt_causal): "
-    "their logits would have to be laid back onto (channel, time) codes by the tokenizer",
 }
 
 
@@ -117,10 +118,7 @@ def test_fit_config_run_evaluates(path, prepared, tmp_path, capsys):
     evaluation = [arg for k, v in EVALUATION.items() for arg in (f"--evaluation.{k}", v)]
     code = main(["evaluate", str(run), "--output", str(out), *evaluation])
     spec = model_spec(from_pretrained(run / "model"))
-    if (spec.inputs, spec.outputs) in NOT_YET:
-        assert code == 2 and config["model"]["name"] in capsys.readouterr().err
-        pytest.xfail(NOT_YET[(spec.inputs, spec.outputs)])
-    assert code == 0
+    assert code == 0, capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
     assert report["task"] == TASKS[(spec.inputs, spec.outputs)]
     assert report["model"] == config["model"]["name"]

@@ -26,12 +26,12 @@ def evaluate(
     tokenizer fitted on train, next to last value, linear AR, unigram and uniform, with mean
     rollouts fed back. The model's spec picks the evaluation. Writes ``report.json``, ``report.html``, PNG plots and the
     resolved ``evaluate.yaml``. Settings come from ``--config configs/evaluate/quick.yaml`` (or
-    ``full.yaml``) and dotted overrides such as ``--evaluation.ar_order 16``.
+    ``full.yaml``) and dotted overrides such as ``--evaluation.forecast_windows 64``.
 
     Args:
         run: the run folder written by ``neurofm fit``.
         split: held-out split to score (default ``evaluation.split``, i.e. ``test``).
-        evaluation: settings ``{preset: tiny|small|base, max_windows: 64, ar_order: 8, ...}``.
+        evaluation: settings ``{preset: tiny|small|base, forecast_windows: null, ar_orders: [8, 16], ...}``.
         output: report folder (default ``<run>/eval-<split>``).
         checkpoint: ``last`` or ``step-<N>`` to score a checkpoint instead of the final model.
     """
@@ -56,32 +56,25 @@ def evaluate(
         )
         print(f"report: {result.report['out_dir']}/report.html")
         return
+    from neurofm.evaluation.report import bits_lines, bits_summary
+
     one = result.report["one_step"]
     if result.report["task"] == "continuous_forecasting":
-        bits = {n: _fmt(s["bits_per_channel_sample"]) for n, s in one.items()}
         r2 = {n: _fmt(s["r2"]) for n, s in one.items()}
         print(
-            f"{config.split}: bits/channel-sample model {bits['model']}"
-            f" | last value {bits['last_value']} | linear AR {bits['linear_ar']}"
-            f" | unigram {bits['unigram']} | uniform {bits['uniform']}"
-        )
-        print(
             f"{config.split}: one-step R² model {r2['model']} | last value {r2['last_value']}"
-            f" | linear AR {r2['linear_ar']} | shuffled input {r2['control_shuffled_input']}"
-            f" | noise input {r2['control_noise_input']}"
+            f" | linear AR {r2['linear_ar']} | ridge VAR {r2['ridge_var']}"
+            f" | mismatched context {r2.get('control_mismatched_context', 'n/a')}"
         )
         if result.report["bits_unavailable"]:
             print(f"model bits not available: {result.report['bits_unavailable']}")
-        print(f"report: {result.report['out_dir']}/report.html")
-        return
+
+    windows = result.report.get("windows", {})
     print(
-        f"{config.split}: bits/channel-sample model {one['model']['bits_per_channel_sample']:.3f}"
-        f" | last value {one['last_value']['bits_per_channel_sample']:.3f}"
-        f" | linear AR {one['linear_ar']['bits_per_channel_sample']:.3f}"
-        f" | unigram {one['unigram']['bits_per_channel_sample']:.3f}"
-        f" | shuffled input {one['control_shuffled_input']['bits_per_channel_sample']:.3f}"
-        f" | noise input {one['control_noise_input']['bits_per_channel_sample']:.3f}"
+        f"{config.split}: bits per channel-sample on {windows.get('scored')} of "
+        f"{windows.get('test_available')} non-overlapping windows (lower is better)"
     )
+    print("\n".join(bits_lines(bits_summary(result.report))))
     print(f"report: {result.report['out_dir']}/report.html")
 
 

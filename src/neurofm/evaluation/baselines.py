@@ -16,6 +16,11 @@ space. They see what the model sees: codes, read in signal space through :class:
   midpoints between consecutive decoded code values (outer edges at -inf, +inf).
 - :class:`Unigram`: train code frequencies with add-one smoothing, ``P(k) = (n_k + 1) / (N + V)``;
   its point forecast is the mean value of that distribution.
+- :class:`Bigram`: level-dependent transitions ``P(c_{t+1}=k | c_t=j) = (n_jk + 1) / (n_j + V)``
+  (train pair counts pooled over channels, add-one smoothed); point forecast: their mean value.
+- :class:`Uniform`: ``log2 V`` bits, the chance reference.
+- :class:`~neurofm.evaluation.linear.RidgeVAR` (in :mod:`~neurofm.evaluation.linear`): a
+  multichannel linear model over every channel's recent values.
 
 For decoding: :func:`majority_class` (chance) and :class:`BandPowerLDA` (log band-power features,
 shrinkage linear discriminant analysis written here in numpy).
@@ -31,6 +36,9 @@ from scipy.special import ndtr
 
 from neurofm.evaluation.metrics import _as_numpy
 from neurofm.evaluation.realism import band_power
+
+FIT_CHUNK = 32
+"""Train windows whose lagged design a linear baseline holds at once while fitting."""
 
 PROB_FLOOR = 1e-12
 """Smallest probability a discretised Gaussian gives a bin before renormalising."""
@@ -222,6 +230,69 @@ class Unigram:
         return np.broadcast_to(mean, (b, c, horizon)).copy()
 
 
+class Bigram:
+    """Level-dependent code transitions: ``P(c_{t+1}=k | c_t=j) = (n_jk + 1) / (n_j + V)`` from
+    train counts pooled over channels (see module doc); its point forecast is the mean value of
+    that distribution."""
+
+    name = "bigram"
+    min_context = 1
+
+    def __init__(self, bins: CodeBins) -> None:
+        self.bins = bins
+        self.log_transition: np.ndarray | None = None
+
+    def fit(self, train_codes: Any) -> Bigram:
+        """Count the code pairs ``(c_t, c_{t+1})`` of ``train_codes (N, C, T)``."""
+        codes = _check_codes(train_codes, self.bins, "Bigram.fit")
+        n_bins = self.bins.vocab_size
+        pairs = (codes[..., :-1] * n_bins + codes[..., 1:]).reshape(-1)
+        counts = np.bincount(pairs, minlength=n_bins * n_bins).reshape(n_bins, n_bins) + 1.0
+        self.log_transition = np.log(counts / counts.sum(axis=1, keepdims=True))
+        return self
+
+    def _means(self, n_chans: int) -> np.ndarray:
+        """Mean value ``(C, V)`` of the next code after each code, per channel."""
+        return self.bins.values[self.bins.rows(n_chans)] @ np.exp(self.log_transition).T
+
+    def predict(self, codes: Any, start: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.log_transition is None:
+            raise RuntimeError("Bigram: call fit() first")
+        codes = _check_codes(codes, self.bins, "Bigram.predict")
+        last = codes[..., start - 1 : -1]
+        means = self._means(codes.shape[1])
+        return self.log_transition[last], np.take_along_axis(means[None], last, axis=-1)
+
+    def forecast(self, context: Any, horizon: int) -> np.ndarray:
+        """Exact mean forecasts ``(B, C, horizon)``: the last code's distribution propagated
+        through the transition matrix."""
+        last = _check_codes(context, self.bins, "Bigram.forecast")[..., -1]  # (B, C)
+        transition = np.exp(self.log_transition)
+        values = self.bins.values[self.bins.rows(last.shape[1])]  # (C, V)
+        p = transition[last]  # (B, C, V)
+        out = np.empty((*last.shape, horizon))
+        for step in range(horizon):
+            out[..., step] = (p * values[None]).sum(-1)
+            p = p @ transition
+        return out
+
+
+class Uniform:
+    """Every code alike: ``log2 V`` bits, the chance reference; no point forecast."""
+
+    name = "uniform"
+    min_context = 1
+
+    def __init__(self, bins: CodeBins) -> None:
+        self.bins = bins
+
+    def predict(self, codes: Any, start: int) -> tuple[np.ndarray, None]:
+        codes = _as_numpy(codes)
+        n_bins = self.bins.vocab_size
+        shape = (*codes.shape[:2], codes.shape[2] - start, n_bins)
+        return np.broadcast_to(np.float64(-np.log(n_bins)), shape), None
+
+
 class LinearAR:
     """Per-channel linear autoregressive model of order ``order`` (see module doc).
 
@@ -249,6 +320,12 @@ class LinearAR:
         windows = np.lib.stride_tricks.sliding_window_view(v, self.order, axis=-1)
         return windows[..., ::-1]
 
+    def _design(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lagged values with a constant ``(N, C, T - order, order + 1)`` and targets."""
+        x = self._lags(v[..., :-1])  # (N, C, T - order, order)
+        x = np.concatenate([np.ones((*x.shape[:-1], 1)), x], axis=-1)
+        return x, v[..., self.order :]
+
     def fit_signal(self, train_values: Any) -> LinearAR:
         """Fit on signal values ``(N, C, T)`` directly (rows never cross a window end)."""
         v = _as_numpy(train_values).astype(np.float64)
@@ -256,17 +333,23 @@ class LinearAR:
             raise ValueError(
                 f"LinearAR.fit: need (N, C, T) with T > {self.order + 1}, got {v.shape}"
             )
-        x = self._lags(v[..., :-1])  # (N, C, T - order, order)
-        x = np.concatenate([np.ones((*x.shape[:-1], 1)), x], axis=-1)
-        y = v[..., self.order :]
-        gram = np.einsum("nctp,nctq->cpq", x, x)
-        rhs = np.einsum("nctp,nct->cp", x, y)
-        ridge = 1e-9 * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(self.order + 1)
+        n_feat = self.order + 1
+        gram = np.zeros((v.shape[1], n_feat, n_feat))
+        rhs = np.zeros((v.shape[1], n_feat))
+        yy = np.zeros(v.shape[1])
+        for lo in range(0, len(v), FIT_CHUNK):  # chunks keep the lag arrays small
+            x, y = self._design(v[lo : lo + FIT_CHUNK])
+            gram += np.einsum("nctp,nctq->cpq", x, x)
+            rhs += np.einsum("nctp,nct->cp", x, y)
+            yy += (y**2).sum(axis=(0, 2))
+        ridge = 1e-9 * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(n_feat)
         beta = np.linalg.solve(gram + ridge, rhs[..., None])[..., 0]  # (C, order + 1)
-        resid = y - np.einsum("nctp,cp->nct", x, beta)
-        dof = max(y.shape[0] * y.shape[2] - self.order - 1, 1)
+        # residual sum of squares from the moments: y'y - 2 b'X'y + b'X'Xb
+        rss = yy - 2 * (beta * rhs).sum(-1) + np.einsum("cp,cpq,cq->c", beta, gram, beta)
+        n_rows = v.shape[0] * (v.shape[2] - self.order)
+        dof = max(n_rows - self.order - 1, 1)
         self.intercept, self.coef = beta[:, 0], beta[:, 1:]
-        std = np.sqrt((resid**2).sum(axis=(0, 2)) / dof)
+        std = np.sqrt(np.maximum(rss, 0.0) / dof)
         # a channel predicted exactly still needs a spread: at least a tenth of the finest bin
         self.residual_std = np.maximum(std, 0.1 * self.bins.min_step(v.shape[1]))
         return self

@@ -8,11 +8,13 @@ The evaluations themselves (:mod:`~neurofm.evaluation.evaluate` for models over 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+
+from neurofm.evaluation.intervals import bootstrap_intervals
 
 
 @dataclass
@@ -23,11 +25,12 @@ class EvaluateConfig:
     max_windows: int = 64  # held-out windows scored (evenly spaced over the split)
     max_train_windows: int = 256  # train windows the baselines are fitted on (evenly spaced)
     batch_size: int = 8  # windows per model call
-    ar_order: int = 8  # order p of the linear autoregressive baseline
-    score_start: int | None = None  # first scored target position (default: ar_order)
+    score_start: int | None = (
+        None  # first scored target position (default: half the window, at most 64)
+    )
     rollout_windows: int = 16  # windows whose rollouts are scored
     rollout_context: int | None = None  # context of rollouts in samples (default: half a window)
-    rollout_samples: int = 8  # sampled continuations averaged into a model forecast
+    rollout_samples: int = 16  # sampled continuations averaged into a model's mean forecast
     n_generate: int = 8  # held-out prompts continued for the realism suite
     drift_prompts: int = 2  # prompts continued far for the drift check
     drift_segments: int = 4  # segments (of the continuation length) in a drift rollout
@@ -37,13 +40,23 @@ class EvaluateConfig:
     n_permutations: int = 500  # permutations of the MMD two-sample test
     code_levels: int = 256  # mu-law levels of the code bins a continuous model's bits are on
     seed: int = 0  # seed of controls, sampling and tests
+    # forecasting (evaluate.py, continuous.py): max_windows / max_train_windows above size only
+    # the realism suite there; these size the scores, their intervals and the baselines
+    forecast_windows: int | None = None  # non-overlapping held-out windows scored (None: all)
+    baseline_train_windows: int | None = None  # non-overlapping train windows fitted on (None: all)
+    val_windows: int | None = 64  # validation windows the baselines' sizes are chosen on
+    ar_orders: list[int] = field(default_factory=lambda: [8, 16, 32, 64])  # per-channel AR p
+    var_lags: list[int] = field(default_factory=lambda: [4, 8, 16])  # ridge VAR lags
+    var_ridges: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])  # ridge
+    context_steps: list[int] = field(default_factory=lambda: [1, 8])  # truncated-context controls
+    n_bootstrap: int = 1000  # block-bootstrap resamples of the held-out windows
+    bootstrap_block: int | None = None  # windows per bootstrap block (None: ceil(sqrt(M)))
 
     PRESETS: ClassVar[dict[str, dict]] = {
         "tiny": {
             "max_windows": 8,
             "max_train_windows": 32,
             "rollout_windows": 4,
-            "rollout_samples": 2,
             "n_generate": 4,
             "drift_prompts": 1,
             "drift_segments": 2,
@@ -64,7 +77,7 @@ class EvaluateConfig:
             "max_windows",
             "max_train_windows",
             "batch_size",
-            "ar_order",
+            "n_bootstrap",
             "rollout_windows",
             "rollout_samples",
             "n_generate",
@@ -72,6 +85,22 @@ class EvaluateConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in (
+            "forecast_windows",
+            "baseline_train_windows",
+            "val_windows",
+            "bootstrap_block",
+        ):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 or null, got {getattr(self, name)}")
+        for name in ("ar_orders", "var_lags", "context_steps"):
+            values = getattr(self, name)
+            if not values or min(values) < 1:
+                raise ValueError(f"{name} must list integers >= 1, got {values}")
+        if not self.var_ridges or min(self.var_ridges) < 0:
+            raise ValueError(f"var_ridges must list values >= 0, got {self.var_ridges}")
+        if self.score_start is not None and self.score_start < 1:
+            raise ValueError(f"score_start must be >= 1 or null, got {self.score_start}")
         if self.code_levels < 2:
             raise ValueError(f"code_levels must be >= 2, got {self.code_levels}")
         if self.drift_segments < 2:
@@ -88,9 +117,109 @@ class EvaluationResult:
     arrays: dict[str, Any]
 
 
-def evenly(n_total: int, n_max: int) -> np.ndarray:
-    """Up to ``n_max`` indices spread evenly over ``0 .. n_total - 1`` (sorted, unique)."""
+def evenly(n_total: int, n_max: int | None) -> np.ndarray:
+    """Up to ``n_max`` indices spread evenly over ``0 .. n_total - 1`` (sorted, unique; all of
+    them when ``n_max`` is None)."""
+    if n_max is None or n_max >= n_total:
+        return np.arange(n_total)
     return np.unique(np.linspace(0, n_total - 1, min(n_total, n_max)).round().astype(int))
+
+
+def forecast_windows(run: Any, config: EvaluateConfig) -> dict[str, Any]:
+    """Non-overlapping windows (stride = window length) of a run's held-out, train and
+    validation splits, as datasets: ``test``, ``train``, ``val`` (None when the run has no
+    validation split in its store) with the indices taken (``*_index``, evenly spaced when a
+    cap applies) and ``info`` for the report (windows available, scored, caps)."""
+    from dataclasses import replace
+
+    from neurofm.training.data import build_dataset
+
+    data = run.data_config
+    data = replace(data, stride=data.window_length)
+    splits = run.store.manifest.get("splits") or {}
+    out: dict[str, Any] = {
+        "test": build_dataset(run.store, data, config.split),
+        "train": build_dataset(run.store, data, data.train_split),
+        "val": None,
+    }
+    if data.val_split is not None and data.val_split in splits:
+        out["val"] = build_dataset(run.store, data, data.val_split)
+    caps = {
+        "test": config.forecast_windows,
+        "train": config.baseline_train_windows,
+        "val": config.val_windows,
+    }
+    info: dict[str, Any] = {"stride": int(data.window_length)}
+    for name, cap in caps.items():
+        n = 0 if out[name] is None else len(out[name])
+        out[f"{name}_index"] = evenly(n, cap)
+        info[f"{name}_available"] = n
+        info[f"{name}_used"] = int(out[f"{name}_index"].size)
+    info["capped"] = info["test_used"] < info["test_available"]
+    info["validation_split"] = data.val_split if out["val"] is not None else None
+    out["info"] = info
+    return out
+
+
+def default_start(n_times: int, config: EvaluateConfig) -> int:
+    """First scored target position: ``score_start``, else half the window (at most 64)."""
+    start = config.score_start if config.score_start is not None else min(64, n_times // 2)
+    if not 1 <= start < n_times:
+        raise ValueError(f"score_start={start} must lie in [1, window length {n_times})")
+    return start
+
+
+def split_validation(
+    train: list[np.ndarray], val: list[np.ndarray] | None, n_val: int | None
+) -> tuple[list[np.ndarray], list[np.ndarray], str]:
+    """Arrays to fit on, arrays to choose on, and where the validation windows come from: the
+    run's validation split, else the last fifth of the train windows (held out from fitting)."""
+    if val is not None and len(val[0]):
+        idx = evenly(len(val[0]), n_val)
+        return train, [v[idx] for v in val], f"validation split ({idx.size} windows)"
+    n_tail = max(1, len(train[0]) // 5)
+    if len(train[0]) <= n_tail:
+        raise ValueError("choosing the baselines' sizes needs at least 2 train windows")
+    head, tail = [t[:-n_tail] for t in train], [t[-n_tail:] for t in train]
+    idx = evenly(n_tail, n_val)
+    return (
+        head,
+        [t[idx] for t in tail],
+        (
+            f"no validation split: the last {n_tail} train windows, held out from fitting while "
+            f"choosing ({idx.size} used), then the chosen sizes refitted on all train windows"
+        ),
+    )
+
+
+def mismatched_partner(n_windows: int) -> np.ndarray:
+    """For each window ``i`` the window ``(i + M // 2) mod M`` whose input replaces its own in
+    the mismatched-context control (real signal, far in time; none when ``M < 2``)."""
+    return (np.arange(n_windows) + n_windows // 2) % n_windows
+
+
+def control_steps(cfg: EvaluateConfig, start: int) -> list[int]:
+    """Context lengths of the truncated-context controls that are shorter than ``start``."""
+    return sorted({k for k in cfg.context_steps if k < start})
+
+
+def add_intervals(
+    one_step: dict[str, dict[str, Any]],
+    per_window: dict[str, np.ndarray | None],
+    cfg: EvaluateConfig,
+) -> dict[str, Any]:
+    """Block-bootstrap intervals of each predictor's bits (added to ``one_step[name]`` as
+    ``bits_interval``) and of the model minus each other predictor; returns the bootstrap
+    report."""
+    scores = {n: v for n, v in per_window.items() if v is not None}
+    if not scores:
+        return {"skipped": "no predictor gives a distribution over the code bins"}
+    boot = bootstrap_intervals(
+        scores, n_resamples=cfg.n_bootstrap, block=cfg.bootstrap_block, seed=cfg.seed
+    )
+    for name, interval in boot["scores"].items():
+        one_step[name]["bits_interval"] = [interval["low"], interval["high"]]
+    return boot
 
 
 def write_run_report(

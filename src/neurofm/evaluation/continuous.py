@@ -8,11 +8,13 @@ folder (``neurofm evaluate`` picks it by the model's spec).
 What is compared, all on the same windows and the same scored positions (targets
 ``x[..., score_start:]``, so every predictor has a full context):
 
-- one step ahead: the model; the baselines ``last_value`` (the last sample), ``linear_ar``
-  (per-channel AR fitted by least squares on the train signal), ``unigram`` (train code
-  frequencies) and ``uniform`` (every code alike, bits only); and two controls, the same model fed
-  time-shuffled input and fed Gaussian white noise with each window's per-channel mean and
-  standard deviation, scored against the real next samples. Scores: forecast MSE and pooled R²
+- one step ahead, on every non-overlapping held-out window with 95% block-bootstrap intervals:
+  the model; the baselines ``last_value`` (the last sample), ``linear_ar`` (per-channel AR) and
+  ``ridge_var`` (multichannel ridge VAR), fitted on the train signal with their sizes chosen on
+  validation, ``bigram`` and ``unigram`` (train code statistics) and ``uniform`` (every code
+  alike, bits only); and the controls, the same model reading another window's real input
+  (mismatched context) and only the last ``k`` samples (truncated context), scored against the
+  real next samples. Scores: forecast MSE and pooled R²
   (see :mod:`~neurofm.evaluation.metrics`), and bits per channel-sample where the predictor gives
   a distribution;
 - rollouts: error against horizon of multi-step mean forecasts from the same contexts: the model
@@ -50,7 +52,19 @@ import numpy as np
 import torch
 
 from neurofm.evaluation import baselines as bl
-from neurofm.evaluation.common import EvaluateConfig, EvaluationResult, evenly, write_run_report
+from neurofm.evaluation.common import (
+    EvaluateConfig,
+    EvaluationResult,
+    add_intervals,
+    control_steps,
+    default_start,
+    evenly,
+    forecast_windows,
+    mismatched_partner,
+    split_validation,
+    write_run_report,
+)
+from neurofm.evaluation.linear import RidgeVAR, fit_linear_baselines
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy, rollout_error
 from neurofm.logging import get_logger
 from neurofm.registry import TOKENIZERS, create, model_spec
@@ -140,11 +154,30 @@ def model_rollout(
     return x[..., n_prompt:].double().cpu().numpy()
 
 
-def _controls(x: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    shuffled = np.stack([w[:, rng.permutation(w.shape[-1])] for w in x])
-    mean, std = x.mean(axis=-1, keepdims=True), x.std(axis=-1, keepdims=True)
-    noise = mean + std * rng.standard_normal(x.shape)
-    return {"control_shuffled_input": shuffled, "control_noise_input": noise}
+def truncated_one_step(
+    model: torch.nn.Module,
+    x: np.ndarray,
+    start: int,
+    steps: int,
+    *,
+    context: dict[str, Any],
+    spec: ModelSpec,
+    min_log_variance: float,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`model_one_step` with each target at ``t`` forecast from ``x[..., t-steps:t]`` only
+    (windows of ``steps + 1`` samples; a causal model never reads the last)."""
+    b, c, n_times = x.shape
+    n_pos = n_times - start
+    cut = np.lib.stride_tricks.sliding_window_view(x[..., start - steps :], steps + 1, -1)
+    cut = cut.transpose(0, 2, 1, 3).reshape(b * n_pos, c, steps + 1)
+    if any(CONTEXT_FIELDS[name] == "time" for name in spec.context_of(context)):
+        raise ValueError("truncated-context control: per-time context is not supported here")
+    repeated = {k: v.repeat_interleave(n_pos, dim=0) for k, v in spec.context_of(context).items()}
+    mean, std = model_one_step(
+        model, cut, steps, context=repeated, spec=spec, min_log_variance=min_log_variance
+    )
+    back = lambda a: a.reshape(b, n_pos, c).transpose(0, 2, 1)  # noqa: E731
+    return back(mean), None if std is None else back(std)
 
 
 def _slice(context: dict[str, Any], index: Any) -> dict[str, Any]:
@@ -158,9 +191,11 @@ def evaluate_continuous(
     test_signal: Any,
     sfreq: float,
     test_context: dict[str, Any] | None = None,
+    val_signal: Any = None,
     config: EvaluateConfig | None = None,
     spec: ModelSpec | None = None,
     min_log_variance: float = DEFAULT_MIN_LOG_VARIANCE,
+    windows: dict[str, Any] | None = None,
 ) -> EvaluationResult:
     """Score a continuous forecaster and its baselines and controls on held-out windows.
 
@@ -185,6 +220,10 @@ def evaluate_continuous(
         The model's spec (default: its registered one).
     min_log_variance : float
         Lower clamp of the predicted log-variance, as in training.
+    val_signal : array, shape (K, C, T), optional
+        Validation windows the baselines' sizes are chosen on (default: a tail of train).
+    windows : dict, optional
+        How the windows were chosen (counts, caps), copied into the report.
     """
     cfg = config or EvaluateConfig()
     spec = spec or model_spec(model)
@@ -192,66 +231,93 @@ def evaluate_continuous(
     test = _as_numpy(test_signal).astype(np.float64)
     context = dict(test_context or {})
     n_win, n_chans, n_times = test.shape
-    start = cfg.score_start if cfg.score_start is not None else cfg.ar_order
-    if not cfg.ar_order <= start < n_times:
-        raise ValueError(f"score_start={start} must lie in [ar_order={cfg.ar_order}, {n_times})")
+    start = default_start(n_times, cfg)
     n_ctx = cfg.rollout_context or n_times // 2
-    if not cfg.ar_order <= n_ctx < n_times:
-        raise ValueError(f"rollout_context={n_ctx} must lie in [ar_order, window length {n_times})")
 
     tokenizer = create(TOKENIZERS, {"name": "mulaw", "n_levels": cfg.code_levels}).fit(train)
     bins = bl.CodeBins.from_bin_bounds(tokenizer, n_chans)
-    train_codes = _as_numpy(tokenizer.encode(torch.from_numpy(train)).codes)
+    encode = lambda x: _as_numpy(tokenizer.encode(torch.from_numpy(x)).codes)  # noqa: E731
+    train_codes = encode(train)
     encoded_test = tokenizer.encode(torch.from_numpy(test))
     test_codes = _as_numpy(encoded_test.codes)
-    last_value = bl.LastValue(bins).fit(train_codes)
-    ar = bl.LinearAR(bins, order=cfg.ar_order).fit_signal(train)
-    unigram = bl.Unigram(bins).fit(train_codes)
-    uniform = np.full(bins.vocab_size, -np.log(bins.vocab_size))
+    val = None if val_signal is None else _as_numpy(val_signal).astype(np.float64)
+    (fit_values,), (val_values,), source = split_validation(
+        [train], None if val is None else [val], cfg.val_windows
+    )
+    linear, selection = fit_linear_baselines(
+        bins,
+        train_values=fit_values,
+        val_values=val_values,
+        val_codes=encode(val_values),
+        start=start,
+        ar_orders=cfg.ar_orders,
+        var_lags=cfg.var_lags,
+        var_ridges=cfg.var_ridges,
+    )
+    ar, var = linear["linear_ar"], linear["ridge_var"]
+    if len(fit_values) != len(train):  # chosen on a tail of train: refit on all of it
+        ar = bl.LinearAR(bins, order=ar.order).fit_signal(train)
+        var = RidgeVAR(bins, lags=var.lags, ridge=var.ridge).fit_signal(train)
+    selection["validation"] = source
+    if not max(ar.order, var.lags) <= n_ctx < n_times:
+        raise ValueError(
+            f"rollout_context={n_ctx} must lie in [the chosen AR order / VAR lags, "
+            f"window length {n_times})"
+        )
+    code_level = {
+        "last_value": bl.LastValue(bins).fit(train_codes),
+        "bigram": bl.Bigram(bins).fit(train_codes),
+        "unigram": bl.Unigram(bins).fit(train_codes),
+        "uniform": bl.Uniform(bins),
+    }
 
     log.info("scoring %d held-out windows (%d channels x %d samples)", n_win, n_chans, n_times)
-    names = [
-        "model",
-        "last_value",
-        "linear_ar",
-        "unigram",
-        "uniform",
-        "control_shuffled_input",
-        "control_noise_input",
-    ]
-    acc = {n: ForecastAccumulator(n_chans) for n in names}
-    rng = np.random.default_rng(cfg.seed)
+    steps = control_steps(cfg, start)
+    controls = ["control_mismatched_context"] if n_win > 1 else []
+    controls += [f"control_context_{k}" for k in steps]
+    names = ["model", "last_value", "linear_ar", "ridge_var", "bigram", "unigram", "uniform"]
+    acc = {n: ForecastAccumulator(n_chans) for n in names + controls}
+    partner = mismatched_partner(n_win)
+    one = {"spec": spec, "min_log_variance": min_log_variance}
     for lo in range(0, n_win, cfg.batch_size):
         x, codes = test[lo : lo + cfg.batch_size], test_codes[lo : lo + cfg.batch_size]
-        part = _slice(context, slice(lo, lo + len(x)))
+        hi = lo + len(x)
+        part = _slice(context, slice(lo, hi))
         targets, truth = codes[..., start:], x[..., start:]
-        for name, inputs in {"model": x, **_controls(x, rng)}.items():
-            mean, std = model_one_step(
-                model, inputs, start, context=part, spec=spec, min_log_variance=min_log_variance
+        forecasts = {"model": model_one_step(model, x, start, context=part, **one)}
+        if controls and controls[0] == "control_mismatched_context":
+            forecasts["control_mismatched_context"] = model_one_step(
+                model, test[partner[lo:hi]], start, context=part, **one
             )
+        for k in steps:
+            forecasts[f"control_context_{k}"] = truncated_one_step(
+                model, x, start, k, context=part, **one
+            )
+        for name, (mean, std) in forecasts.items():
             log_probs = None if std is None else bins.discretised_gaussian(mean, std)
-            acc[name].update(log_probs, targets, mean, truth)
-        acc["last_value"].update(
-            last_value.predict(codes, start)[0], targets, x[..., start - 1 : -1], truth
-        )
-        for name, (log_probs, point) in {
-            "linear_ar": ar.predict_signal(x, start),
-            "unigram": unigram.predict(codes, start),
-        }.items():
+            point = None if name.startswith("control_context") else mean
             acc[name].update(log_probs, targets, point, truth)
-        acc["uniform"].update(
-            np.broadcast_to(uniform, (*targets.shape, bins.vocab_size)), targets, None, truth
-        )
+        for name, baseline in {"linear_ar": ar, "ridge_var": var}.items():
+            log_probs, point = baseline.predict_signal(x, start)
+            acc[name].update(log_probs, targets, point, truth)
+        for name, baseline in code_level.items():
+            log_probs, point = baseline.predict(codes, start)
+            point = x[..., start - 1 : -1] if name == "last_value" else point
+            acc[name].update(log_probs, targets, point, truth)
     one_step = {n: a.result() for n, a in acc.items()}
+    per_window = {n: a.window_bits() for n, a in acc.items()}
+    bootstrap = add_intervals(one_step, per_window, cfg)
 
     horizon = n_times - n_ctx
-    idx = np.arange(min(cfg.rollout_windows, n_win))
+    idx = evenly(n_win, cfg.rollout_windows)
     prompts, truth = test[idx, :, :n_ctx], test[idx, :, n_ctx:]
     forecasts = {
         "model": model_rollout(model, prompts, horizon, context=_slice(context, idx), spec=spec),
         "last_value": np.repeat(prompts[..., -1:], horizon, axis=-1),
         "linear_ar": ar.forecast_signal(prompts, horizon),
-        "unigram": unigram.forecast(test_codes[idx, :, :n_ctx], horizon),
+        "ridge_var": var.forecast_signal(prompts, horizon),
+        "bigram": code_level["bigram"].forecast(test_codes[idx, :, :n_ctx], horizon),
+        "unigram": code_level["unigram"].forecast(test_codes[idx, :, :n_ctx], horizon),
     }
     curves = {name: rollout_error(f, truth) for name, f in forecasts.items()}
 
@@ -278,8 +344,16 @@ def evaluate_continuous(
             "fitted_on": "the train windows scored by the baselines",
             "n_clipped_test": int(encoded_test.n_clipped),
         },
+        "windows": {**(windows or {}), "scored": int(n_win), "train": len(train)},
         "settings": asdict(cfg),
         "one_step": one_step,
+        "bootstrap": bootstrap,
+        "selection": selection,
+        "per_window": {
+            "bits_per_channel_sample": {
+                n: v.tolist() for n, v in per_window.items() if v is not None
+            }
+        },
         "rollout": {
             "context": int(n_ctx),
             "horizon": int(horizon),
@@ -295,13 +369,21 @@ def evaluate_continuous(
             "reads; R² pooled over channels, each centred on its own mean",
             "last_value": "point: the last sample; bits: last code + train histogram of one-step "
             "code jumps (add-one smoothed)",
-            "linear_ar": f"per-channel AR({cfg.ar_order}) least squares on the train signal; "
-            "Gaussian with train residual variance integrated over the code bins",
+            "linear_ar": f"per-channel AR({ar.order}) least squares on the train signal (order "
+            f"chosen on validation among {cfg.ar_orders}); Gaussian with train residual variance "
+            "integrated over the code bins",
+            "ridge_var": f"ridge VAR over all channels' last {var.lags} samples (lags and ridge "
+            f"{var.ridge:g} chosen on validation); Gaussian with train residual variance",
+            "bigram": "p(next code | current code), train pair counts, add-one smoothed",
             "unigram": "train code frequencies, add-one smoothed; point: their mean value",
             "uniform": f"every code alike: log2({bins.vocab_size}) bits; no point forecast",
-            "control_shuffled_input": "same model, input time-shuffled per window, real targets",
-            "control_noise_input": "same model, Gaussian white noise with each window's "
-            "per-channel mean and standard deviation as input, real targets",
+            "control_mismatched_context": "same model forecasting the real targets of window "
+            "i from the input of window (i + M/2) mod M (real signal, another time)",
+            **{
+                f"control_context_{k}": f"same model reading only the last {k} real sample(s) "
+                "before each target"
+                for k in steps
+            },
             "rollout": "mean forecasts fed back step by step (the model's deterministic), "
             "against the real continuation; NMSE = MSE / variance of the real continuation",
         },
@@ -327,10 +409,10 @@ def evaluate_continuous_run(
 
     cfg = config or EvaluateConfig()
     spec = model_spec(run.model)
-    test_set, train_set = run.dataset(cfg.split), run.dataset(run.data_config.train_split)
-    test = collate([test_set[int(i)] for i in evenly(len(test_set), cfg.max_windows)])
-    train_idx = evenly(len(train_set), cfg.max_train_windows)
-    train = collate([train_set[int(i)] for i in train_idx])
+    sets = forecast_windows(run, cfg)
+    take = lambda name: collate([sets[name][int(i)] for i in sets[f"{name}_index"]])  # noqa: E731
+    test, train = take("test"), take("train")
+    val = None if sets["val"] is None else take("val").x.float()
     objective = run.config.get("objective") or {}
     result = evaluate_continuous(
         run.model,
@@ -341,6 +423,8 @@ def evaluate_continuous_run(
         config=cfg,
         spec=spec,
         min_log_variance=float(objective.get("min_log_variance", DEFAULT_MIN_LOG_VARIANCE)),
+        val_signal=val,
+        windows=sets["info"],
     )
     write_run_report(result, run, cfg, out_dir=out_dir, checkpoint=checkpoint)
     return result

@@ -6,13 +6,15 @@ windows; and :func:`evaluate_run`, which evaluates any run folder by its model's
 from the model's :class:`~neurofm.types.ModelSpec` (see :data:`EVALUATIONS`) and writes the report.
 
 What is compared, all on the same windows and the same scored positions (targets
-``codes[..., score_start:]``, so every predictor has a full context):
+``codes[..., score_start:]``, so every predictor has a full context), on every non-overlapping
+held-out window, with 95% block-bootstrap intervals over windows (paired for differences):
 
-- one step ahead: the model, the baselines (last value, linear AR, unigram; fitted on train only),
-  and two controls: the same model fed time-shuffled input (one random permutation of the time
-  axis per window, all channels alike) and fed uniformly random codes, both scored against the
-  real next codes;
-- rollouts: error against horizon of multi-step forecasts from the same contexts;
+- one step ahead: the model; the baselines fitted on train (last value, per-channel linear AR and
+  multichannel ridge VAR with their sizes chosen on validation, bigram, unigram, uniform); and
+  the controls: the same model reading another window's real input (mismatched context) and
+  reading only the last ``k`` real codes before each target (truncated context), scored against
+  the real codes (see ``docs/evaluation.md`` for what each rules out);
+- rollouts: error against horizon of multi-step mean forecasts from the same contexts;
 - realism: continuations of held-out prompts compared with the real continuations, next to the
   linear AR's sampled continuations, the tokenizer round trip of the real signal, and real train
   windows (the real-vs-real reference); drift of long rollouts.
@@ -31,11 +33,28 @@ import torch
 from neurofm.errors import ConfigError
 from neurofm.evaluation import baselines as bl
 from neurofm.evaluation import realism
-from neurofm.evaluation.common import EvaluateConfig, EvaluationResult, evenly, write_run_report
+from neurofm.evaluation.common import (
+    EvaluateConfig,
+    EvaluationResult,
+    add_intervals,
+    control_steps,
+    default_start,
+    evenly,
+    forecast_windows,
+    mismatched_partner,
+    split_validation,
+    write_run_report,
+)
 from neurofm.evaluation.continuous import evaluate_continuous_run
 from neurofm.evaluation.decoding import evaluate_decoding_run
+from neurofm.evaluation.linear import RidgeVAR, fit_linear_baselines
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
-from neurofm.evaluation.rollout import ModelPredictor, model_context, rollout_curves
+from neurofm.evaluation.rollout import (
+    FlatPredictor,
+    ModelPredictor,
+    model_context,
+    rollout_curves,
+)
 from neurofm.logging import get_logger
 from neurofm.registry import model_spec
 from neurofm.types import CONTEXT_FIELDS, ModelSpec
@@ -47,42 +66,80 @@ def _slice(context: dict[str, Any], index: np.ndarray | slice) -> dict[str, Any]
     return {k: v[index] for k, v in context.items()}
 
 
-def _controls(
-    codes: np.ndarray, vocab_size: int, rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    shuffled = np.stack([w[:, rng.permutation(w.shape[-1])] for w in codes])
-    noise = rng.integers(0, vocab_size, codes.shape)
-    return {"control_shuffled_input": shuffled, "control_noise_input": noise}
+def code_baselines(
+    bins: bl.CodeBins,
+    train_codes: np.ndarray,
+    val_codes: np.ndarray | None,
+    start: int,
+    cfg: EvaluateConfig,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every code-forecasting baseline fitted on train (sizes chosen on validation) and the
+    selection report."""
+    fit_codes, (val,), source = split_validation(
+        [train_codes], None if val_codes is None else [val_codes], cfg.val_windows
+    )
+    linear, selection = fit_linear_baselines(
+        bins,
+        train_values=bins.decode(fit_codes[0]),
+        val_values=bins.decode(val),
+        val_codes=val,
+        start=start,
+        ar_orders=cfg.ar_orders,
+        var_lags=cfg.var_lags,
+        var_ridges=cfg.var_ridges,
+    )
+    if len(fit_codes[0]) != len(train_codes):  # chosen on a tail of train: refit on all of it
+        ar, var = linear["linear_ar"], linear["ridge_var"]
+        linear = {
+            "linear_ar": bl.LinearAR(bins, order=ar.order).fit(train_codes),
+            "ridge_var": RidgeVAR(bins, lags=var.lags, ridge=var.ridge).fit(train_codes),
+        }
+    selection["validation"] = source
+    fitted = {
+        "last_value": bl.LastValue(bins).fit(train_codes),
+        **linear,
+        "bigram": bl.Bigram(bins).fit(train_codes),
+        "unigram": bl.Unigram(bins).fit(train_codes),
+        "uniform": bl.Uniform(bins),
+    }
+    return fitted, selection
 
 
 def _one_step(
-    model: Any,
-    bins: bl.CodeBins,
+    make_predictor: Callable[..., ModelPredictor],
     fitted: dict[str, Any],
     codes: np.ndarray,
     signal: np.ndarray,
     context: dict[str, Any],
     cfg: EvaluateConfig,
     start: int,
-    spec: ModelSpec,
-) -> dict[str, dict[str, float]]:
-    names = ["model", *fitted, "control_shuffled_input", "control_noise_input"]
+) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+    steps = control_steps(cfg, start)
+    controls = ["control_mismatched_context"] if len(codes) > 1 else []
+    controls += [f"control_context_{k}" for k in steps]
+    names = ["model", *fitted, *controls]
     acc = {n: ForecastAccumulator(codes.shape[1]) for n in names}
-    rng = np.random.default_rng(cfg.seed)
+    partner = mismatched_partner(len(codes))
     for lo in range(0, len(codes), cfg.batch_size):
         part, truth = codes[lo : lo + cfg.batch_size], signal[lo : lo + cfg.batch_size, :, start:]
-        predictor = ModelPredictor(
-            model, bins, context=_slice(context, slice(lo, lo + len(part))), spec=spec
-        )
+        hi = lo + len(part)
+        predictor = make_predictor(context=_slice(context, slice(lo, hi)))
         targets = part[..., start:]
         predictions = {"model": predictor.predict(part, start)}
-        for name, inputs in _controls(part, bins.vocab_size, rng).items():
-            predictions[name] = predictor.predict(part, start, inputs=inputs)
         for name, baseline in fitted.items():
             predictions[name] = baseline.predict(part, start)
+        if "control_mismatched_context" in acc:
+            other = codes[partner[lo:hi]]
+            predictions["control_mismatched_context"] = predictor.predict(part, start, inputs=other)
+        for k in steps:
+            predictions[f"control_context_{k}"] = (
+                predictor.truncated_log_probs(part, start, k),
+                None,
+            )
         for name, (log_probs, point) in predictions.items():
             acc[name].update(log_probs, targets, point, truth)
-    return {n: a.result() for n, a in acc.items()}
+    per_window = {n: a.window_bits() for n, a in acc.items()}
+    return {n: a.result() for n, a in acc.items()}, per_window
 
 
 def evaluate_forecasting(
@@ -94,97 +151,104 @@ def evaluate_forecasting(
     test_codes: Any,
     test_signal: Any,
     sfreq: float,
+    val_codes: Any = None,
     test_context: dict[str, Any] | None = None,
     config: EvaluateConfig | None = None,
     spec: ModelSpec | None = None,
+    layout: Any = None,
+    windows: dict[str, Any] | None = None,
 ) -> EvaluationResult:
     """Score ``model`` and its baselines and controls on held-out windows.
 
     Parameters
     ----------
     model : nn.Module
-        Autoregressive over codes: ``model(x (B, C, T), **context).logits`` (B, C, T, V).
+        Autoregressive over codes: ``model(x (B, C, T), **context).logits`` (B, C, T, V); or,
+        with ``layout``, over one flat token sequence ``model(tokens (B, C * T)).logits``.
     bins : CodeBins
         The code values of the tokenizer (``CodeBins.from_tokenizer``).
     train_codes, train_signal : arrays, shape (N, C, T)
         Train windows (codes and the signal they encode): the baselines are fitted on these.
     test_codes, test_signal : arrays, shape (M, C, T)
-        Held-out windows scored.
+        Held-out windows scored, in time order (the bootstrap resamples blocks of neighbours).
     sfreq : float
         Sampling frequency (Hz).
+    val_codes : array, shape (K, C, T), optional
+        Validation windows the baselines' sizes are chosen on (default: a tail of train).
     test_context : dict of str to Tensor, optional
         Per-window model inputs with first axis M (``channel_ids``, ``subject``, ``condition``).
     config : EvaluateConfig, optional
     spec : ModelSpec, optional
         The model's spec (default: its registered one).
+    layout : flat tokenizer, optional
+        For a model over a flat token sequence: the tokenizer whose ``positions`` lay the
+        sequence onto ``(channel, time)`` (:class:`~neurofm.evaluation.rollout.FlatPredictor`).
+    windows : dict, optional
+        How the windows were chosen (counts, caps), copied into the report.
     """
     cfg = config or EvaluateConfig()
     spec = spec or model_spec(model)
     train_codes, test_codes = _as_numpy(train_codes), _as_numpy(test_codes)
     train_signal = _as_numpy(train_signal).astype(np.float64)
     test_signal = _as_numpy(test_signal).astype(np.float64)
+    val_codes = None if val_codes is None else _as_numpy(val_codes)
     context = dict(test_context or {})
     n_win, n_chans, n_times = test_codes.shape
-    start = cfg.score_start if cfg.score_start is not None else cfg.ar_order
-    if not cfg.ar_order <= start < n_times:
-        raise ValueError(f"score_start={start} must lie in [ar_order={cfg.ar_order}, {n_times})")
-    fitted = {
-        "last_value": bl.LastValue(bins).fit(train_codes),
-        "linear_ar": bl.LinearAR(bins, order=cfg.ar_order).fit(train_codes),
-        "unigram": bl.Unigram(bins).fit(train_codes),
-    }
+    start = default_start(n_times, cfg)
+
+    def make_predictor(**kwargs: Any) -> ModelPredictor:
+        kwargs.setdefault("spec", spec)
+        if layout is None:
+            return ModelPredictor(model, bins, **kwargs)
+        return FlatPredictor(model, bins, layout=layout, **kwargs)
+
+    fitted, selection = code_baselines(bins, train_codes, val_codes, start, cfg)
     log.info("scoring %d held-out windows (%d channels x %d samples)", n_win, n_chans, n_times)
-    one_step = _one_step(model, bins, fitted, test_codes, test_signal, context, cfg, start, spec)
+    one_step, per_window = _one_step(
+        make_predictor, fitted, test_codes, test_signal, context, cfg, start
+    )
+    bootstrap = add_intervals(one_step, per_window, cfg)
 
     # rollouts from the same contexts
     n_ctx = cfg.rollout_context or n_times // 2
     horizon = n_times - n_ctx
-    if not cfg.ar_order <= n_ctx < n_times:
-        raise ValueError(f"rollout_context={n_ctx} must lie in [ar_order, window length {n_times})")
-    idx = np.arange(min(cfg.rollout_windows, n_win))
-    sampler = ModelPredictor(
-        model,
-        bins,
-        context=_slice(context, idx),
-        n_samples=cfg.rollout_samples,
-        temperature=cfg.temperature,
-        top_k=cfg.top_k,
-        top_p=cfg.top_p,
-        seed=cfg.seed,
-        spec=spec,
+    ar = fitted["linear_ar"]
+    longest = max(ar.order, fitted["ridge_var"].lags)
+    if not longest <= n_ctx < n_times:
+        raise ValueError(
+            f"rollout_context={n_ctx} must lie in [{longest} (the chosen AR order / VAR lags), "
+            f"window length {n_times})"
+        )
+    idx = evenly(n_win, cfg.rollout_windows)
+    sampling = {"temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p}
+    sampler = make_predictor(
+        context=_slice(context, idx), n_samples=cfg.rollout_samples, seed=cfg.seed, **sampling
     )
+    forecasters = {name: f for name, f in fitted.items() if name != "uniform"}
     curves = rollout_curves(
-        {"model": sampler, **fitted},
+        {"model": sampler, **forecasters},
         test_codes[idx],
         test_signal[idx],
         context=n_ctx,
         horizon=horizon,
     )
 
-    # continuations of held-out prompts for the realism suite
-    gen_idx = np.linspace(0, n_win - 1, min(cfg.n_generate, n_win)).round().astype(int)
-    gen = ModelPredictor(
-        model,
-        bins,
-        context=_slice(context, gen_idx),
-        temperature=cfg.temperature,
-        top_k=cfg.top_k,
-        top_p=cfg.top_p,
-        seed=cfg.seed,
-        spec=spec,
-    )
+    # continuations of held-out prompts for the realism suite (on max_windows held-out and
+    # max_train_windows train windows, as before the forecasting scores covered every window)
+    gen_idx = evenly(n_win, cfg.n_generate)
+    gen = make_predictor(context=_slice(context, gen_idx), seed=cfg.seed, **sampling)
     generated = bins.decode(gen.sample(test_codes[gen_idx, :, :n_ctx], horizon))
     real_cont = test_signal[gen_idx, :, n_ctx:]
-    ar = fitted["linear_ar"]
     ar_cont = ar.simulate(bins.decode(test_codes[gen_idx, :, :n_ctx]), horizon, seed=cfg.seed)
-    real_test = test_signal[..., n_ctx:]
-    train_ref = train_signal[..., n_ctx:]
+    real_idx = evenly(n_win, cfg.max_windows)
+    real_test = test_signal[real_idx, :, n_ctx:]
+    train_ref = train_signal[evenly(len(train_signal), cfg.max_train_windows), :, n_ctx:]
     compare = {"n_permutations": cfg.n_permutations, "seed": cfg.seed}
     realism_scores = {
         "generated": realism.compare(real_test, generated, sfreq, **compare),
         "linear_ar_samples": realism.compare(real_test, ar_cont, sfreq, **compare),
         "tokenizer_roundtrip": realism.compare(
-            real_test, bins.decode(test_codes[..., n_ctx:]), sfreq, **compare
+            real_test, bins.decode(test_codes[real_idx, :, n_ctx:]), sfreq, **compare
         ),
         "real_train_windows": realism.compare(real_test, train_ref, sfreq, **compare),
     }
@@ -201,16 +265,7 @@ def evaluate_forecasting(
     else:
         n_long = cfg.drift_segments * horizon
         d_idx = gen_idx[: cfg.drift_prompts]
-        long_gen = ModelPredictor(
-            model,
-            bins,
-            context=_slice(context, d_idx),
-            temperature=cfg.temperature,
-            top_k=cfg.top_k,
-            top_p=cfg.top_p,
-            seed=cfg.seed + 1,
-            spec=spec,
-        )
+        long_gen = make_predictor(context=_slice(context, d_idx), seed=cfg.seed + 1, **sampling)
         prompts = test_codes[d_idx, :, :n_ctx]
         long_model = bins.decode(long_gen.sample(prompts, n_long))
         long_ar = ar.simulate(bins.decode(prompts), n_long, seed=cfg.seed + 1)
@@ -219,6 +274,8 @@ def evaluate_forecasting(
             "linear_ar": realism.drift(long_ar, real_test, sfreq),
         }
 
+    steps = control_steps(cfg, start)
+    var = fitted["ridge_var"]
     report = {
         "task": "forecasting",
         "sfreq": float(sfreq),
@@ -228,27 +285,48 @@ def evaluate_forecasting(
         "window_length": int(n_times),
         "vocab_size": bins.vocab_size,
         "score_start": int(start),
+        "windows": {**(windows or {}), "scored": int(n_win), "train": len(train_codes)},
         "settings": asdict(cfg),
         "one_step": one_step,
+        "bootstrap": bootstrap,
+        "selection": selection,
+        "per_window": {
+            "bits_per_channel_sample": {
+                n: v.tolist() for n, v in per_window.items() if v is not None
+            }
+        },
         "rollout": {
             "context": int(n_ctx),
             "horizon": int(horizon),
             "seconds": (np.arange(1, horizon + 1) / sfreq).tolist(),
             "n_windows": int(idx.size),
+            "model_samples": int(cfg.rollout_samples),
             "curves": curves,
         },
         "realism": realism_scores,
+        "realism_windows": {"held_out": int(real_idx.size), "generated": int(gen_idx.size)},
         "drift": drift,
         "definitions": {
-            "bits_per_channel_sample": "mean -log2 p(next code) over scored channel-samples",
-            "last_value": "last code + train histogram of one-step code jumps (add-one smoothed)",
-            "linear_ar": f"per-channel AR({cfg.ar_order}) least squares on train decoded codes; "
-            "Gaussian with train residual variance integrated over the code bins",
-            "unigram": "train code frequencies, add-one smoothed",
-            "control_shuffled_input": "same model, input time-shuffled per window, real targets",
-            "control_noise_input": "same model, input uniformly random codes, real targets",
-            "realism columns": "generated / AR-sampled continuations, tokenizer round trip and "
-            "real train windows, each against the real held-out continuations",
+            **DEFINITIONS,
+            "linear_ar": f"per-channel AR({ar.order}) least squares on train decoded codes (order "
+            f"chosen on validation among {cfg.ar_orders}); Gaussian with train residual variance "
+            "integrated over the code bins",
+            "ridge_var": f"ridge VAR over all {n_chans} channels' last {var.lags} decoded code "
+            f"values (lags and ridge {var.ridge:g} chosen on validation); Gaussian with train "
+            "residual variance per channel integrated over the code bins",
+            **{
+                f"control_context_{k}": f"same model reading only the last {k} real code(s) "
+                "before each target (a window of k + 1 codes)"
+                for k in steps
+            },
+            "flat layout": None
+            if layout is None
+            else "the model reads one flat token sequence; each code is predicted from every "
+            "code before it in the tokenizer's order (order='time': the earlier time steps and "
+            "the channels before it at the same time step)",
+            "rollout": f"model: exact mean of its predictive distribution at step 1, then the "
+            f"mean of {cfg.rollout_samples} sampled continuations; baselines: exact iterated "
+            "means; NMSE = MSE / variance of the real continuation",
         },
     }
     arrays = {
@@ -260,6 +338,22 @@ def evaluate_forecasting(
         "sfreq": float(sfreq),
     }
     return EvaluationResult(report=report, arrays=arrays)
+
+
+DEFINITIONS = {
+    "bits_per_channel_sample": "mean -log2 p(next code) over scored channel-samples (every "
+    "window from score_start on); bits_interval: 95% block-bootstrap interval over windows",
+    "last_value": "last code + train histogram of one-step code jumps (add-one smoothed)",
+    "bigram": "p(next code | current code) from train pair counts over all channels, add-one "
+    "smoothed",
+    "unigram": "train code frequencies, add-one smoothed",
+    "uniform": "every code alike: log2 V bits (chance)",
+    "control_mismatched_context": "same model scoring the real targets of window i from the "
+    "input of window (i + M/2) mod M: real signal from another time (how much the model uses "
+    "the actual history rather than generic statistics)",
+    "realism columns": "generated / AR-sampled continuations, tokenizer round trip and "
+    "real train windows, each against the real held-out continuations",
+}
 
 
 def windows_of(dataset: Any, indices: np.ndarray, tokenizer: Any) -> dict[str, Any]:
@@ -284,18 +378,37 @@ def evaluate_code_forecasting_run(
     out_dir: str | Path | None = None,
     checkpoint: str | None = None,
 ) -> EvaluationResult:
-    """Evaluate a run of a model over channel codes (:func:`evaluate_forecasting`) and write the
-    report (see :func:`~neurofm.evaluation.common.write_run_report`)."""
+    """Evaluate a run of a model over codes (:func:`evaluate_forecasting`) and write the report
+    (see :func:`~neurofm.evaluation.common.write_run_report`).
+
+    Every non-overlapping window of the held-out split is scored (unless ``forecast_windows``
+    caps them); the baselines fit on non-overlapping train windows and choose their sizes on the
+    run's validation split. A model over one flat token sequence (spec inputs
+    ``token_sequence``) is scored on the per-channel codes of its flat tokenizer's amplitude
+    quantizer, its predictions laid back onto ``(channel, time)`` by the tokenizer's
+    ``positions``.
+    """
     cfg = config or EvaluateConfig()
     if run.tokenizer is None:
         raise ConfigError(
-            f"{run.run_dir}: the run has no tokenizer; a model over channel codes is scored on "
+            f"{run.run_dir}: the run has no tokenizer; a model over codes is scored on "
             "the codes of the run's tokenizer"
         )
-    test_set, train_set = run.dataset(cfg.split), run.dataset("train")
-    test = windows_of(test_set, evenly(len(test_set), cfg.max_windows), run.tokenizer)
-    train = windows_of(train_set, evenly(len(train_set), cfg.max_train_windows), run.tokenizer)
-    bins = bl.CodeBins.from_tokenizer(run.tokenizer, test["codes"].shape[1])
+    spec = model_spec(run.model)
+    layout, per_sample = None, run.tokenizer
+    if spec.inputs == "token_sequence":
+        if not hasattr(run.tokenizer, "positions"):
+            raise ConfigError(
+                f"{run.run_dir}: a model over token sequences is scored through a flat "
+                f"tokenizer's layout (flat, block_causal); the run's is "
+                f"{run.config['tokenizer'].get('name')!r}"
+            )
+        layout, per_sample = run.tokenizer, run.tokenizer.amplitude
+    sets = forecast_windows(run, cfg)
+    test = windows_of(sets["test"], sets["test_index"], per_sample)
+    train = windows_of(sets["train"], sets["train_index"], per_sample)
+    val = None if sets["val"] is None else windows_of(sets["val"], sets["val_index"], per_sample)
+    bins = bl.CodeBins.from_tokenizer(per_sample, test["codes"].shape[1])
     result = evaluate_forecasting(
         run.model,
         bins,
@@ -303,9 +416,13 @@ def evaluate_code_forecasting_run(
         train_signal=train["signal"],
         test_codes=test["codes"],
         test_signal=test["signal"],
+        val_codes=None if val is None else val["codes"],
         sfreq=float(run.store.recordings[0].sfreq),
         test_context=model_context(run.model, test["batch"]),
         config=cfg,
+        spec=spec,
+        layout=layout,
+        windows=sets["info"],
     )
     write_run_report(result, run, cfg, out_dir=out_dir, checkpoint=checkpoint)
     return result
@@ -313,6 +430,7 @@ def evaluate_code_forecasting_run(
 
 EVALUATIONS: dict[tuple[str, str], Callable[..., EvaluationResult]] = {
     ("channel_codes", "logits"): evaluate_code_forecasting_run,
+    ("token_sequence", "logits"): evaluate_code_forecasting_run,
     ("signal", "prediction"): evaluate_continuous_run,
     ("signal", "class_logits"): evaluate_decoding_run,
 }

@@ -155,6 +155,7 @@ class ForecastAccumulator:
         self.count_c = np.zeros(self.n_chans)
         self.sum_c = np.zeros(self.n_chans)
         self.sumsq_c = np.zeros(self.n_chans)
+        self.window_nats: list[np.ndarray] = []
 
     def update(self, log_probs: Any, targets: Any, prediction: Any, truth: Any) -> None:
         """Add one batch.
@@ -181,7 +182,9 @@ class ForecastAccumulator:
         self.n += targets.size
         if log_probs is not None:
             lp = _as_numpy(log_probs).astype(np.float64)
-            self.nll_nats -= float(_gather(lp, targets).sum())
+            nats = -_gather(lp, targets).sum(axis=(1, 2))  # (B,) per window
+            self.window_nats.append(nats / (targets.shape[1] * targets.shape[2]))
+            self.nll_nats += float(nats.sum())
             self.correct += int((lp.argmax(axis=-1) == targets).sum())
             self.n_coded += targets.size
         if p is not None:
@@ -190,6 +193,12 @@ class ForecastAccumulator:
         self.count_c += targets.shape[0] * targets.shape[2]
         self.sum_c += y.sum(axis=(0, 2))
         self.sumsq_c += (y**2).sum(axis=(0, 2))
+
+    def window_bits(self) -> np.ndarray | None:
+        """Bits per channel-sample of each window added, in order ``(M,)`` (None without bits)."""
+        if self.n_coded != self.n or not self.window_nats:
+            return None
+        return np.concatenate(self.window_nats) / LN2
 
     def result(self) -> dict[str, float | None]:
         """``bits_per_channel_sample``, ``next_step_accuracy``, ``mse``, ``r2`` (None where the

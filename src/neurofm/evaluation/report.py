@@ -59,6 +59,45 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def bits_summary(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each predictor's held-out bits per channel-sample with its 95% interval and the model
+    minus it (``model_minus``: mean, low, high, ``below_zero``), from a forecasting report."""
+    differences = (report.get("bootstrap") or {}).get("differences", {})
+    out = {}
+    for name, scores in report.get("one_step", {}).items():
+        if not isinstance(scores, dict) or scores.get("bits_per_channel_sample") is None:
+            continue
+        out[name] = {
+            "bits": float(scores["bits_per_channel_sample"]),
+            "interval": scores.get("bits_interval"),
+            "model_minus": differences.get(name),
+        }
+    return out
+
+
+def bits_lines(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """Lines of a bits table (sorted, lower is better) from :func:`bits_summary`: bits, 95%
+    interval, model minus the row with its interval and whether it lies below zero."""
+    width = max((len(name) for name in summary), default=10)
+    lines = [
+        f"  {'':<{width}}  {'bits':>7}  {'95% interval':>17}  {'model - this [95%]':>26}",
+    ]
+    for name, row in sorted(summary.items(), key=lambda kv: kv[1]["bits"]):
+        low_high = row.get("interval")
+        interval = f"[{low_high[0]:6.3f}, {low_high[1]:6.3f}]" if low_high else ""
+        diff = row.get("model_minus")
+        versus = ""
+        if diff:
+            verdict = (
+                "model better"
+                if diff["below_zero"]
+                else ("model worse" if diff["low"] > 0 else "no clear difference")
+            )
+            versus = f"{diff['mean']:+7.3f} [{diff['low']:+.3f}, {diff['high']:+.3f}] {verdict}"
+        lines.append(f"  {name:<{width}}  {row['bits']:7.3f}  {interval:>17}  {versus}")
+    return lines
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -96,6 +135,50 @@ def _one_step_and_rollout(report: dict[str, Any]) -> list[str]:
             [(label, [one[c].get(key) for c in cols]) for key, label in ONE_STEP_ROWS],
         )
     ]
+    boot = report.get("bootstrap") or {}
+    if boot.get("scores"):
+        diffs = boot.get("differences", {})
+        rows = [
+            (
+                name,
+                [
+                    interval["mean"],
+                    interval["low"],
+                    interval["high"],
+                    diffs.get(name, {}).get("mean"),
+                    diffs.get(name, {}).get("low"),
+                    diffs.get(name, {}).get("high"),
+                    diffs.get(name, {}).get("below_zero"),
+                ],
+            )
+            for name, interval in boot["scores"].items()
+        ]
+        out.append(
+            _table(
+                f"Bits per channel-sample with 95% block-bootstrap intervals "
+                f"({boot['n_windows']} windows, blocks of {boot['block_windows']}, "
+                f"{boot['n_resamples']} resamples)",
+                ["bits", "low", "high", "model - this", "low", "high", "interval below 0"],
+                rows,
+            )
+        )
+    windows = report.get("windows")
+    if windows:
+        out.append(
+            "<p>Windows: "
+            + html.escape(", ".join(f"{k}: {_fmt(v)}" for k, v in windows.items()))
+            + "</p>"
+        )
+    selection = report.get("selection") or {}
+    if selection:
+        ar, var = selection.get("linear_ar", {}), selection.get("ridge_var", {})
+        out.append(
+            "<p>Baseline sizes chosen on "
+            + html.escape(str(selection.get("validation")))
+            + f": AR order {ar.get('order')} (validation bits {html.escape(str(ar.get('val_bits')))});"
+            f" VAR lags {var.get('lags')}, ridge {var.get('ridge')}"
+            f" (validation bits {html.escape(str(var.get('val_bits')))})</p>"
+        )
     if report.get("bits_unavailable"):
         out.append(f"<p>Model bits not available: {html.escape(report['bits_unavailable'])}</p>")
     roll = report["rollout"]
@@ -111,7 +194,12 @@ def _one_step_and_rollout(report: dict[str, Any]) -> list[str]:
     ]
     out.append(
         _table(
-            f"Rollout from {roll['context']}-sample contexts ({roll['n_windows']} windows)",
+            f"Rollout from {roll['context']}-sample contexts ({roll['n_windows']} windows"
+            + (
+                f"; model: exact mean at step 1, then mean of {roll['model_samples']} samples)"
+                if "model_samples" in roll
+                else ")"
+            ),
             list(curves),
             rows,
         )

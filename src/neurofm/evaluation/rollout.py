@@ -5,15 +5,22 @@ baselines of :mod:`neurofm.evaluation.baselines`:
 
 - ``predict(codes, start)``: log-probabilities ``(B, C, T - start, V)`` for the targets
   ``codes[..., start:]`` (logits at t predict t+1) and their means in signal space;
-- ``forecast(context, horizon)``: point forecasts ``(B, C, horizon)``: the mean of ``n_samples``
-  sampled continuations decoded through the code bins (a Monte-Carlo estimate of the
-  conditional mean, the forecast that minimises the expected squared error).
+- ``forecast(context, horizon)``: point forecasts ``(B, C, horizon)``: at the first step the
+  exact mean of the model's predictive distribution over the code values; later, the mean of
+  ``n_samples`` sampled continuations decoded through the code bins (a Monte-Carlo estimate of
+  the conditional mean, the forecast that minimises the expected squared error).
+
+:meth:`ModelPredictor.truncated_log_probs` scores each position with only its last ``k`` steps
+of context (the truncated-context control). :class:`FlatPredictor` gives a model over one flat
+token sequence (``gpt_causal`` on the ``flat`` tokenizer) the same interface, through the
+tokenizer's layout.
 
 :func:`rollout_curves` scores every forecaster on the same windows: error against horizon.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -23,7 +30,7 @@ from torch import nn
 from neurofm.evaluation.baselines import CodeBins
 from neurofm.evaluation.metrics import _as_numpy, expected_value, rollout_error
 from neurofm.registry import model_spec
-from neurofm.types import ModelSpec
+from neurofm.types import CONTEXT_FIELDS, ModelSpec
 
 
 def model_context(model: nn.Module, batch: Any, stop: int | None = None) -> dict[str, Any]:
@@ -98,7 +105,7 @@ class ModelPredictor:
     def log_probs(self, inputs: Any, start: int) -> np.ndarray:
         """Log-probabilities ``(B, C, T - start, V)`` of the codes after ``inputs[..., start-1:-1]``."""
         x = torch.as_tensor(_as_numpy(inputs), dtype=torch.int64, device=_device(self.model))
-        logits = self.model(x, **self._kwargs()).logits[..., start - 1 : -1, :]
+        logits = self.model(x, **self._kwargs(stop=x.shape[-1])).logits[..., start - 1 : -1, :]
         return torch.log_softmax(logits.float(), dim=-1).cpu().numpy().astype(np.float64)
 
     def predict(
@@ -137,11 +144,117 @@ class ModelPredictor:
         return out[..., t0:].cpu().numpy()
 
     def forecast(self, context: Any, horizon: int) -> np.ndarray:
-        """Mean of ``n_samples`` decoded continuations, ``(B, C, horizon)``."""
+        """Mean forecasts ``(B, C, horizon)``: the exact mean at the first step, then the mean of
+        ``n_samples`` decoded continuations."""
         context = _as_numpy(context)
-        b, c = context.shape[:2]
-        draws = self.bins.decode(self.sample(context, horizon, repeat=self.n_samples))
-        return draws.reshape(b, self.n_samples, c, horizon).mean(axis=1)
+        b, c, n_ctx = context.shape
+        _, first = self.predict(np.concatenate([context, context[..., -1:]], axis=-1), n_ctx)
+        out = np.empty((b, c, horizon))
+        out[..., 0] = first[..., 0]
+        if horizon > 1:
+            draws = self.bins.decode(self.sample(context, horizon, repeat=self.n_samples))
+            out[..., 1:] = draws.reshape(b, self.n_samples, c, horizon).mean(axis=1)[..., 1:]
+        return out
+
+    def truncated_log_probs(self, codes: Any, start: int, steps: int) -> np.ndarray:
+        """Log-probabilities ``(B, C, T - start, V)`` of ``codes[..., start:]``, each target at
+        ``t`` predicted from the ``steps`` codes ``t - steps .. t - 1`` only (a window of
+        ``steps + 1`` codes whose last one is the target, so a causal model never reads it).
+        Per-window context is repeated; per-time context is cut like the codes."""
+        if not 1 <= steps <= start:
+            raise ValueError(f"truncated context: need 1 <= steps <= start={start}, got {steps}")
+        codes = _as_numpy(codes)
+        b, c, n_times = codes.shape
+        n_pos = n_times - start
+        cut = np.lib.stride_tricks.sliding_window_view(codes[..., start - steps :], steps + 1, -1)
+        cut = cut.transpose(0, 2, 1, 3).reshape(b * n_pos, c, steps + 1)  # (B * P, C, steps + 1)
+        context = {}
+        for name, value in self.spec.context_of(self.context).items():
+            if CONTEXT_FIELDS[name] == "time":
+                value = value.unfold(-1, steps + 1, 1)[..., start - steps :, :]  # (B, ..., P, k)
+                value = value.movedim(-2, 1).reshape(b * n_pos, *value.shape[1:-2], steps + 1)
+            else:
+                value = value.repeat_interleave(n_pos, dim=0)
+            context[name] = value
+        out = []
+        for lo in range(0, len(cut), TRUNCATED_CHUNK):
+            part = copy.copy(self)
+            part.context = {k: v[lo : lo + TRUNCATED_CHUNK] for k, v in context.items()}
+            out.append(part.log_probs(cut[lo : lo + TRUNCATED_CHUNK], steps))  # (n, C, 1, V)
+        return np.concatenate(out).reshape(b, n_pos, c, -1).transpose(0, 2, 1, 3)
+
+
+TRUNCATED_CHUNK = 512
+"""Short windows per model call of :meth:`ModelPredictor.truncated_log_probs`."""
+
+
+class FlatPredictor(ModelPredictor):
+    """A model over one flat token sequence (spec inputs ``token_sequence``) as a forecaster over
+    ``(channel, time)`` codes, through the layout of its flat tokenizer.
+
+    ``layout.positions(C, T)`` gives the channel and time of each flat token. The model reads
+    the window's codes in that order; the logits at flat position ``j - 1`` are the prediction of
+    the code at position ``j``, put back at its ``(channel, time)``. With ``order="time"`` the
+    code of channel ``c`` at ``t`` is thus predicted from every code before ``t`` **and** the
+    channels before ``c`` at ``t`` (the sequence's own factorisation; still a code length of the
+    same codes). Sampling continues the flat sequence time step by time step, which needs a
+    layout whose first ``C * T0`` tokens are the first ``T0`` time steps.
+    """
+
+    def __init__(self, model: nn.Module, bins: CodeBins, *, layout: Any, **kwargs: Any) -> None:
+        super().__init__(model, bins, **kwargs)
+        self.layout = layout
+
+    def _positions(self, n_chans: int, n_times: int) -> tuple[np.ndarray, np.ndarray]:
+        channel, time = self.layout.positions(n_chans, n_times)
+        return _as_numpy(channel), _as_numpy(time)
+
+    @torch.no_grad()
+    def log_probs(self, inputs: Any, start: int) -> np.ndarray:
+        codes = _as_numpy(inputs)
+        b, c, n_times = codes.shape
+        channel, time = self._positions(c, n_times)
+        tokens = torch.as_tensor(codes[:, channel, time], dtype=torch.int64)
+        logits = self.model(tokens.to(_device(self.model)), **self._kwargs()).logits
+        flat = torch.log_softmax(logits.float(), dim=-1).cpu().numpy().astype(np.float64)
+        if time[0] >= start:
+            raise ValueError(f"flat layout: the first token (time {time[0]}) is scored")
+        grid = np.zeros((b, c, n_times, flat.shape[-1]))
+        grid[:, channel[1:], time[1:]] = flat[:, :-1]  # token j predicted at position j - 1
+        return grid[:, :, start:]
+
+    @torch.no_grad()
+    def sample(
+        self, prompt: Any, n_new: int, *, seed: int | None = None, repeat: int = 1
+    ) -> np.ndarray:
+        from neurofm.generation import SamplingConfig, generate
+
+        codes = _as_numpy(prompt)
+        b, c, t0 = codes.shape
+        channel, time = self._positions(c, t0 + n_new)
+        if np.any(time[: c * t0] >= t0):
+            raise ValueError(
+                "flat layout: sampling continuations needs a layout that reads time in order "
+                "(tokenizer order='time', or block_causal with a prompt of whole time blocks)"
+            )
+        head_channel, head_time = self._positions(c, t0)
+        x = torch.as_tensor(codes[:, head_channel, head_time], dtype=torch.int64)
+        x = x.to(_device(self.model)).repeat_interleave(repeat, dim=0)
+        out = (
+            generate(
+                self.model,
+                x,
+                c * n_new,
+                SamplingConfig(seed=self.seed if seed is None else seed, **self.sampling),
+                context=self._kwargs(repeat),
+                spec=self.spec,
+            )
+            .cpu()
+            .numpy()
+        )
+        grid = np.empty((len(out), c, t0 + n_new), dtype=np.int64)
+        grid[:, channel, time] = out
+        return grid[..., t0:]
 
 
 def rollout_curves(

@@ -91,6 +91,15 @@ class _FlatBase(Tokenizer):
         """Index into the channel-major ``(C * T,)`` grid of each flat position, shape (C * T,)."""
         raise TypeError(f"{type(self).__name__} defines no order")
 
+    def positions(self, n_chans: int, n_times: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Channel and time of each flat token: two int64 tensors of shape (C * T,).
+
+        Token ``j`` of ``encode(x)`` is the code of ``x[..., channel[j], time[j]]``; evaluation
+        uses this to put a flat model's next-token predictions back onto ``(channel, time)``.
+        """
+        index = self.order(n_chans, n_times)
+        return index // n_times, index % n_times
+
     def codes_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         *batch, n_chans, n_times = input_shape
         self.order(n_chans, n_times)  # raises for shapes that do not fit the layout

@@ -7,9 +7,10 @@
    robust scaler fitted on train only;
 2. fits a mu-law tokenizer on the train split and trains a small GPT2MEG-family model
    (``gpt2meg_trf``) on the codes with the generic training engine;
-3. evaluates it on the held-out run against the baselines fitted on train (last value, linear
-   autoregressive model, unigram) and the controls (shuffled and noise inputs), in bits per
-   channel-sample, with the realism suite;
+3. evaluates it on every window of the held-out run against the baselines fitted on train (last
+   value, linear AR and ridge VAR sized on the val run, bigram, unigram, uniform) and the
+   controls (mismatched and truncated context), in bits per channel-sample with block-bootstrap
+   intervals, with the realism suite;
 4. generates 10 s of signal after a held-out prompt and writes it as ``.npy`` and ``.fif``;
 5. prints a summary table and where the report is.
 """
@@ -131,6 +132,7 @@ def run_demo(
 
     summary = {
         "scores": bits_table(result.report),
+        "windows": result.report.get("windows"),
         "timings": timings,
         "report": str(output / "report" / "report.html"),
         "generated": {key: str(value) for key, value in paths.items()},
@@ -141,27 +143,26 @@ def run_demo(
     return summary
 
 
-def bits_table(report: dict[str, Any]) -> dict[str, float]:
-    """Held-out bits per channel-sample of the model, its baselines and controls."""
-    scores = report.get("one_step", {})
-    return {
-        name: float(values["bits_per_channel_sample"])
-        for name, values in scores.items()
-        if isinstance(values, dict) and "bits_per_channel_sample" in values
-    }
+def bits_table(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Held-out bits per channel-sample of the model, its baselines and controls, each with its
+    95% block-bootstrap interval and the model minus it (see
+    :func:`~neurofm.evaluation.report.bits_summary`)."""
+    from neurofm.evaluation.report import bits_summary
+
+    return bits_summary(report)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The final table the demo prints."""
-    scores = summary["scores"]
-    lines = ["", "neurofm demo: held-out run S001R12, bits per channel-sample (lower is better)"]
-    width = max((len(name) for name in scores), default=10)
-    model = scores.get("model")
-    for name, bits in sorted(scores.items(), key=lambda kv: kv[1]):
-        mark = ""
-        if model is not None and name != "model":
-            mark = "  model better" if model < bits else "  model worse"
-        lines.append(f"  {name:<{width}}  {bits:7.3f}{mark}")
+    from neurofm.evaluation.report import bits_lines
+
+    windows = summary.get("windows") or {}
+    lines = [
+        "",
+        "neurofm demo: held-out run S001R12, bits per channel-sample (lower is better), "
+        f"{windows.get('scored', '?')} non-overlapping windows, 95% block-bootstrap intervals",
+        *bits_lines(summary["scores"]),
+    ]
     t = summary["timings"]
     lines.append(
         "time: prepare {prepare_s:.0f} s, fit {fit_s:.0f} s, evaluate {evaluate_s:.0f} s, "
