@@ -105,11 +105,14 @@ def write_run_report(
     """Record where ``result`` comes from and write its report folder.
 
     The folder (default ``<run_dir>/eval-<split>``) gets ``report.json``, ``report.html``, the PNG
-    plots and the resolved ``evaluate.yaml``; ``details`` are added to the report. Returns the
+    plots and the resolved ``evaluate.yaml``; ``details`` are added to the report, and
+    ``filter_phase`` says whether the prepared data were filtered zero-phase (samples carry
+    information from the future) or causally (read from the store's manifest). Returns the
     folder.
     """
     from neurofm.config import save_yaml
     from neurofm.evaluation.report import write_report
+    from neurofm.preprocessing import filter_phase
 
     out = Path(out_dir) if out_dir is not None else Path(run.run_dir) / f"eval-{config.split}"
     result.report.update(
@@ -118,6 +121,7 @@ def write_run_report(
         out_dir=str(out),
         checkpoint=checkpoint or "final",
         model=run.config.get("model", {}).get("name"),
+        filter_phase=filter_phase(run.store.manifest.get("preprocessing", {}).get("steps", [])),
         **(details or {}),
     )
     out.mkdir(parents=True, exist_ok=True)
