@@ -17,7 +17,6 @@ from neurofm.preprocessing._base import as_float32
 from neurofm.preprocessing.steps import STEPS, Step
 from neurofm.registry import unknown_name_message
 
-
 FILTER_STEPS = ("notch", "bandpass", "highpass", "lowpass")
 """Steps that take a filter ``phase``."""
 
