@@ -37,6 +37,11 @@ class EvaluateConfig:
     n_permutations: int = 500  # permutations of the MMD two-sample test
     code_levels: int = 256  # mu-law levels of the code bins a continuous model's bits are on
     seed: int = 0  # seed of controls, sampling and tests
+    # realism suite: calibrated against real-vs-real comparisons (see neurofm.evaluation.realism)
+    realism_windows: int = 32  # held-out prompts continued for the realism suite
+    realism_seconds: float = 2.0  # length of compared windows; >= 2 s gives 0.5 Hz PSD bins
+    realism_permutations: int = 1000  # permutations of each MMD two-sample test
+    realism_reference_splits: int = 5  # disjoint real train sets: the real-vs-real spread
 
     PRESETS: ClassVar[dict[str, dict]] = {
         "tiny": {
@@ -48,6 +53,9 @@ class EvaluateConfig:
             "drift_prompts": 1,
             "drift_segments": 2,
             "n_permutations": 50,
+            "realism_windows": 4,
+            "realism_permutations": 200,
+            "realism_reference_splits": 3,
         },
         "small": {},
         "base": {
@@ -78,6 +86,15 @@ class EvaluateConfig:
             raise ValueError(f"drift_segments must be >= 2, got {self.drift_segments}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        for name in ("realism_windows", "realism_permutations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.realism_seconds <= 0:
+            raise ValueError(f"realism_seconds must be > 0, got {self.realism_seconds}")
+        if self.realism_reference_splits < 2:
+            raise ValueError(
+                f"realism_reference_splits must be >= 2, got {self.realism_reference_splits}"
+            )
 
 
 @dataclass

@@ -21,7 +21,7 @@ What is compared, all on the same windows and the same scored positions (targets
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,9 @@ def evaluate_forecasting(
     test_context: dict[str, Any] | None = None,
     config: EvaluateConfig | None = None,
     spec: ModelSpec | None = None,
+    realism_codes: Any = None,
+    realism_signal: Any = None,
+    realism_train_signal: Any = None,
 ) -> EvaluationResult:
     """Score ``model`` and its baselines and controls on held-out windows.
 
@@ -117,6 +120,12 @@ def evaluate_forecasting(
     config : EvaluateConfig, optional
     spec : ModelSpec, optional
         The model's spec (default: its registered one).
+    realism_codes, realism_signal : arrays, shape (M', C, L), optional
+        Held-out real windows of ``L`` samples (``config.realism_seconds``) the realism suite
+        compares continuations of ``L`` samples with (default: ``test_codes`` / ``test_signal``).
+    realism_train_signal : array, shape (N', C, L), optional
+        Real train windows of ``L`` samples: the real-vs-real reference (default:
+        ``train_signal``).
     """
     cfg = config or EvaluateConfig()
     spec = spec or model_spec(model)
@@ -161,8 +170,14 @@ def evaluate_forecasting(
         horizon=horizon,
     )
 
-    # continuations of held-out prompts for the realism suite
-    gen_idx = np.linspace(0, n_win - 1, min(cfg.n_generate, n_win)).round().astype(int)
+    # continuations of held-out prompts for the realism suite, as long as the real windows they
+    # are compared with; flags are calibrated on real held-out vs real train windows
+    real_long = test_signal if realism_signal is None else _as_numpy(realism_signal)
+    real_long = real_long.astype(np.float64)
+    codes_long = test_codes if realism_codes is None else _as_numpy(realism_codes)
+    train_long = train_signal if realism_train_signal is None else _as_numpy(realism_train_signal)
+    n_real = real_long.shape[-1]
+    gen_idx = evenly(n_win, cfg.realism_windows)
     gen = ModelPredictor(
         model,
         bins,
@@ -173,20 +188,22 @@ def evaluate_forecasting(
         seed=cfg.seed,
         spec=spec,
     )
-    generated = bins.decode(gen.sample(test_codes[gen_idx, :, :n_ctx], horizon))
-    real_cont = test_signal[gen_idx, :, n_ctx:]
+    generated = bins.decode(gen.sample(test_codes[gen_idx, :, :n_ctx], n_real))
     ar = fitted["linear_ar"]
-    ar_cont = ar.simulate(bins.decode(test_codes[gen_idx, :, :n_ctx]), horizon, seed=cfg.seed)
+    ar_cont = ar.simulate(bins.decode(test_codes[gen_idx, :, :n_ctx]), n_real, seed=cfg.seed)
     real_test = test_signal[..., n_ctx:]
-    train_ref = train_signal[..., n_ctx:]
-    compare = {"n_permutations": cfg.n_permutations, "seed": cfg.seed}
+    compare = {
+        "reference": train_long.astype(np.float64),
+        "n_reference_splits": cfg.realism_reference_splits,
+        "n_permutations": cfg.realism_permutations,
+        "seed": cfg.seed,
+    }
     realism_scores = {
-        "generated": realism.compare(real_test, generated, sfreq, **compare),
-        "linear_ar_samples": realism.compare(real_test, ar_cont, sfreq, **compare),
+        "generated": realism.compare(real_long, generated, sfreq, **compare),
+        "linear_ar_samples": realism.compare(real_long, ar_cont, sfreq, **compare),
         "tokenizer_roundtrip": realism.compare(
-            real_test, bins.decode(test_codes[..., n_ctx:]), sfreq, **compare
+            real_long, bins.decode(codes_long)[: len(gen_idx)], sfreq, **compare
         ),
-        "real_train_windows": realism.compare(real_test, train_ref, sfreq, **compare),
     }
 
     # drift of long rollouts (past the model's max_seq_len the generation context slides);
@@ -247,12 +264,14 @@ def evaluate_forecasting(
             "unigram": "train code frequencies, add-one smoothed",
             "control_shuffled_input": "same model, input time-shuffled per window, real targets",
             "control_noise_input": "same model, input uniformly random codes, real targets",
-            "realism columns": "generated / AR-sampled continuations, tokenizer round trip and "
-            "real train windows, each against the real held-out continuations",
+            "realism columns": "generated / AR-sampled continuations of held-out prompts and "
+            "the tokenizer round trip of real held-out windows, each against real held-out "
+            "windows of the same length, flagged beyond the real-vs-real spread (real held-out "
+            "vs disjoint sets of real train windows of the same size)",
         },
     }
     arrays = {
-        "real": real_cont,
+        "real": real_long[: len(gen_idx)],
         "generated": generated,
         "linear_ar_samples": ar_cont,
         "prompt": test_signal[gen_idx, :, :n_ctx],
@@ -286,6 +305,8 @@ def evaluate_code_forecasting_run(
 ) -> EvaluationResult:
     """Evaluate a run of a model over channel codes (:func:`evaluate_forecasting`) and write the
     report (see :func:`~neurofm.evaluation.common.write_run_report`)."""
+    from neurofm.training.data import build_dataset
+
     cfg = config or EvaluateConfig()
     if run.tokenizer is None:
         raise ConfigError(
@@ -296,6 +317,17 @@ def evaluate_code_forecasting_run(
     test = windows_of(test_set, evenly(len(test_set), cfg.max_windows), run.tokenizer)
     train = windows_of(train_set, evenly(len(train_set), cfg.max_train_windows), run.tokenizer)
     bins = bl.CodeBins.from_tokenizer(run.tokenizer, test["codes"].shape[1])
+    sfreq = float(run.store.recordings[0].sfreq)
+    # the realism suite compares windows of realism_seconds (longer than training windows)
+    long = replace(
+        run.data_config, window_length=round(cfg.realism_seconds * sfreq), stride=None, horizon=None
+    )
+    long_test = build_dataset(run.store, long, cfg.split)
+    long_train = build_dataset(run.store, long, "train")
+    real_long = windows_of(long_test, evenly(len(long_test), cfg.max_windows), run.tokenizer)
+    train_long = windows_of(
+        long_train, evenly(len(long_train), cfg.max_train_windows), run.tokenizer
+    )
     result = evaluate_forecasting(
         run.model,
         bins,
@@ -303,9 +335,12 @@ def evaluate_code_forecasting_run(
         train_signal=train["signal"],
         test_codes=test["codes"],
         test_signal=test["signal"],
-        sfreq=float(run.store.recordings[0].sfreq),
+        sfreq=sfreq,
         test_context=model_context(run.model, test["batch"]),
         config=cfg,
+        realism_codes=real_long["codes"],
+        realism_signal=real_long["signal"],
+        realism_train_signal=train_long["signal"],
     )
     write_run_report(result, run, cfg, out_dir=out_dir, checkpoint=checkpoint)
     return result
