@@ -41,7 +41,7 @@ class EvaluateConfig:
     realism_windows: int = 32  # held-out prompts continued for the realism suite
     realism_seconds: float = 2.0  # length of compared windows; >= 2 s gives 0.5 Hz PSD bins
     realism_permutations: int = 1000  # permutations of each MMD two-sample test
-    realism_reference_splits: int = 5  # disjoint real train sets: the real-vs-real spread
+    realism_reference_splits: int = 8  # disjoint real train sets: the real-vs-real spread
 
     PRESETS: ClassVar[dict[str, dict]] = {
         "tiny": {
