@@ -190,3 +190,59 @@ def test_evaluate_classification_run(classification_run, capsys):
     print(
         json.dumps({k: {m: v[m] for m in ("balanced_accuracy", "p_value")} for k, v in dec.items()})
     )
+
+
+def test_csp_finds_the_channel_whose_power_differs():
+    from neurofm.evaluation.decoding import csp_features, csp_filters, trial_covariances
+
+    rng = np.random.default_rng(0)
+    x, y = _power_windows(40, rng)  # class 1: channel 0 louder; class 0: channel 1 louder
+    x = np.concatenate([x, rng.standard_normal((40, 2, 80))], axis=1)  # two noise channels
+    covariances = trial_covariances(x)
+    filters = csp_filters(covariances, y, n_components=2)
+    weight = np.abs(filters) / np.abs(filters).sum(0)
+    assert set(weight.argmax(0)) == {0, 1}  # one component per informative channel
+    features = csp_features(covariances, filters)
+    assert np.all(np.abs(features[y == 0].mean(0) - features[y == 1].mean(0)) > 1.0)
+
+
+def test_leave_one_run_out_on_real_eegbci_runs(shared_data):
+    from neurofm.evaluation.decoding import cross_validate_runs
+
+    report = cross_validate_runs(
+        shared_data / "eegbci_S001",
+        runs=(3, 7, 11),
+        window=(0.0, 4.0),
+        model={"name": "classifier_continuous", "preset": "tiny"},
+        epochs=1,
+        n_permutations=20,
+    )
+    assert report["n_windows"] == sum(report["n_windows_per_run"].values()) >= 40
+    assert report["n_chans"] == 64 and report["sfreq"] == 160.0
+    assert set(report["decoders"]) == {"band_power_lda", "csp_lda", "model"}
+    for scores in report["decoders"].values():
+        low, high = scores["accuracy_95ci"]
+        assert 0.0 <= low <= scores["accuracy"] <= high <= 1.0
+        assert set(scores["per_run_accuracy"]) == {"3", "7", "11"}
+        assert 1 / 21 <= scores["p_value"] <= 1.0
+    # executed left vs right fist: CSP over the motor cortex beats chance
+    assert report["decoders"]["csp_lda"]["accuracy"] > 0.6
+
+
+def test_cross_validation_names_missing_runs(tmp_path):
+    from neurofm.errors import ConfigError
+    from neurofm.evaluation.decoding import cross_validate_runs
+
+    with pytest.raises(ConfigError, match=r"runs \[3, 4\]"):
+        cross_validate_runs(tmp_path, runs=(3, 4), n_permutations=1)
+
+
+def test_decode_command(shared_data, tmp_path, capsys):
+    argv = ["decode", str(shared_data / "eegbci_S001"), "--runs", "[3, 7]", "--window", "[0, 2]"]
+    argv += ["--model", "none", "--n_permutations", "5", "--output", str(tmp_path)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "csp_lda" in printed and "p " in printed
+    report = json.loads((tmp_path / "decoding.json").read_text())
+    assert report["runs"] == [3, 7] and report["model"] is None
+    assert set(report["decoders"]) == {"band_power_lda", "csp_lda"}

@@ -74,3 +74,52 @@ def test_bad_shapes_raise(real):
         realism.compare_spectra(real, real[:, :2], SFREQ)
     with pytest.raises(ValueError, match=r"\(N, C, T\)"):
         realism.psd(real[0], SFREQ)
+
+
+@pytest.fixture(scope="module")
+def train():
+    """Real train windows of the same process: 3 disjoint sets of 16 for the reference."""
+    return colored_windows(48, 4, 256, SFREQ, slope=1.0, seed=11)
+
+
+def test_calibrated_flags_pass_a_same_process_draw_and_report_the_spread(real, train):
+    other = colored_windows(16, 4, 256, SFREQ, slope=1.0, seed=12)
+    out = realism.compare(
+        real, other, SFREQ, reference=train, n_reference_splits=3, n_permutations=200
+    )
+    assert out["settings"] == {
+        "n_real_windows": 40,
+        "n_generated_windows": 16,
+        "seconds": 2.56,
+        "psd_resolution_hz": 0.5,
+        "n_permutations": 200,
+    }
+    ref = out["reference"]
+    assert ref["n_splits"] == 3 and ref["n_windows"] == 16
+    spread = ref["statistics"]["spectrum.max_abs_band_log10_ratio"]
+    assert len(spread["values"]) == 3 and spread["max"] == max(spread["values"]) > 0
+    assert set(ref["statistics"]) == {
+        "spectrum.max_abs_band_log10_ratio",
+        "spectrum.psd_log10_rms",
+        "channels.correlation_rms",
+        "amplitude.ks_mean",
+        "two_sample.mmd2",
+    }
+    assert "max of its real-vs-real" in out["flag_rule"]
+    assert not out["flags"]["two_sample"] and not out["flags"]["amplitude"]
+
+
+def test_calibrated_flags_catch_another_slope_and_mixed_channels(real, train):
+    steeper = colored_windows(16, 4, 256, SFREQ, slope=2.0, seed=3)
+    out = realism.compare(real, steeper, SFREQ, reference=train, n_reference_splits=3)
+    assert out["flags"]["spectrum"] and out["flags"]["two_sample"] and not out["realistic"]
+    assert out["two_sample"]["p_value"] == pytest.approx(1 / 1001)  # 1000 permutations
+    mixed = colored_windows(16, 4, 256, SFREQ, slope=1.0, seed=13)
+    mixed[:, 1] = 0.7 * mixed[:, 0] + 0.3 * mixed[:, 1]
+    out = realism.compare(real, mixed, SFREQ, reference=train, n_reference_splits=3)
+    assert out["flags"]["channels"]
+
+
+def test_reference_needs_two_disjoint_sets(real, train):
+    with pytest.raises(ValueError, match="fewer than 2 disjoint sets of 30"):
+        realism.reference_spread(real, train, 30, SFREQ)

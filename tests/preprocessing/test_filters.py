@@ -139,3 +139,46 @@ def test_resample_equals_mne_resample(sfreq, new, n_times):
     ).astype(np.float32)
     out = resample(rec, new)
     assert out.data.shape == ref.shape and np.array_equal(out.data, ref)
+
+
+@pytest.mark.parametrize("step", ["bandpass", "notch"])
+def test_causal_filter_output_ignores_later_input(step):
+    rec = sines([10.0, 60.0], seconds=10.0)
+    noisy = rec.data.copy()
+    t = 1200
+    noisy[:, t + 1 :] = np.random.default_rng(0).standard_normal(noisy[:, t + 1 :].shape)
+    other = replace(rec, data=noisy.astype(np.float32))
+    if step == "bandpass":
+        a, b = (bandpass(r, 1.0, 30.0, phase="causal") for r in (rec, other))
+    else:
+        a, b = (notch(r, [60.0], phase="causal") for r in (rec, other))
+    # equal up to FFT rounding (the later input is noise of unit size)
+    np.testing.assert_allclose(a.data[:, : t + 1], b.data[:, : t + 1], atol=1e-5)
+    assert not np.allclose(a.data[:, t + 1 :], b.data[:, t + 1 :])
+    assert a.meta["preprocessing"][-1]["phase"] == "causal"
+    # the zero-phase filter does look ahead
+    zero_a, zero_b = bandpass(rec, 1.0, 30.0), bandpass(other, 1.0, 30.0)
+    assert not np.allclose(zero_a.data[:, t - 50 : t + 1], zero_b.data[:, t - 50 : t + 1])
+
+
+def test_causal_filters_keep_the_pass_band_and_remove_the_stop_band():
+    rec = sines([10.0, 60.0])
+    band = bandpass(rec, 1.0, 30.0, phase="causal").data[0, MIDDLE]
+    assert amplitude(band, rec.sfreq, 10.0) == pytest.approx(1.0, abs=0.02)
+    assert amplitude(band, rec.sfreq, 60.0) < 0.02
+    rec = sines([13.0, 60.0])
+    line = notch(rec, [60.0], phase="causal").data[0, MIDDLE]
+    assert amplitude(line, rec.sfreq, 60.0) < 0.05
+    assert amplitude(line, rec.sfreq, 13.0) == pytest.approx(1.0, abs=0.02)
+
+
+def test_zero_phase_default_is_mne_filter_data():
+    import mne
+
+    rec = sines([3.0, 10.0, 60.0], seconds=8.0)
+    expected = mne.filter.filter_data(
+        rec.data.astype(np.float64), rec.sfreq, 1.0, 30.0, verbose="error"
+    )
+    np.testing.assert_allclose(bandpass(rec, 1.0, 30.0).data, expected, atol=1e-5)
+    with pytest.raises(RecordingError, match="phase"):
+        bandpass(rec, 1.0, 30.0, phase="acausal")

@@ -109,3 +109,17 @@ def test_caller_arrays_and_views_of_them_are_never_overwritten():
     frozen = data.copy()
     frozen.flags.writeable = False
     assert not _owned(frozen, data)
+
+
+def test_filter_phase_is_in_the_config_and_the_fingerprint():
+    causal = [
+        {**step, "phase": "causal"} if step["name"] != "resample" else step for step in CONFIG
+    ]
+    zero, forward = Pipeline.from_config(CONFIG), Pipeline.from_config(causal)
+    assert zero.filter_phase() == "zero" and forward.filter_phase() == "causal"
+    assert forward.fingerprint() != zero.fingerprint()
+    assert forward.to_config()[1]["phase"] == "causal"
+    assert Pipeline.from_config(causal[:1] + CONFIG[1:]).filter_phase() == "mixed"
+    assert Pipeline.from_config(CONFIG[2:]).filter_phase() == "none"
+    with pytest.raises(ConfigError, match="phase"):
+        Pipeline.from_config([{"name": "bandpass", "l_freq": 1.0, "phase": "backwards"}])

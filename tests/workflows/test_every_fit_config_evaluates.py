@@ -50,7 +50,10 @@ EVALUATION = {
     "var_ridges": "[0.01]",
     "n_bootstrap": "50",
     "rollout_windows": "2",
-    "n_generate": "2",
+    "realism_windows": "2",
+    "realism_permutations": "20",
+    "realism_reference_splits": "2",
+    "realism_seconds": "1.0",
     "n_permutations": "20",
 }
 # the report's task for each (inputs, outputs) of a model spec

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "tokenize": "neurofm.cli.tokenize:tokenize",
     "fit": "neurofm.cli.fit:fit",
     "evaluate": "neurofm.cli.evaluate:evaluate",
+    "decode": "neurofm.cli.decode:decode",
     "generate": "neurofm.cli.generate:generate",
 }
 

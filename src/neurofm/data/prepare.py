@@ -260,7 +260,11 @@ def prepare(
         root,
         name=cfg.name,
         fingerprint=fingerprint,
-        preprocessing={"steps": pipeline.to_config(), "fingerprint": fingerprint},
+        preprocessing={
+            "steps": pipeline.to_config(),
+            "fingerprint": fingerprint,
+            "filter_phase": pipeline.filter_phase(),
+        },
         save=False,
     )
     shutil.rmtree(root / STAGING, ignore_errors=True)

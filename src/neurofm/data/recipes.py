@@ -77,6 +77,7 @@ class EEGBCIRecipe:
     by: Literal["subject", "recording", "time"] = "recording"  # split unit
     fractions: dict[str, float] | None = None  # split -> share (default 0.8 / 0.1 / 0.1)
     seed: int = 0  # seed of the split assignment
+    phase: Literal["zero", "causal"] = "zero"  # filter phase of the notch and band-pass
 
     def __post_init__(self) -> None:
         if any(r < 1 or r > 14 for r in self.runs or []):
@@ -111,7 +112,7 @@ def eegbci(options: EEGBCIRecipe) -> dict[str, Any]:
     return {
         "name": "eegbci",
         "inputs": files,
-        "preprocessing": [dict(step) for step in EEGBCI_PREPROCESSING],
+        "preprocessing": [{**step, "phase": options.phase} for step in EEGBCI_PREPROCESSING],
         "splits": splits,
         "scaler": {"kind": "robust", "max_samples": 1_000_000},
     }

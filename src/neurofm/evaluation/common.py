@@ -31,13 +31,12 @@ class EvaluateConfig:
     rollout_windows: int = 16  # windows whose rollouts are scored
     rollout_context: int | None = None  # context of rollouts in samples (default: half a window)
     rollout_samples: int = 16  # sampled continuations averaged into a model's mean forecast
-    n_generate: int = 8  # held-out prompts continued for the realism suite
     drift_prompts: int = 2  # prompts continued far for the drift check
     drift_segments: int = 4  # segments (of the continuation length) in a drift rollout
     temperature: float = 1.0  # sampling temperature of generated continuations
     top_k: int | None = None  # sample among the top_k codes only
     top_p: float | None = None  # nucleus sampling mass
-    n_permutations: int = 500  # permutations of the MMD two-sample test
+    n_permutations: int = 1000  # label permutations of the decoding p-value
     code_levels: int = 256  # mu-law levels of the code bins a continuous model's bits are on
     seed: int = 0  # seed of controls, sampling and tests
     # forecasting (evaluate.py, continuous.py): max_windows / max_train_windows above size only
@@ -51,23 +50,30 @@ class EvaluateConfig:
     context_steps: list[int] = field(default_factory=lambda: [1, 8])  # truncated-context controls
     n_bootstrap: int = 1000  # block-bootstrap resamples of the held-out windows
     bootstrap_block: int | None = None  # windows per bootstrap block (None: ceil(sqrt(M)))
+    # realism suite: calibrated against real-vs-real comparisons (see neurofm.evaluation.realism)
+    realism_windows: int = 32  # held-out prompts continued for the realism suite
+    realism_seconds: float = 2.0  # length of compared windows; >= 2 s gives 0.5 Hz PSD bins
+    realism_permutations: int = 1000  # permutations of each MMD two-sample test
+    realism_reference_splits: int = 8  # disjoint real train sets: the real-vs-real spread
 
     PRESETS: ClassVar[dict[str, dict]] = {
         "tiny": {
             "max_windows": 8,
             "max_train_windows": 32,
             "rollout_windows": 4,
-            "n_generate": 4,
             "drift_prompts": 1,
             "drift_segments": 2,
-            "n_permutations": 50,
+            "n_permutations": 200,
+            "realism_windows": 4,
+            "realism_permutations": 200,
+            "realism_reference_splits": 3,
         },
         "small": {},
         "base": {
             "max_windows": 512,
             "max_train_windows": 2048,
             "rollout_windows": 64,
-            "n_generate": 32,
+            "realism_windows": 64,
             "drift_prompts": 8,
         },
     }
@@ -80,7 +86,6 @@ class EvaluateConfig:
             "n_bootstrap",
             "rollout_windows",
             "rollout_samples",
-            "n_generate",
             "drift_prompts",
         ):
             if getattr(self, name) < 1:
@@ -107,6 +112,15 @@ class EvaluateConfig:
             raise ValueError(f"drift_segments must be >= 2, got {self.drift_segments}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        for name in ("realism_windows", "realism_permutations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.realism_seconds <= 0:
+            raise ValueError(f"realism_seconds must be > 0, got {self.realism_seconds}")
+        if self.realism_reference_splits < 2:
+            raise ValueError(
+                f"realism_reference_splits must be >= 2, got {self.realism_reference_splits}"
+            )
 
 
 @dataclass
@@ -234,11 +248,14 @@ def write_run_report(
     """Record where ``result`` comes from and write its report folder.
 
     The folder (default ``<run_dir>/eval-<split>``) gets ``report.json``, ``report.html``, the PNG
-    plots and the resolved ``evaluate.yaml``; ``details`` are added to the report. Returns the
+    plots and the resolved ``evaluate.yaml``; ``details`` are added to the report, and
+    ``filter_phase`` says whether the prepared data were filtered zero-phase (samples carry
+    information from the future) or causally (read from the store's manifest). Returns the
     folder.
     """
     from neurofm.config import save_yaml
     from neurofm.evaluation.report import write_report
+    from neurofm.preprocessing import filter_phase
 
     out = Path(out_dir) if out_dir is not None else Path(run.run_dir) / f"eval-{config.split}"
     result.report.update(
@@ -247,6 +264,7 @@ def write_run_report(
         out_dir=str(out),
         checkpoint=checkpoint or "final",
         model=run.config.get("model", {}).get("name"),
+        filter_phase=filter_phase(run.store.manifest.get("preprocessing", {}).get("steps", [])),
         **(details or {}),
     )
     out.mkdir(parents=True, exist_ok=True)

@@ -349,3 +349,341 @@ def evaluate_decoding_run(
         },
     )
     return result
+
+
+# --- cross-validation over runs ---------------------------------------------------------------
+
+EEGBCI_LEFT_RIGHT_RUNS = (3, 4, 7, 8, 11, 12)
+"""EEGBCI runs where T1 / T2 are the left / right fist (executed: 3, 7, 11; imagined: 4, 8, 12)."""
+
+
+def accuracy_interval(n_correct: int, n_total: int, level: float = 0.95) -> list[float]:
+    """Exact (Clopper-Pearson) binomial interval of an accuracy ``n_correct / n_total``."""
+    from scipy import stats
+
+    ci = stats.binomtest(int(n_correct), int(n_total)).proportion_ci(level, method="exact")
+    return [float(ci.low), float(ci.high)]
+
+
+class ShrinkageLDA:
+    """Linear discriminant on features standardised on train, with Ledoit-Wolf shrinkage of the
+    pooled within-class covariance towards a scaled identity (the LDA of ``BandPowerLDA``)."""
+
+    def fit(self, features: np.ndarray, labels: np.ndarray) -> ShrinkageLDA:
+        y = np.asarray(labels, dtype=np.int64)
+        self.classes = np.unique(y)
+        if self.classes.size < 2:
+            raise ValueError("ShrinkageLDA: the train labels hold a single class")
+        self.mu, self.sd = features.mean(0), features.std(0) + 1e-12
+        z = (features - self.mu) / self.sd
+        means = np.stack([z[y == k].mean(0) for k in self.classes])
+        centred = z - means[np.searchsorted(self.classes, y)]
+        n, d = centred.shape
+        cov = centred.T @ centred / n
+        target = np.trace(cov) / d
+        d2 = np.sum((cov - target * np.eye(d)) ** 2)
+        b2 = (np.sum(np.sum(centred**2, axis=1) ** 2) / n - np.sum(cov**2)) / n
+        shrink = float(np.clip(b2 / d2, 0.0, 1.0)) if d2 > 0 else 1.0
+        cov = shrink * target * np.eye(d) + (1 - shrink) * cov
+        self.weights = np.linalg.solve(cov, means.T)  # (d, K)
+        prior = np.array([np.mean(y == k) for k in self.classes])
+        self.bias = -0.5 * np.sum(means * self.weights.T, axis=1) + np.log(prior)
+        return self
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        z = (features - self.mu) / self.sd
+        return self.classes[np.argmax(z @ self.weights + self.bias, axis=1)]
+
+
+def trial_covariances(x: np.ndarray) -> np.ndarray:
+    """``(N, C, C)`` covariances of windows ``(N, C, T)`` (each channel centred per window)."""
+    centred = x - x.mean(axis=-1, keepdims=True)
+    return np.einsum("nct,ndt->ncd", centred, centred) / x.shape[-1]
+
+
+def csp_filters(covariances: np.ndarray, labels: np.ndarray, n_components: int = 4) -> np.ndarray:
+    """Common spatial patterns of two classes: ``(C, n_components)`` spatial filters.
+
+    The class covariances are the means of the trial covariances; the filters are the
+    generalised eigenvectors of ``(C_a, C_a + C_b)`` whose eigenvalues lie furthest from 0.5
+    (the two-class ordering of ``mne.decoding.CSP``), so half favour each class.
+    """
+    from scipy import linalg
+
+    classes = np.unique(labels)
+    if classes.size != 2:
+        raise ValueError(f"CSP needs two classes, got {classes.tolist()}")
+    c_a = covariances[labels == classes[0]].mean(0)
+    c_b = covariances[labels == classes[1]].mean(0)
+    values, vectors = linalg.eigh(c_a, c_a + c_b)
+    order = np.argsort(np.abs(values - 0.5))[::-1][:n_components]
+    return vectors[:, order]
+
+
+def csp_features(covariances: np.ndarray, filters: np.ndarray) -> np.ndarray:
+    """``(N, n_components)`` log power of the CSP components: ``log diag(W^T C W)``."""
+    return np.log(np.einsum("ck,ncd,dk->nk", filters, covariances, filters) + 1e-30)
+
+
+def _read_runs(
+    folder: Path, runs: tuple[int, ...], preprocessing: list[dict[str, Any]]
+) -> dict[int, Any]:
+    """Preprocessed EEG channels of the EEGBCI files ``S###R{run:02d}.edf`` in ``folder``."""
+    import re
+
+    from neurofm.io import read_recording
+    from neurofm.preprocessing import Pipeline, pick_types
+
+    pattern = re.compile(r"S\d{3}R(\d{2})\.edf$", re.IGNORECASE)
+    found = {
+        int(m.group(1)): p for p in sorted(folder.rglob("*.edf")) if (m := pattern.search(p.name))
+    }
+    missing = [r for r in runs if r not in found]
+    if missing:
+        raise ConfigError(
+            f"{folder}: no EEGBCI file S###R##.edf for runs {missing} (found runs "
+            f"{sorted(found) or 'none'})"
+        )
+    pipeline = Pipeline.from_config(preprocessing)
+    return {r: pipeline(pick_types(read_recording(found[r], preload=True), ["eeg"])) for r in runs}
+
+
+def _event_windows(
+    recording: Any, labels: dict[str, int], window: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Windows ``(N, C, T)`` from ``window[0]`` to ``window[1]`` s after each labelled onset."""
+    sfreq = recording.sfreq
+    offset, length = round(window[0] * sfreq), round((window[1] - window[0]) * sfreq)
+    data = np.asarray(recording.data)
+    xs, ys = [], []
+    for onset, name in zip(recording.events.onset, recording.events.description):
+        start = round(onset * sfreq) + offset
+        if name in labels and 0 <= start and start + length <= data.shape[1]:
+            xs.append(data[:, start : start + length])
+            ys.append(labels[name])
+    if not xs:
+        raise ConfigError(
+            f"{recording.source.get('path')}: no event {sorted(labels)} with a full window "
+            f"{list(window)} s"
+        )
+    return np.stack(xs).astype(np.float64), np.asarray(ys, dtype=np.int64)
+
+
+def _band_filtered(x: np.ndarray, sfreq: float, band: tuple[float, float]) -> np.ndarray:
+    """Windows band-passed with a 4th-order Butterworth, forwards and backwards in each window."""
+    from scipy import signal
+
+    sos = signal.butter(4, band, btype="bandpass", fs=sfreq, output="sos")
+    return signal.sosfiltfilt(sos, x, axis=-1)
+
+
+def _train_classifier(
+    model_spec: dict[str, Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+) -> torch.nn.Module:
+    """A fresh ``model_spec`` classifier trained with Adam on cross-entropy (CPU, a few epochs)."""
+    from neurofm.registry import MODELS, create
+
+    torch.manual_seed(seed)
+    n_classes = int(y.max()) + 1
+    model = create(MODELS, {**model_spec, "n_chans": x.shape[1], "n_classes": n_classes})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+    yt = torch.from_numpy(y)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(xt), generator=generator).split(batch_size):
+            loss = torch.nn.functional.cross_entropy(model(xt[idx]).logits, yt[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+def _within_run_permutation(
+    y: np.ndarray, groups: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    out = y.copy()
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        out[idx] = y[rng.permutation(idx)]
+    return out
+
+
+def _cv_predict(
+    fit_predict: Any, features: np.ndarray, y: np.ndarray, groups: np.ndarray
+) -> np.ndarray:
+    predicted = np.empty_like(y)
+    for g in np.unique(groups):
+        test = groups == g
+        predicted[test] = fit_predict(features[~test], y[~test], features[test])
+    return predicted
+
+
+def cross_validate_runs(
+    folder: str | Path,
+    *,
+    runs: tuple[int, ...] = EEGBCI_LEFT_RIGHT_RUNS,
+    labels: dict[str, int] | None = None,
+    window: tuple[float, float] = (0.0, 4.0),
+    preprocessing: list[dict[str, Any]] | None = None,
+    csp_band: tuple[float, float] = (8.0, 30.0),
+    model: dict[str, Any] | None = None,
+    epochs: int = 15,
+    batch_size: int = 16,
+    n_permutations: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Leave-one-run-out decoding of labelled event windows of EEGBCI runs.
+
+    Every decoder is fitted on all runs but one and predicts the windows of the held-out run;
+    the scores pool the held-out predictions of all folds.
+
+    Decoders (the same folds):
+
+    - ``band_power_lda``: log10 band power (delta .. gamma, Welch) per channel, shrinkage LDA;
+    - ``csp_lda``: windows band-passed to ``csp_band`` Hz, 4 common spatial patterns fitted on the
+      train runs (the algorithm of ``mne.decoding.CSP``: mean class covariances, generalised
+      eigenvectors), log power of the components, shrinkage LDA;
+    - ``model``: a fresh neurofm classifier (``model``, default ``classifier_continuous`` preset
+      ``small``) trained ``epochs`` epochs per fold (AdamW, lr 1e-3) on windows standardised per
+      channel with the train runs' mean and standard deviation. ``model={}`` leaves it out.
+
+    Parameters
+    ----------
+    folder : path
+        Folder holding the EDF files ``S###R##.edf`` (searched recursively), read with
+        :func:`neurofm.io.read_recording` and preprocessed with ``preprocessing`` (default: the
+        notch and band-pass of the ``eegbci`` recipes), EEG channels only.
+    runs : tuple of int
+        Run numbers; one fold per run (default: the six left vs right fist runs).
+    labels : dict of str to int
+        Event description -> class (default ``{"T1": 0, "T2": 1}``: left vs right fist).
+    window : (float, float)
+        Start and end of each window in s from the event onset.
+    n_permutations : int
+        Label permutations of the p-values (each within runs, keeping every run's class counts).
+
+    Returns
+    -------
+    dict
+        Per decoder: ``accuracy`` (held-out windows of all folds), ``accuracy_95ci`` (exact
+        binomial interval), ``balanced_accuracy``, ``per_run_accuracy``, ``p_value`` and
+        ``p_value_method``; plus the windows, runs and settings.
+        ``p_value`` = ``(1 + #{permuted accuracy >= observed}) / (1 + n_permutations)``. For the
+        two reference decoders it is the permutation test of scikit-learn's
+        ``permutation_test_score``: the whole cross-validation is refitted on each permutation of
+        the labels. The neurofm model is trained once per fold, so its test permutes the held-out
+        labels with its predictions fixed (a test that its predictions depend on the labels).
+    """
+    from neurofm.data.recipes import EEGBCI_PREPROCESSING
+    from neurofm.evaluation.realism import band_power
+
+    labels = dict(labels or {"T1": 0, "T2": 1})
+    model = {"name": "classifier_continuous", "preset": "small"} if model is None else model
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
+    if len(runs) < 2:
+        raise ValueError(f"cross-validation over runs needs >= 2 runs, got {list(runs)}")
+    steps = [dict(s) for s in (EEGBCI_PREPROCESSING if preprocessing is None else preprocessing)]
+    recordings = _read_runs(Path(folder), tuple(runs), steps)
+    sfreq = float(next(iter(recordings.values())).sfreq)
+    parts = {r: _event_windows(rec, labels, window) for r, rec in recordings.items()}
+    x = np.concatenate([p[0] for p in parts.values()])
+    y = np.concatenate([p[1] for p in parts.values()])
+    groups = np.concatenate([np.full(len(p[1]), r) for r, p in parts.items()])
+    log.info("decoding %d windows of %d runs (%d channels)", len(y), len(runs), x.shape[1])
+
+    power, _ = band_power(x, sfreq)
+    band_features = np.log10(power + 1e-30).reshape(len(x), -1)
+    covariances = trial_covariances(_band_filtered(x, sfreq, csp_band))
+
+    def lda(train_f: np.ndarray, train_y: np.ndarray, test_f: np.ndarray) -> np.ndarray:
+        return ShrinkageLDA().fit(train_f, train_y).predict(test_f)
+
+    def csp_lda(train_c: np.ndarray, train_y: np.ndarray, test_c: np.ndarray) -> np.ndarray:
+        filters = csp_filters(train_c, train_y)
+        return lda(csp_features(train_c, filters), train_y, csp_features(test_c, filters))
+
+    rng = np.random.default_rng(seed)
+    permuted = [_within_run_permutation(y, groups, rng) for _ in range(n_permutations)]
+    decoders: dict[str, dict[str, Any]] = {}
+    for name, fit_predict, inputs in (
+        ("band_power_lda", lda, band_features),
+        ("csp_lda", csp_lda, covariances),
+    ):
+        predicted = _cv_predict(fit_predict, inputs, y, groups)
+        null = np.array(
+            [np.mean(_cv_predict(fit_predict, inputs, p, groups) == p) for p in permuted]
+        )
+        decoders[name] = _cv_scores(predicted, y, groups, null, "refit on permuted labels")
+    if model:
+        predicted = np.empty_like(y)
+        for i, r in enumerate(runs):
+            test = groups == r
+            mean = x[~test].mean(axis=(0, 2), keepdims=True)
+            std = x[~test].std(axis=(0, 2), keepdims=True) + 1e-12
+            net = _train_classifier(
+                model,
+                (x[~test] - mean) / std,
+                y[~test],
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=seed + i,
+            )
+            log_probs = _model_log_probs(net, (x[test] - mean) / std, batch_size)
+            predicted[test] = log_probs.argmax(axis=1)
+        null = np.array([np.mean(predicted == p) for p in permuted])
+        decoders["model"] = _cv_scores(
+            predicted, y, groups, null, "held-out labels permuted, predictions fixed"
+        )
+    return {
+        "task": "decoding_cross_validated",
+        "folder": str(folder),
+        "runs": [int(r) for r in runs],
+        "labels": labels,
+        "window_seconds": [float(w) for w in window],
+        "sfreq": sfreq,
+        "n_chans": int(x.shape[1]),
+        "n_windows": int(len(y)),
+        "n_per_class": np.bincount(y).tolist(),
+        "n_windows_per_run": {str(r): int(np.sum(groups == r)) for r in runs},
+        "preprocessing": steps,
+        "csp_band": [float(b) for b in csp_band],
+        "model": dict(model) or None,
+        "epochs": int(epochs),
+        "n_permutations": int(n_permutations),
+        "seed": int(seed),
+        "decoders": decoders,
+        "definitions": {
+            "cross-validation": "leave one run out: fitted on the other runs, scored on the "
+            "held-out run; scores pool the held-out windows of all folds",
+            "accuracy_95ci": "exact (Clopper-Pearson) binomial 95% interval over windows",
+            "p_value": "(1 + #{permuted accuracy >= observed}) / (1 + n_permutations); labels "
+            "permuted within runs",
+            "chance": "0.5 for balanced classes; null_mean is the permutation estimate",
+        },
+    }
+
+
+def _cv_scores(
+    predicted: np.ndarray, y: np.ndarray, groups: np.ndarray, null: np.ndarray, method: str
+) -> dict[str, Any]:
+    correct = predicted == y
+    observed = float(correct.mean())
+    return {
+        "accuracy": observed,
+        "accuracy_95ci": accuracy_interval(int(correct.sum()), correct.size),
+        "balanced_accuracy": balanced_accuracy(predicted, y),
+        "per_run_accuracy": {str(g): float(correct[groups == g].mean()) for g in np.unique(groups)},
+        "p_value": float((1 + np.sum(null >= observed - 1e-12)) / (1 + null.size)),
+        "p_value_method": method,
+        "null_mean": float(null.mean()),
+        "null_q95": float(np.quantile(null, 0.95)),
+    }

@@ -23,7 +23,7 @@ held-out window, with 95% block-bootstrap intervals over windows (paired for dif
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,9 @@ def evaluate_forecasting(
     spec: ModelSpec | None = None,
     layout: Any = None,
     windows: dict[str, Any] | None = None,
+    realism_codes: Any = None,
+    realism_signal: Any = None,
+    realism_train_signal: Any = None,
 ) -> EvaluationResult:
     """Score ``model`` and its baselines and controls on held-out windows.
 
@@ -185,6 +188,12 @@ def evaluate_forecasting(
         sequence onto ``(channel, time)`` (:class:`~neurofm.evaluation.rollout.FlatPredictor`).
     windows : dict, optional
         How the windows were chosen (counts, caps), copied into the report.
+    realism_codes, realism_signal : arrays, shape (M', C, L), optional
+        Held-out real windows of ``L`` samples (``config.realism_seconds``) the realism suite
+        compares continuations of ``L`` samples with (default: ``test_codes`` / ``test_signal``).
+    realism_train_signal : array, shape (N', C, L), optional
+        Real train windows of ``L`` samples: the real-vs-real reference (default:
+        ``train_signal``).
     """
     cfg = config or EvaluateConfig()
     spec = spec or model_spec(model)
@@ -233,24 +242,32 @@ def evaluate_forecasting(
         horizon=horizon,
     )
 
-    # continuations of held-out prompts for the realism suite (on max_windows held-out and
-    # max_train_windows train windows, as before the forecasting scores covered every window)
-    gen_idx = evenly(n_win, cfg.n_generate)
+    # continuations of held-out prompts for the realism suite, as long as the real windows they
+    # are compared with; flags are calibrated on real held-out vs real train windows
+    real_long = test_signal if realism_signal is None else _as_numpy(realism_signal)
+    real_long = real_long.astype(np.float64)
+    codes_long = test_codes if realism_codes is None else _as_numpy(realism_codes)
+    train_long = train_signal if realism_train_signal is None else _as_numpy(realism_train_signal)
+    n_real = real_long.shape[-1]
+    gen_idx = evenly(n_win, cfg.realism_windows)
     gen = make_predictor(context=_slice(context, gen_idx), seed=cfg.seed, **sampling)
-    generated = bins.decode(gen.sample(test_codes[gen_idx, :, :n_ctx], horizon))
-    real_cont = test_signal[gen_idx, :, n_ctx:]
-    ar_cont = ar.simulate(bins.decode(test_codes[gen_idx, :, :n_ctx]), horizon, seed=cfg.seed)
-    real_idx = evenly(n_win, cfg.max_windows)
-    real_test = test_signal[real_idx, :, n_ctx:]
-    train_ref = train_signal[evenly(len(train_signal), cfg.max_train_windows), :, n_ctx:]
-    compare = {"n_permutations": cfg.n_permutations, "seed": cfg.seed}
+    generated = bins.decode(gen.sample(test_codes[gen_idx, :, :n_ctx], n_real))
+    ar_cont = ar.simulate(bins.decode(test_codes[gen_idx, :, :n_ctx]), n_real, seed=cfg.seed)
+    real_test = test_signal[..., n_ctx:]
+    # too few train windows for two disjoint reference sets: fixed thresholds (the report says so)
+    enough = len(train_long) >= 2 * len(gen_idx)
+    compare = {
+        "reference": train_long.astype(np.float64) if enough else None,
+        "n_reference_splits": cfg.realism_reference_splits,
+        "n_permutations": cfg.realism_permutations,
+        "seed": cfg.seed,
+    }
     realism_scores = {
-        "generated": realism.compare(real_test, generated, sfreq, **compare),
-        "linear_ar_samples": realism.compare(real_test, ar_cont, sfreq, **compare),
+        "generated": realism.compare(real_long, generated, sfreq, **compare),
+        "linear_ar_samples": realism.compare(real_long, ar_cont, sfreq, **compare),
         "tokenizer_roundtrip": realism.compare(
-            real_test, bins.decode(test_codes[real_idx, :, n_ctx:]), sfreq, **compare
+            real_long, bins.decode(codes_long)[: len(gen_idx)], sfreq, **compare
         ),
-        "real_train_windows": realism.compare(real_test, train_ref, sfreq, **compare),
     }
 
     # drift of long rollouts (past the model's max_seq_len the generation context slides);
@@ -304,7 +321,7 @@ def evaluate_forecasting(
             "curves": curves,
         },
         "realism": realism_scores,
-        "realism_windows": {"held_out": int(real_idx.size), "generated": int(gen_idx.size)},
+        "realism_windows": {"held_out": len(real_long), "generated": int(gen_idx.size)},
         "drift": drift,
         "definitions": {
             **DEFINITIONS,
@@ -327,10 +344,14 @@ def evaluate_forecasting(
             "rollout": f"model: exact mean of its predictive distribution at step 1, then the "
             f"mean of {cfg.rollout_samples} sampled continuations; baselines: exact iterated "
             "means; NMSE = MSE / variance of the real continuation",
+            "realism columns": "generated / AR-sampled continuations of held-out prompts and "
+            "the tokenizer round trip of real held-out windows, each against real held-out "
+            "windows of the same length, flagged beyond the real-vs-real spread (real held-out "
+            "vs disjoint sets of real train windows of the same size)",
         },
     }
     arrays = {
-        "real": real_cont,
+        "real": real_long[: len(gen_idx)],
         "generated": generated,
         "linear_ar_samples": ar_cont,
         "prompt": test_signal[gen_idx, :, :n_ctx],
@@ -388,6 +409,8 @@ def evaluate_code_forecasting_run(
     quantizer, its predictions laid back onto ``(channel, time)`` by the tokenizer's
     ``positions``.
     """
+    from neurofm.training.data import build_dataset
+
     cfg = config or EvaluateConfig()
     if run.tokenizer is None:
         raise ConfigError(
@@ -409,6 +432,15 @@ def evaluate_code_forecasting_run(
     train = windows_of(sets["train"], sets["train_index"], per_sample)
     val = None if sets["val"] is None else windows_of(sets["val"], sets["val_index"], per_sample)
     bins = bl.CodeBins.from_tokenizer(per_sample, test["codes"].shape[1])
+    sfreq = float(run.store.recordings[0].sfreq)
+    # the realism suite compares windows of realism_seconds (longer than training windows)
+    long = replace(
+        run.data_config, window_length=round(cfg.realism_seconds * sfreq), stride=None, horizon=None
+    )
+    long_test = build_dataset(run.store, long, cfg.split)
+    long_train = build_dataset(run.store, long, "train")
+    real_long = windows_of(long_test, evenly(len(long_test), cfg.max_windows), per_sample)
+    train_long = windows_of(long_train, evenly(len(long_train), cfg.max_train_windows), per_sample)
     result = evaluate_forecasting(
         run.model,
         bins,
@@ -417,12 +449,15 @@ def evaluate_code_forecasting_run(
         test_codes=test["codes"],
         test_signal=test["signal"],
         val_codes=None if val is None else val["codes"],
-        sfreq=float(run.store.recordings[0].sfreq),
+        sfreq=sfreq,
         test_context=model_context(run.model, test["batch"]),
         config=cfg,
         spec=spec,
         layout=layout,
         windows=sets["info"],
+        realism_codes=real_long["codes"],
+        realism_signal=real_long["signal"],
+        realism_train_signal=train_long["signal"],
     )
     write_run_report(result, run, cfg, out_dir=out_dir, checkpoint=checkpoint)
     return result

@@ -14,8 +14,24 @@ Each comparison returns plain numbers (JSON-safe) and :func:`compare` gathers th
   permutation p-value;
 - drift: the same statistics over consecutive segments of a long rollout, against real windows.
 
-Flags (a problem is flagged when): any band's ``|log10 ratio| > 0.3`` (a factor of 2 in power),
-correlation RMS difference > 0.2, mean KS statistic > 0.2, MMD p-value < 0.05.
+Flags are calibrated on real data (:func:`compare` with ``reference``): the held-out real windows
+are also compared, in the same way, with ``n_reference_splits`` disjoint sets of real train
+windows, each as large as the generated set. Each statistic's values over these real-vs-real
+comparisons are its reference spread, and a generated-vs-real statistic is flagged when it lies
+beyond their maximum: a real set of the same size lies beyond the maximum of ``k`` such values
+with probability ``1 / (k + 1)`` per statistic (11% with the default 8 splits, 17% with 5), the
+false-alarm rate of each flag; every value and the maximum are in the report:
+
+- ``spectrum``: the max |band log10 ratio| or the RMS PSD log10 ratio beyond its reference max;
+- ``channels``: the correlation-matrix RMS difference beyond its reference max;
+- ``amplitude``: the mean KS statistic beyond its reference max;
+- ``two_sample``: MMD² beyond its reference max *and* the permutation p-value below 0.05.
+
+Without a reference the fixed :data:`THRESHOLDS` are used (``any band |log10 ratio| > 0.3``,
+correlation RMS difference > 0.2, mean KS > 0.2, MMD p < 0.05) and the result says so.
+
+Resolution: the Welch segments are ``min(T, 2 s)`` long, so windows of at least 2 s give a 0.5 Hz
+frequency resolution (delta, 1-4 Hz, spans 6 bins); each result reports its resolution.
 """
 
 from __future__ import annotations
@@ -34,6 +50,13 @@ BANDS: dict[str, tuple[float, float]] = {
     "gamma": (30.0, 80.0),
 }
 THRESHOLDS = {"band_log10_ratio": 0.3, "correlation_rms": 0.2, "ks_mean": 0.2, "mmd_p_value": 0.05}
+CALIBRATED = {
+    "spectrum": [("spectrum", "max_abs_band_log10_ratio"), ("spectrum", "psd_log10_rms")],
+    "channels": [("channels", "correlation_rms")],
+    "amplitude": [("amplitude", "ks_mean")],
+    "two_sample": [("two_sample", "mmd2")],
+}
+"""Flag -> the statistics (lower is better) compared with their real-vs-real reference spread."""
 
 
 def _windows(x: Any, what: str) -> np.ndarray:
@@ -50,11 +73,16 @@ def _windows(x: Any, what: str) -> np.ndarray:
 def psd(x: Any, sfreq: float) -> tuple[np.ndarray, np.ndarray]:
     """Welch PSD of windows ``(N, C, T)``: ``freqs (F,)`` Hz and ``power (N, C, F)`` (unit²/Hz).
 
-    Segments are ``min(T, 2 s)`` long with 50% overlap (Hann window).
+    Segments are ``min(T, 2 s)`` long (:func:`psd_segment`) with 50% overlap (Hann window).
     """
     x = _windows(x, "psd")
-    nperseg = int(min(x.shape[-1], round(2 * sfreq)))
-    return sps.welch(x, fs=sfreq, nperseg=nperseg, axis=-1)
+    return sps.welch(x, fs=sfreq, nperseg=psd_segment(x.shape[-1], sfreq), axis=-1)
+
+
+def psd_segment(n_times: int, sfreq: float) -> int:
+    """Welch segment length in samples for windows of ``n_times``: ``min(n_times, 2 s)``; the
+    frequency resolution is ``sfreq / psd_segment`` (0.5 Hz for windows of 2 s or more)."""
+    return int(min(n_times, round(2 * sfreq)))
 
 
 def band_power(x: Any, sfreq: float) -> tuple[np.ndarray, list[str]]:
@@ -168,7 +196,7 @@ def window_features(x: Any, sfreq: float) -> np.ndarray:
 
 
 def mmd_test(
-    features_a: Any, features_b: Any, *, n_permutations: int = 500, seed: int = 0
+    features_a: Any, features_b: Any, *, n_permutations: int = 1000, seed: int = 0
 ) -> dict[str, float]:
     """Two-sample MMD test with a Gaussian kernel.
 
@@ -202,20 +230,10 @@ def mmd_test(
     return {"mmd2": float(observed), "p_value": float(p_value), "n_a": len(a), "n_b": len(b)}
 
 
-def compare(
-    real: Any, generated: Any, sfreq: float, *, n_permutations: int = 500, seed: int = 0
+def _compare_once(
+    real: np.ndarray, generated: np.ndarray, sfreq: float, n_permutations: int, seed: int
 ) -> dict[str, Any]:
-    """Every comparison of ``generated`` against ``real`` windows, plus ``flags`` and ``realistic``.
-
-    Parameters
-    ----------
-    real, generated : array, shape (N, C, T)
-        Windows of the same channels and sampling frequency (lengths and counts may differ).
-    sfreq : float
-        Sampling frequency in Hz.
-    """
-    real, generated = _windows(real, "real"), _windows(generated, "generated")
-    out: dict[str, Any] = {
+    return {
         "spectrum": compare_spectra(real, generated, sfreq),
         "channels": compare_channels(real, generated),
         "amplitude": compare_amplitudes(real, generated, seed=seed),
@@ -226,15 +244,127 @@ def compare(
             seed=seed,
         ),
     }
-    flags = {
-        "spectrum": out["spectrum"]["max_abs_band_log10_ratio"] > THRESHOLDS["band_log10_ratio"],
-        "channels": out["channels"]["correlation_rms"] > THRESHOLDS["correlation_rms"],
-        "amplitude": out["amplitude"]["ks_mean"] > THRESHOLDS["ks_mean"],
-        "two_sample": out["two_sample"]["p_value"] < THRESHOLDS["mmd_p_value"],
+
+
+def compare(
+    real: Any,
+    generated: Any,
+    sfreq: float,
+    *,
+    reference: Any = None,
+    n_reference_splits: int = 5,
+    n_permutations: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every comparison of ``generated`` against ``real`` windows, plus ``flags`` and ``realistic``.
+
+    Parameters
+    ----------
+    real, generated : array, shape (N, C, T)
+        Windows of the same channels and sampling frequency (counts may differ).
+    sfreq : float
+        Sampling frequency in Hz.
+    reference : array, shape (M, C, T), optional
+        Other real windows (e.g. from the train split) for the real-vs-real reference spread:
+        ``n_reference_splits`` disjoint sets of ``len(generated)`` of them, spread evenly over
+        the M, are compared with ``real`` as ``generated`` is (fewer splits when M is short; at
+        least 2 are needed). Without it the fixed :data:`THRESHOLDS` flag problems.
+    n_permutations : int
+        Permutations of each MMD test (smallest p-value ``1 / (1 + n_permutations)``).
+
+    Returns
+    -------
+    dict
+        ``spectrum``, ``channels``, ``amplitude``, ``two_sample`` (see the module docstring),
+        ``settings`` (windows, seconds, PSD resolution, permutations), ``reference`` (per
+        calibrated statistic its real-vs-real ``values`` and ``max``, or None), ``flag_rule``,
+        ``flags`` and ``realistic``.
+    """
+    real, generated = _windows(real, "real"), _windows(generated, "generated")
+    _check_pair(real, generated)
+    out = _compare_once(real, generated, sfreq, n_permutations, seed)
+    n_times = generated.shape[-1]
+    out["settings"] = {
+        "n_real_windows": len(real),
+        "n_generated_windows": len(generated),
+        "seconds": n_times / sfreq,
+        "psd_resolution_hz": sfreq / psd_segment(n_times, sfreq),
+        "n_permutations": int(n_permutations),
     }
+    if reference is None:
+        out["reference"] = None
+        out["flag_rule"] = f"fixed thresholds {THRESHOLDS}"
+        flags = {
+            "spectrum": out["spectrum"]["max_abs_band_log10_ratio"]
+            > THRESHOLDS["band_log10_ratio"],
+            "channels": out["channels"]["correlation_rms"] > THRESHOLDS["correlation_rms"],
+            "amplitude": out["amplitude"]["ks_mean"] > THRESHOLDS["ks_mean"],
+            "two_sample": out["two_sample"]["p_value"] < THRESHOLDS["mmd_p_value"],
+        }
+    else:
+        out["reference"] = reference_spread(
+            real, reference, len(generated), sfreq, n_splits=n_reference_splits, seed=seed
+        )
+        out["flag_rule"] = (
+            "a statistic beyond the max of its real-vs-real values (held-out real vs "
+            f"{out['reference']['n_splits']} disjoint sets of {len(generated)} real train "
+            "windows; false-alarm rate 1 / (splits + 1) per statistic); two_sample also needs "
+            "the MMD p-value < 0.05"
+        )
+        beyond = {
+            flag: any(
+                out[group][name] > out["reference"]["statistics"][f"{group}.{name}"]["max"]
+                for group, name in stats_
+            )
+            for flag, stats_ in CALIBRATED.items()
+        }
+        beyond["two_sample"] &= out["two_sample"]["p_value"] < THRESHOLDS["mmd_p_value"]
+        flags = beyond
     out["flags"] = flags
     out["realistic"] = not any(flags.values())
     return out
+
+
+def reference_spread(
+    real: Any,
+    reference: Any,
+    n_windows: int,
+    sfreq: float,
+    *,
+    n_splits: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Real-vs-real values of the calibrated statistics (:data:`CALIBRATED`).
+
+    ``real`` is compared with each of ``n_splits`` disjoint sets of ``n_windows`` windows of
+    ``reference`` (consecutive blocks of a random permutation drawn with ``seed``; fewer sets when
+    ``reference`` is short). Returns ``n_splits`` (used), ``n_windows`` and, per statistic
+    ``"group.name"``, its ``values`` and ``max``. MMD p-values are not needed here, so the MMD
+    statistics are computed without permutations.
+    """
+    real, reference = _windows(real, "real"), _windows(reference, "reference")
+    _check_pair(real, reference)
+    n_used = min(n_splits, len(reference) // max(n_windows, 1))
+    if n_used < 2:
+        raise ValueError(
+            f"reference_spread: {len(reference)} reference windows hold fewer than 2 disjoint "
+            f"sets of {n_windows} (the generated count); give more real train windows"
+        )
+    order = np.random.default_rng(seed).permutation(len(reference))
+    values: dict[str, list[float]] = {
+        f"{g}.{n}": [] for stats_ in CALIBRATED.values() for g, n in stats_
+    }
+    for i in range(n_used):
+        part = reference[order[i * n_windows : (i + 1) * n_windows]]
+        scores = _compare_once(real, part, sfreq, 0, seed + i)
+        for key in values:
+            group, name = key.split(".")
+            values[key].append(float(scores[group][name]))
+    return {
+        "n_splits": int(n_used),
+        "n_windows": int(n_windows),
+        "statistics": {k: {"values": v, "max": float(np.max(v))} for k, v in values.items()},
+    }
 
 
 def drift(rollout: Any, real: Any, sfreq: float) -> dict[str, Any]:

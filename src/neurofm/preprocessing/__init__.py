@@ -16,7 +16,7 @@ from neurofm.preprocessing.channels import (
     set_montage,
 )
 from neurofm.preprocessing.filters import bandpass, clip, notch, resample
-from neurofm.preprocessing.pipeline import Pipeline
+from neurofm.preprocessing.pipeline import Pipeline, filter_phase
 from neurofm.preprocessing.scaling import RobustScaler
 from neurofm.preprocessing.steps import STEPS, Step, register_step
 
@@ -30,6 +30,7 @@ __all__ = [
     "check_finite",
     "clip",
     "drop_bads",
+    "filter_phase",
     "interpolate_bads",
     "mark_bads",
     "notch",

@@ -1,5 +1,13 @@
 """Filters, resampling and clipping: pure functions ``Recording -> Recording`` over MNE.
 
+Band-pass and notch filters take a ``phase``: ``"zero"`` (default) is MNE's linear-phase FIR
+applied forwards and backwards in effect (centred), so a sample carries information from up to
+half a filter length in the future: fine for modelling the filtered signal, not for claims about
+forecasting it. ``"causal"`` designs the same filter as a minimum-phase FIR
+(``mne.filter.create_filter(..., phase="minimum")``) and applies it forwards only, with the first
+sample repeated before the start: every output sample depends on the input up to that sample and
+no later (at the cost of a frequency-dependent delay and a weaker stop band).
+
 Filters run on blocks of channels converted to float64 (what MNE's filters need) and write a new
 float32 array, so that a recording is held at most twice in float32 plus one float64 block; with
 ``overwrite=True`` (the pipeline's intermediate arrays) the result replaces the input in place, so
@@ -118,6 +126,39 @@ def _zero_phase_fir(h: np.ndarray, n_times: int) -> Callable[[np.ndarray], np.nd
     return run
 
 
+def _causal_fir(h: np.ndarray, n_times: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A function filtering each row of a float64 ``(n, n_times)`` block forwards with ``h``.
+
+    Each row is extended at its start by ``len(h) - 1`` copies of its first sample (never by
+    later samples), convolved with ``h`` by one FFT per row, and the ``n_times`` samples aligned
+    with the input are kept: output sample ``t`` depends on input samples ``0 .. t`` only.
+    """
+    import scipy.fft
+
+    n_h = h.size
+    n_fft = scipy.fft.next_fast_len(n_times + 2 * (n_h - 1), real=True)
+    response = scipy.fft.rfft(h, n_fft)
+
+    def run(block: np.ndarray) -> np.ndarray:
+        left = np.repeat(block[:, :1], n_h - 1, axis=1)
+        spectrum = scipy.fft.rfft(np.concatenate([left, block], axis=1), n_fft, axis=1)
+        spectrum *= response
+        return scipy.fft.irfft(spectrum, n_fft, axis=1)[:, n_h - 1 : n_h - 1 + n_times]
+
+    return run
+
+
+PHASES = ("zero", "causal")
+"""Filter phases: ``zero`` (linear-phase FIR, centred) or ``causal`` (minimum-phase FIR, forwards)."""
+
+
+def _check_phase(phase: str, recording: Recording) -> None:
+    if phase not in PHASES:
+        raise RecordingError(
+            f"filter phase must be one of {PHASES}, got {phase!r}", path=where(recording)
+        )
+
+
 def _fft_resampler(n_times: int, ratio: float) -> Callable[[np.ndarray], np.ndarray] | None:
     """A function resampling each row of a float64 ``(n, n_times)`` block by ``ratio``.
 
@@ -164,6 +205,7 @@ def notch(
     freqs: Sequence[float],
     *,
     notch_width: float | None = None,
+    phase: str = "zero",
     overwrite: bool = False,
 ) -> Recording:
     """Remove line noise at ``freqs`` (Hz) with MNE's FIR notch filter.
@@ -176,6 +218,9 @@ def notch(
         Frequencies to remove, e.g. ``[50, 100]`` or ``[60]`` (Hz); each below Nyquist.
     notch_width : float or None
         Width of each stop band in Hz (MNE's default, ``freq / 200``, when None).
+    phase : {"zero", "causal"}
+        ``"zero"``: ``mne.filter.notch_filter`` as it is. ``"causal"``: the same band-stops (1 Hz
+        transition bands) designed as one minimum-phase FIR and applied forwards only.
     overwrite : bool
         Filter ``recording.data`` in place when it is a writeable float32 array (pass it only
         for an array the caller made and will not read again); the result is the same.
@@ -187,6 +232,7 @@ def notch(
     """
     import mne
 
+    _check_phase(phase, recording)
     nyquist = recording.sfreq / 2
     bad = [f for f in freqs if not 0 < f < nyquist]
     if bad:
@@ -205,11 +251,30 @@ def notch(
             verbose="error",
         )
 
+    if phase == "causal":
+        # the band-stops mne.filter.notch_filter builds (its default 1 Hz transition bands)
+        widths = [f / 200.0 if notch_width is None else notch_width for f in freqs]
+        h = mne.filter.create_filter(
+            None,
+            recording.sfreq,
+            [f + w / 2 + 0.5 for f, w in zip(freqs, widths)],
+            [f - w / 2 - 0.5 for f, w in zip(freqs, widths)],
+            l_trans_bandwidth=0.5,
+            h_trans_bandwidth=0.5,
+            phase="minimum",
+            verbose="error",
+        )
+        run = _causal_fir(h, recording.n_times)
     channels = filtered_channels(recording)
     data = _filter_channels(recording, channels, run, overwrite=overwrite, before="notch filtering")
     return logged(
         recording,
-        {"step": "notch", "freqs": [float(f) for f in freqs], "n_channels": int(channels.size)},
+        {
+            "step": "notch",
+            "freqs": [float(f) for f in freqs],
+            "phase": phase,
+            "n_channels": int(channels.size),
+        },
         data=data,
     )
 
@@ -219,13 +284,15 @@ def bandpass(
     l_freq: float | None,
     h_freq: float | None,
     *,
+    phase: str = "zero",
     overwrite: bool = False,
 ) -> Recording:
-    """Zero-phase FIR band-pass (or high-pass / low-pass when one edge is None) with MNE's design.
+    """FIR band-pass (or high-pass / low-pass when one edge is None) with MNE's design.
 
-    The filter is MNE's default FIR (``mne.filter.create_filter``), applied as
+    ``phase="zero"``: MNE's default FIR (``mne.filter.create_filter``), applied as
     ``mne.filter.filter_data`` applies it (reflected edges, zero phase); the result equals
-    ``filter_data``'s to float64 rounding.
+    ``filter_data``'s to float64 rounding. ``phase="causal"``: the same edges designed as a
+    minimum-phase FIR and applied forwards only (see the module docstring).
 
     Parameters
     ----------
@@ -235,6 +302,8 @@ def bandpass(
         High-pass edge in Hz (None: no high-pass).
     h_freq : float or None
         Low-pass edge in Hz, below Nyquist (None: no low-pass).
+    phase : {"zero", "causal"}
+        Zero-phase (centred) or causal (forwards only) application.
     overwrite : bool
         Filter ``recording.data`` in place when it is a writeable float32 array (pass it only
         for an array the caller made and will not read again); the result is the same.
@@ -246,6 +315,7 @@ def bandpass(
     """
     import mne
 
+    _check_phase(phase, recording)
     nyquist = recording.sfreq / 2
     if h_freq is not None and h_freq >= nyquist:
         raise RecordingError(
@@ -254,15 +324,27 @@ def bandpass(
 
     # MNE's default FIR design (firwin, Hamming window, automatic length and transition bands),
     # designed once for the recording and applied to every channel block.
-    h = mne.filter.create_filter(None, recording.sfreq, l_freq, h_freq, verbose="error")
-    run = _zero_phase_fir(h, recording.n_times)
+    if phase == "causal":
+        h = mne.filter.create_filter(
+            None, recording.sfreq, l_freq, h_freq, phase="minimum", verbose="error"
+        )
+        run = _causal_fir(h, recording.n_times)
+    else:
+        h = mne.filter.create_filter(None, recording.sfreq, l_freq, h_freq, verbose="error")
+        run = _zero_phase_fir(h, recording.n_times)
     channels = filtered_channels(recording)
     data = _filter_channels(
         recording, channels, run, overwrite=overwrite, before="band-pass filtering"
     )
     return logged(
         recording,
-        {"step": "bandpass", "l_freq": l_freq, "h_freq": h_freq, "n_channels": int(channels.size)},
+        {
+            "step": "bandpass",
+            "l_freq": l_freq,
+            "h_freq": h_freq,
+            "phase": phase,
+            "n_channels": int(channels.size),
+        },
         data=data,
     )
 

@@ -17,6 +17,22 @@ from neurofm.preprocessing._base import as_float32
 from neurofm.preprocessing.steps import STEPS, Step
 from neurofm.registry import unknown_name_message
 
+FILTER_STEPS = ("notch", "bandpass", "highpass", "lowpass")
+"""Steps that take a filter ``phase``."""
+
+
+def filter_phase(steps: Sequence[Mapping[str, Any]]) -> str:
+    """The filter phase of the data that the steps ``[{"name": ..., ...}, ...]`` make.
+
+    ``"zero"`` or ``"causal"`` when every filter step has that phase (a step without a
+    ``phase``, as written before the option existed, is zero-phase), ``"mixed"`` when they
+    differ, ``"none"`` without filter steps.
+    """
+    phases = {str(s.get("phase", "zero")) for s in steps if s.get("name") in FILTER_STEPS}
+    if not phases:
+        return "none"
+    return phases.pop() if len(phases) == 1 else "mixed"
+
 
 class Pipeline:
     """Steps applied in order to one recording held in memory as float32.
@@ -88,6 +104,10 @@ class Pipeline:
     def to_config(self) -> list[dict[str, Any]]:
         """The steps as ``[{"name": ..., <params>}, ...]`` (what :meth:`from_config` reads)."""
         return [step.to_config() for step in self.steps]
+
+    def filter_phase(self) -> str:
+        """``"zero"``, ``"causal"``, ``"mixed"`` or ``"none"`` (see :func:`filter_phase`)."""
+        return filter_phase(self.to_config())
 
     def fingerprint(self) -> str:
         """Stable hash of the step names, their parameters and the neurofm version.

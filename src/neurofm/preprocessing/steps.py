@@ -133,6 +133,7 @@ class Notch(Step):
 
     freqs: list[float] = field(default_factory=lambda: [50.0])  # frequencies to remove (Hz)
     notch_width: float | None = None  # stop-band width in Hz (MNE default freq / 200 when None)
+    phase: Literal["zero", "causal"] = "zero"  # zero: centred FIR; causal: minimum-phase, forwards
 
     def __post_init__(self) -> None:
         if not self.freqs or any(f <= 0 for f in self.freqs):
@@ -142,16 +143,23 @@ class Notch(Step):
         return self.apply(recording)
 
     def apply(self, recording: Recording, *, overwrite: bool = False) -> Recording:
-        return flt.notch(recording, self.freqs, notch_width=self.notch_width, overwrite=overwrite)
+        return flt.notch(
+            recording,
+            self.freqs,
+            notch_width=self.notch_width,
+            phase=self.phase,
+            overwrite=overwrite,
+        )
 
 
 @register_step("bandpass")
 @dataclass(frozen=True)
 class Bandpass(Step):
-    """Zero-phase FIR band-pass; one edge may be None (high-pass or low-pass only)."""
+    """FIR band-pass, zero-phase or causal; one edge may be None (high-pass or low-pass only)."""
 
     l_freq: float | None = None  # high-pass edge (Hz); None for no high-pass
     h_freq: float | None = None  # low-pass edge (Hz); None for no low-pass
+    phase: Literal["zero", "causal"] = "zero"  # zero: centred FIR; causal: minimum-phase, forwards
 
     def __post_init__(self) -> None:
         if self.l_freq is None and self.h_freq is None:
@@ -167,15 +175,18 @@ class Bandpass(Step):
         return self.apply(recording)
 
     def apply(self, recording: Recording, *, overwrite: bool = False) -> Recording:
-        return flt.bandpass(recording, self.l_freq, self.h_freq, overwrite=overwrite)
+        return flt.bandpass(
+            recording, self.l_freq, self.h_freq, phase=self.phase, overwrite=overwrite
+        )
 
 
 @register_step("highpass")
 @dataclass(frozen=True)
 class Highpass(Step):
-    """Zero-phase FIR high-pass."""
+    """FIR high-pass, zero-phase or causal."""
 
     l_freq: float = 0.5  # edge (Hz)
+    phase: Literal["zero", "causal"] = "zero"  # zero: centred FIR; causal: minimum-phase, forwards
 
     def __post_init__(self) -> None:
         if self.l_freq <= 0:
@@ -185,15 +196,16 @@ class Highpass(Step):
         return self.apply(recording)
 
     def apply(self, recording: Recording, *, overwrite: bool = False) -> Recording:
-        return flt.bandpass(recording, self.l_freq, None, overwrite=overwrite)
+        return flt.bandpass(recording, self.l_freq, None, phase=self.phase, overwrite=overwrite)
 
 
 @register_step("lowpass")
 @dataclass(frozen=True)
 class Lowpass(Step):
-    """Zero-phase FIR low-pass."""
+    """FIR low-pass, zero-phase or causal."""
 
     h_freq: float = 40.0  # edge (Hz)
+    phase: Literal["zero", "causal"] = "zero"  # zero: centred FIR; causal: minimum-phase, forwards
 
     def __post_init__(self) -> None:
         if self.h_freq <= 0:
@@ -203,7 +215,7 @@ class Lowpass(Step):
         return self.apply(recording)
 
     def apply(self, recording: Recording, *, overwrite: bool = False) -> Recording:
-        return flt.bandpass(recording, None, self.h_freq, overwrite=overwrite)
+        return flt.bandpass(recording, None, self.h_freq, phase=self.phase, overwrite=overwrite)
 
 
 @register_step("resample")
