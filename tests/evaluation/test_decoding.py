@@ -182,7 +182,7 @@ def test_evaluate_classification_run(classification_run, capsys):
     assert report["window_length"] == 320 and report["n_chans"] == 64
     assert sum(report["n_test_per_class"]) == report["n_windows"] >= 10
     assert min(report["n_test_per_class"]) > 0 and min(report["n_train_per_class"]) > 0
-    assert report["n_permutations"] == 500
+    assert report["n_permutations"] == 1000
     assert {"confusion.png", "scores.png"} <= set(report["plots"])
     assert all((out / name).is_file() for name in report["plots"])
     page = (out / "report.html").read_text()

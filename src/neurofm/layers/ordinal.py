@@ -23,6 +23,7 @@ from neurofm.layers.embeddings import code_values, mu_law_expand
 # initial width of the ordinal head's Gaussian: in code-value units (2 / (V - 1) per code), and
 # in unit-scale amplitude units (a robust-scaled signal's one-step changes are of this order)
 ORDINAL_SIGMA0 = {"code": 0.1, "mulaw": 0.05}
+LN2 = math.log(2.0)
 # outer bin edges of the end codes in the mu-law domain (unit-scale amplitudes lie in [-1, 1])
 TAIL_EDGE = 1.0e3
 # initial weight of the Gaussian component in the ordinal head's mixture
@@ -31,6 +32,11 @@ ORDINAL_WEIGHT0 = 0.9
 # order one, and step-size-normalised optimisers (Adam) move each stored weight by about the
 # learning rate per step, far too slowly for them at the learning rates of the transformer
 AR_GAIN = 10.0
+# the VAR filter's weights are stored divided by this gain: C * p of them act on every mean,
+# fitted in closed form first (ridge_var), so Adam's per-weight steps must be small
+VAR_GAIN = 0.05
+# range of the Gaussian's log precision (1 / sigma): keeps the bin masses finite
+LOG_PRECISION_RANGE = (-8.0, 16.0)
 
 
 @dataclass
@@ -139,7 +145,7 @@ class OrdinalLogits(nn.Module):
             b, c = values.shape[:2]
             ids = torch.arange(c, device=codes.device) if channel_ids is None else channel_ids
             ids = ids.expand(b, c)
-            weights = self.var[:, ids[:, :, None], ids[:, None, :]]  # (p, B, C, C)
+            weights = VAR_GAIN * self.var[:, ids[:, :, None], ids[:, None, :]]  # (p, B, C, C)
             for lag in range(weights.shape[0]):
                 lagged = values[..., q - 1 - lag : q - 1 - lag + n_times]  # (B, C, T)
                 out = out + torch.einsum("bcd,bdt->bct", weights[lag].to(values.dtype), lagged)
@@ -149,6 +155,7 @@ class OrdinalLogits(nn.Module):
         """Mixture log-probabilities (..., V) from the free logits ``free`` (..., V), the hidden
         states ``h`` (..., D) and the input codes' values ``anchor`` (...)."""
         change, log_precision, gate = self.proj(h).float().unsqueeze(-1).unbind(-2)
+        log_precision = log_precision.clamp(*LOG_PRECISION_RANGE)
         mu = change if anchor is None else change + anchor.unsqueeze(-1)
         if self.edges is None:
             gauss = (-0.5 * ((self.values - mu) * log_precision.exp()).square()).log_softmax(-1)
@@ -170,12 +177,13 @@ def log_bin_mass(edges: Tensor, mean: Tensor, precision: Tensor) -> Tensor:
     flip = (a + b) > 0
     a, b = torch.where(flip, -b, a), torch.where(flip, -a, b)
     upper = torch.special.log_ndtr(b)
-    ratio = (torch.special.log_ndtr(a) - upper).clamp(max=-1e-12)
-    # log(1 - exp(x)) for x < 0, accurate on both sides of -log 2
-    log1mexp = torch.where(
-        ratio > -0.6931, torch.log(-torch.expm1(ratio)), torch.log1p(-ratio.exp())
-    )
-    return upper + log1mexp
+    # log Phi(a) - log Phi(b) < 0; far in the tails float32 cannot tell the two apart, and a
+    # mass below exp(-14) of the tail's is then taken (those bins are improbable anyway)
+    ratio = (torch.special.log_ndtr(a) - upper).clamp(max=-1e-6)
+    # log(1 - exp(x)) for x < 0, each branch fed only the inputs it is accurate (and finite) on
+    near = torch.log(-torch.expm1(ratio.clamp(min=-LN2)))
+    far = torch.log1p(-torch.exp(ratio.clamp(max=-LN2)))
+    return upper + torch.where(ratio > -LN2, near, far)
 
 
 def code_history(who: str, p: int, x: Tensor, past: object | None) -> Tensor | None:

@@ -19,6 +19,7 @@ from neurofm.layers import (
     init_gpt2,
 )
 from neurofm.layers.ordinal import (
+    VAR_GAIN,
     OrdinalLogits,
     code_history,
     join_past,
@@ -131,7 +132,7 @@ def init_linear_path(model: nn.Module, batch: Batch) -> dict[str, Any]:
     weights, penalty, residual = ridge_var(values, model.config.var_order)
     with torch.no_grad():
         ids = ids.to(ordinal.var.device)
-        ordinal.var[:, ids[:, None], ids[None, :]] = weights.to(ordinal.var)
+        ordinal.var[:, ids[:, None], ids[None, :]] = weights.to(ordinal.var) / VAR_GAIN
         if ordinal.ar is not None:
             ordinal.ar.zero_()
         # the mean starts at the VAR's and the width at its residual: the hidden state's change

@@ -1,0 +1,106 @@
+"""The VAR filter of the GPT2MEG ordinal head, its amplitude domain and its ridge initialisation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from neurofm.generation import SamplingConfig, generate_with_logits
+from neurofm.layers.ordinal import VAR_GAIN, log_bin_mass, ridge_var
+from neurofm.registry import MODELS, create, model_spec
+from neurofm.types import Batch
+
+OPTIONS = {"ordinal_head": True, "var_order": 3, "amplitude": "mulaw", "vocab_size": 64}
+
+
+def _model(name: str = "gpt2meg_trf", **extra):
+    torch.manual_seed(0)
+    return create(MODELS, {"name": name, "preset": "tiny", **OPTIONS, **extra})
+
+
+def _var_process(n_windows: int, n_chans: int, n_times: int, seed: int = 0) -> torch.Tensor:
+    """A coupled VAR(1) process in [-1, 1]: x_t = A x_{t-1} + noise."""
+    gen = torch.Generator().manual_seed(seed)
+    eye = torch.eye(n_chans, dtype=torch.float64)
+    a = 0.5 * eye + 0.3 * torch.roll(eye, 1, dims=1)
+    x = torch.zeros(n_windows, n_chans, n_times, dtype=torch.float64)
+    for t in range(1, n_times):
+        noise = 0.05 * torch.randn(n_windows, n_chans, generator=gen, dtype=torch.float64)
+        x[..., t] = x[..., t - 1] @ a.T + noise
+    return x, a
+
+
+def test_ridge_var_recovers_a_coupled_process():
+    x, a = _var_process(40, 3, 200)
+    weights, penalty, residual = ridge_var(x, 2, penalties=(1e-6, 1e-4))
+    # the filter predicts the change x_{t+1} - x_t: lag 0 holds A - I, lag 1 nothing
+    torch.testing.assert_close(
+        weights[0].double(), a - torch.eye(3, dtype=torch.float64), atol=0.05, rtol=0
+    )
+    assert weights[1].abs().max() < 0.05
+    assert residual == pytest.approx(0.05, rel=0.05)
+
+
+def test_log_bin_mass_is_a_distribution_accurate_in_the_tails():
+    edges = torch.tensor([-1e3, -1.0, -0.1, 0.0, 0.05, 2.0, 1e3])
+    mean = torch.tensor([[0.0], [3.0], [-8.0], [40.0]], requires_grad=True)
+    precision = torch.tensor([[10.0], [5.0], [1.0], [20.0]], requires_grad=True)
+    log_mass = log_bin_mass(edges, mean, precision)
+    a = ((edges[:-1] - mean) * precision).double()
+    b = ((edges[1:] - mean) * precision).double()
+    reference = torch.log(torch.special.ndtr(b) - torch.special.ndtr(a))
+    finite = torch.isfinite(reference)
+    torch.testing.assert_close(log_mass.double()[finite], reference[finite], atol=1e-3, rtol=1e-2)
+    torch.testing.assert_close(log_mass.exp().sum(-1), torch.ones(4))
+    log_mass.sum().backward()
+    assert torch.isfinite(mean.grad).all() and torch.isfinite(precision.grad).all()
+
+
+@pytest.mark.parametrize("name", ["gpt2meg_trf", "gpt2meg_mix", "gpt2meg"])
+def test_var_path_is_causal_and_cached_generation_matches(name):
+    model = _model(name).eval()
+    with torch.no_grad():
+        model.ordinal.var.normal_(0, 0.5)  # a non-trivial filter
+    x = torch.randint(0, 64, (2, 3, 10), generator=torch.Generator().manual_seed(1))
+    changed = x.clone()
+    changed[..., 6:] = (x[..., 6:] + 5) % 64
+    with torch.no_grad():
+        a, b = model(x).logits[..., :6, :], model(changed).logits[..., :6, :]
+    assert torch.equal(a, b)
+    greedy = SamplingConfig(temperature=0.0)
+    codes, logits = generate_with_logits(model, x[..., :2], 8, greedy)  # prompt < filter order
+    full, full_logits = generate_with_logits(
+        model, x[..., :2], 8, SamplingConfig(temperature=0.0, use_cache=False)
+    )
+    assert torch.equal(codes, full)
+    assert (logits - full_logits).abs().max() <= 1e-4
+
+
+def test_init_from_data_sets_the_filter_of_the_given_channels_and_the_gaussian():
+    model = _model(linear_init="train_ridge", var_order=2, ar_order=2)
+    assert model_spec(model).data_init
+    x, a = _var_process(30, 3, 64, seed=2)
+    y = torch.sign(x) * torch.log1p(63 * x.abs().clamp(max=1)) / math.log1p(63)  # mu-law
+    codes = torch.round((y + 1) / 2 * 63).long()
+    ids = torch.tensor([5, 1, 6])
+    summary = model.init_from_data(Batch(x=codes, context={"channel_ids": ids.expand(30, 3)}))
+    assert summary["var_order"] == 2 and summary["windows"] == 30
+    var = VAR_GAIN * model.ordinal.var.detach()
+    picked = var[0][ids[:, None], ids[None, :]]
+    assert torch.allclose(picked.double(), a - torch.eye(3, dtype=torch.float64), atol=0.1)
+    others = torch.ones(8, dtype=torch.bool)
+    others[ids] = False
+    assert var[:, others].abs().max() == 0 and var[:, :, others].abs().max() == 0
+    assert model.ordinal.ar.abs().max() == 0
+    # the Gaussian's mean starts at the filter's: no change term from the hidden state
+    assert model.ordinal.proj.weight[:2].abs().max() == 0
+    assert model.ordinal.proj.bias[1].item() == pytest.approx(-math.log(summary["residual"]))
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(Exception, match="var_order"):
+        create(MODELS, {"name": "gpt2meg_trf", "preset": "tiny", "linear_init": "train_ridge"})
+    with pytest.raises(Exception, match="ordinal_head"):
+        create(MODELS, {"name": "gpt2meg_trf", "preset": "tiny", "var_order": 2})
