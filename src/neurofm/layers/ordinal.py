@@ -24,6 +24,8 @@ from neurofm.layers.embeddings import code_values, mu_law_expand
 # in unit-scale amplitude units (a robust-scaled signal's one-step changes are of this order)
 ORDINAL_SIGMA0 = {"code": 0.1, "mulaw": 0.05}
 LN2 = math.log(2.0)
+# standardised bin edges are clamped to [-Z_RANGE, Z_RANGE] in log_bin_mass
+Z_RANGE = 100.0
 # outer bin edges of the end codes in the mu-law domain (unit-scale amplitudes lie in [-1, 1])
 TAIL_EDGE = 1.0e3
 # initial weight of the Gaussian component in the ordinal head's mixture
@@ -172,8 +174,10 @@ def log_bin_mass(edges: Tensor, mean: Tensor, precision: Tensor) -> Tensor:
     (``mean``, ``precision`` (..., 1)), accurate in the far tails: bins right of the mean are
     computed on the mirrored Gaussian, and ``log(Phi(b) - Phi(a))`` as
     ``log Phi(b) + log(1 - exp(log Phi(a) - log Phi(b)))``."""
-    a = (edges[:-1] - mean) * precision
-    b = (edges[1:] - mean) * precision
+    # standardised edges, clamped where float32 log Phi and its gradient stay accurate (beyond,
+    # the masses are below exp(-5000) and the Gaussian's gradient is zero)
+    a = ((edges[:-1] - mean) * precision).clamp(-Z_RANGE, Z_RANGE)
+    b = ((edges[1:] - mean) * precision).clamp(-Z_RANGE, Z_RANGE)
     flip = (a + b) > 0
     a, b = torch.where(flip, -b, a), torch.where(flip, -a, b)
     upper = torch.special.log_ndtr(b)
