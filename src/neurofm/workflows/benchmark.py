@@ -237,6 +237,7 @@ def run_benchmark(
     from neurofm.config import apply_overrides, build_config
     from neurofm.errors import ConfigError
     from neurofm.evaluation.common import EvaluateConfig
+    from neurofm.evaluation.plots import plot_leaderboard
     from neurofm.fileio import write_json_atomic
     from neurofm.registry import unknown_name_message
 
@@ -440,30 +441,3 @@ def markdown_table(board: dict[str, Any]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def plot_leaderboard(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """Bits per channel-sample of every scored row with its 95% interval (horizontal bars,
-    families in red, baselines in grey), best at the top."""
-    from matplotlib.figure import Figure
-
-    scored = sorted((r for r in rows if r.get("bits") is not None), key=lambda r: -r["bits"])
-    fig = Figure(figsize=(7.0, 1.0 + 0.35 * max(1, len(scored))), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    for i, row in enumerate(scored):
-        low, high = row.get("interval") or (row["bits"], row["bits"])
-        color = "tab:red" if row["kind"] == "model" else "tab:gray"
-        ax.barh(i, row["bits"], color=color, alpha=0.6)
-        ax.errorbar(
-            row["bits"],
-            i,
-            xerr=[[row["bits"] - low], [high - row["bits"]]],
-            color="black",
-            capsize=3,
-        )
-    ax.set_yticks(range(len(scored)), [r["name"] for r in scored])
-    ax.set_xlabel("held-out bits per channel-sample (lower is better), 95% interval")
-    ax.set_title("Forecasting leaderboard")
-    path = Path(path)
-    fig.savefig(path)
-    return path
