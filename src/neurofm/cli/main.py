@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "neurofm.cli.evaluate:evaluate",
     "decode": "neurofm.cli.decode:decode",
     "generate": "neurofm.cli.generate:generate",
+    "benchmark": "neurofm.cli.benchmark:benchmark",
 }
 
 

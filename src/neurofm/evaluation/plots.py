@@ -1,5 +1,5 @@
 """PNG plots of an evaluation: PSD overlay, traces, scores against baselines, rollout error,
-confusion matrix.
+confusion matrix, and the leaderboard of ``neurofm benchmark``.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects (no pyplot state, no display needed).
 Each function writes one PNG and returns its path.
@@ -153,4 +153,28 @@ def confusion_matrix(confusion: list[list[int]], class_names: list[str], path: s
     ax.set_yticks(range(k), class_names)
     ax.set(xlabel="predicted class", ylabel="true class", title="model confusion matrix")
     fig.colorbar(image, ax=ax, label="share of the true class")
+    return _save(fig, path)
+
+
+def plot_leaderboard(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Bits per channel-sample of every scored leaderboard row (``name``, ``kind``, ``bits``,
+    ``interval``) with its 95% interval: horizontal bars, families in red, baselines in grey,
+    best at the top (``neurofm benchmark``)."""
+    scored = sorted((r for r in rows if r.get("bits") is not None), key=lambda r: -r["bits"])
+    fig = _figure(7.0, 1.0 + 0.35 * max(1, len(scored)))
+    ax = fig.add_subplot()
+    for i, row in enumerate(scored):
+        low, high = row.get("interval") or (row["bits"], row["bits"])
+        color = "tab:red" if row["kind"] == "model" else "tab:gray"
+        ax.barh(i, row["bits"], color=color, alpha=0.6)
+        ax.errorbar(
+            row["bits"],
+            i,
+            xerr=[[row["bits"] - low], [high - row["bits"]]],
+            color="black",
+            capsize=3,
+        )
+    ax.set_yticks(range(len(scored)), [r["name"] for r in scored])
+    ax.set_xlabel("held-out bits per channel-sample (lower is better), 95% interval")
+    ax.set_title("Forecasting leaderboard")
     return _save(fig, path)
