@@ -108,6 +108,10 @@ def test_decoding_baselines_beat_chance_on_band_power_difference():
     x, y = x[order], y[order]
     clf = baselines.BandPowerLDA(sfreq).fit(x[:40], y[:40])
     assert np.mean(clf.predict(x[40:]) == y[40:]) >= 0.9
+    log_p = clf.predict_log_proba(x[40:])  # the LDA posterior, one column per train class
+    assert log_p.shape == (20, 2) and np.allclose(np.exp(log_p).sum(axis=1), 1.0)
+    assert np.array_equal(clf.classes[log_p.argmax(axis=1)], clf.predict(x[40:]))
+    assert 0.0 <= clf.shrinkage <= 1.0
     assert baselines.majority_class(np.array([2, 1, 2, 1, 0])) == 1
 
 

@@ -192,18 +192,28 @@ def test_evaluate_classification_run(classification_run, capsys):
     )
 
 
-def test_csp_finds_the_channel_whose_power_differs():
-    from neurofm.evaluation.decoding import csp_features, csp_filters, trial_covariances
+def test_csp_lda_separates_classes_by_channel_variance():
+    from mne.decoding import CSP
+
+    from neurofm.evaluation.decoding import csp_lda
 
     rng = np.random.default_rng(0)
-    x, y = _power_windows(40, rng)  # class 1: channel 0 louder; class 0: channel 1 louder
-    x = np.concatenate([x, rng.standard_normal((40, 2, 80))], axis=1)  # two noise channels
-    covariances = trial_covariances(x)
-    filters = csp_filters(covariances, y, n_components=2)
-    weight = np.abs(filters) / np.abs(filters).sum(0)
-    assert set(weight.argmax(0)) == {0, 1}  # one component per informative channel
-    features = csp_features(covariances, filters)
-    assert np.all(np.abs(features[y == 0].mean(0) - features[y == 1].mean(0)) > 1.0)
+
+    def windows(n: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = _power_windows(n, rng)  # class 1: channel 0 louder; class 0: channel 1 louder
+        return np.concatenate([x, rng.standard_normal((n, 2, 80))], axis=1), y  # + 2 noise
+
+    train_x, train_y = windows(40)
+    test_x, test_y = windows(40)
+    pipeline = csp_lda(n_components=2).fit(train_x, train_y)
+    assert isinstance(pipeline[0], CSP) and pipeline[-1].shrinkage == "auto"
+    assert np.mean(pipeline.predict(test_x) == test_y) >= 0.95
+    # one component per informative channel, in MNE's (components, channels) filters
+    weight = np.abs(pipeline[0].filters_[:2])
+    assert set(weight.argmax(axis=1)) == {0, 1}
+    # with the labels shuffled, nothing separates the classes
+    shuffled = csp_lda(n_components=2).fit(train_x, rng.permutation(train_y))
+    assert np.mean(shuffled.predict(test_x) == test_y) < 0.8
 
 
 def test_leave_one_run_out_on_real_eegbci_runs(shared_data):

@@ -23,7 +23,7 @@ space. They see what the model sees: codes, read in signal space through :class:
   multichannel linear model over every channel's recent values.
 
 For decoding: :func:`majority_class` (chance) and :class:`BandPowerLDA` (log band-power features,
-shrinkage linear discriminant analysis written here in numpy).
+scikit-learn's shrinkage linear discriminant analysis, :func:`shrinkage_lda`).
 """
 
 from __future__ import annotations
@@ -417,14 +417,30 @@ def majority_class(train_labels: Any) -> int:
     return int(values[np.argmax(counts)])
 
 
+def shrinkage_lda(*steps: Any) -> Any:
+    """A scikit-learn pipeline: ``steps``, then :class:`~sklearn.preprocessing.StandardScaler`
+    (features standardised on train), then ``LinearDiscriminantAnalysis(solver="lsqr",
+    shrinkage="auto")`` (Ledoit-Wolf shrinkage of the within-class covariances)."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    return make_pipeline(*steps, StandardScaler(), lda)
+
+
 class BandPowerLDA:
-    """Log band-power features per channel + shrinkage LDA (Ledoit-Wolf shrinkage to a scaled
-    identity, features standardised on train).
+    """Log band-power features per channel + shrinkage LDA (:func:`shrinkage_lda`: features
+    standardised on train, scikit-learn's LDA with Ledoit-Wolf shrinkage).
 
     Parameters
     ----------
     sfreq : float
         Sampling frequency (Hz) of the windows.
+
+    Attributes after :meth:`fit`: ``pipeline`` (the fitted scikit-learn pipeline), ``classes``
+    (the train classes, sorted) and ``shrinkage`` (the Ledoit-Wolf coefficients the LDA used for
+    each class's covariance, averaged with the class frequencies as weights).
     """
 
     name = "band_power_lda"
@@ -438,28 +454,29 @@ class BandPowerLDA:
         return np.log10(power + 1e-30).reshape(power.shape[0], -1)
 
     def fit(self, x: Any, labels: Any) -> BandPowerLDA:
+        from sklearn.covariance import ledoit_wolf_shrinkage
+        from sklearn.preprocessing import StandardScaler
+
         feats = self.features(x)
         y = _as_numpy(labels).astype(np.int64)
-        self.classes = np.unique(y)
-        if self.classes.size < 2:
+        if np.unique(y).size < 2:
             raise ValueError("BandPowerLDA: the train labels hold a single class")
-        self.mu, self.sd = feats.mean(0), feats.std(0) + 1e-12
-        z = (feats - self.mu) / self.sd
-        means = np.stack([z[y == k].mean(0) for k in self.classes])
-        centred = z - means[np.searchsorted(self.classes, y)]
-        n, d = centred.shape
-        cov = centred.T @ centred / n
-        target = np.trace(cov) / d
-        d2 = np.sum((cov - target * np.eye(d)) ** 2)
-        b2 = (np.sum(np.sum(centred**2, axis=1) ** 2) / n - np.sum(cov**2)) / n
-        shrink = float(np.clip(b2 / d2, 0.0, 1.0)) if d2 > 0 else 1.0
-        cov = shrink * target * np.eye(d) + (1 - shrink) * cov
-        self.weights = np.linalg.solve(cov, means.T)  # (d, K)
-        prior = np.array([np.mean(y == k) for k in self.classes])
-        self.bias = -0.5 * np.sum(means * self.weights.T, axis=1) + np.log(prior)
-        self.shrinkage = shrink
+        self.pipeline = shrinkage_lda().fit(feats, y)
+        self.classes = self.pipeline.classes_
+        scaler, lda = self.pipeline[0], self.pipeline[-1]
+        z = scaler.transform(feats)
+        # LinearDiscriminantAnalysis(shrinkage="auto") shrinks each class's covariance of its
+        # standardised features with the Ledoit-Wolf coefficient; report their weighted mean
+        per_class = [
+            ledoit_wolf_shrinkage(StandardScaler().fit_transform(z[y == k])) for k in self.classes
+        ]
+        self.shrinkage = float(np.dot(lda.priors_, per_class))
         return self
 
     def predict(self, x: Any) -> np.ndarray:
-        z = (self.features(x) - self.mu) / self.sd
-        return self.classes[np.argmax(z @ self.weights + self.bias, axis=1)]
+        """Predicted class of each window ``(N, C, T)``."""
+        return self.pipeline.predict(self.features(x))
+
+    def predict_log_proba(self, x: Any) -> np.ndarray:
+        """``(N, n_train_classes)`` natural-log LDA posteriors, columns in ``classes`` order."""
+        return self.pipeline.predict_log_proba(self.features(x))
