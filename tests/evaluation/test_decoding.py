@@ -225,7 +225,7 @@ def test_leave_one_run_out_on_real_eegbci_runs(shared_data):
         window=(0.0, 4.0),
         model={"name": "classifier_continuous", "preset": "tiny"},
         epochs=1,
-        n_permutations=20,
+        n_permutations=4,
     )
     assert report["n_windows"] == sum(report["n_windows_per_run"].values()) >= 40
     assert report["n_chans"] == 64 and report["sfreq"] == 160.0
@@ -234,7 +234,7 @@ def test_leave_one_run_out_on_real_eegbci_runs(shared_data):
         low, high = scores["accuracy_95ci"]
         assert 0.0 <= low <= scores["accuracy"] <= high <= 1.0
         assert set(scores["per_run_accuracy"]) == {"3", "7", "11"}
-        assert 1 / 21 <= scores["p_value"] <= 1.0
+        assert 1 / 5 <= scores["p_value"] <= 1.0
     # executed left vs right fist: CSP over the motor cortex beats chance
     assert report["decoders"]["csp_lda"]["accuracy"] > 0.6
 
