@@ -40,7 +40,17 @@ Deviations from the reference code, common to the family:
   model also keeps each sequence's last ``p - 1`` codes: ``past`` is then an
   :class:`~neurofm.layers.ordinal.ARPast` holding the attention cache and those codes, which
   callers pass back unchanged. The filter needs codes: for precomputed embeddings the mean is
-  ``a(h)`` as before.
+  ``a(h)`` as before;
+- ``var_order = p > 0`` adds a vector autoregression to the mean: ``sum_k sum_d W_k[c, d]
+  v_d(x_{t-k})`` over every channel d of the input (weights picked by the channel ids), so the
+  channels inform each other's forecasts directly (they otherwise share only weights); with
+  ``linear_init: train_ridge`` it is fitted in closed form by ridge regression on train codes
+  before training (``init_from_data``; the spec's ``data_init``), the Gaussian's width set to the
+  fit's residual, and the transformer learns the rest (a hybrid linear + neural forecaster);
+- ``amplitude: mulaw`` puts the Gaussian on the unit-scale mu-law amplitudes instead of the
+  code values: each code gets the Gaussian's mass over its bin (``Phi(b) - Phi(a)``, computed
+  in log space with accurate tails), so the linear filters act on (a scaled copy of) the signal,
+  where EEG is close to linear, rather than on companded values.
 """
 
 from neurofm.models.gpt2meg.config import GPT2MEGConfig, channel_codes_spec
