@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from neurofm.generation import SamplingConfig, generate_with_logits
-from neurofm.layers.ordinal import VAR_GAIN, log_bin_mass, ridge_var
+from neurofm.layers.ordinal import VAR_GAIN, OrdinalLogits, ridge_var
 from neurofm.registry import MODELS, create, model_spec
 from neurofm.types import Batch
 
@@ -43,19 +43,24 @@ def test_ridge_var_recovers_a_coupled_process():
     assert residual == pytest.approx(0.05, rel=0.05)
 
 
-def test_log_bin_mass_is_a_distribution_accurate_in_the_tails():
-    edges = torch.tensor([-1e3, -1.0, -0.1, 0.0, 0.05, 2.0, 1e3])
-    mean = torch.tensor([[0.0], [3.0], [-8.0], [40.0]], requires_grad=True)
-    precision = torch.tensor([[10.0], [5.0], [1.0], [20.0]], requires_grad=True)
-    log_mass = log_bin_mass(edges, mean, precision)
-    a = ((edges[:-1] - mean) * precision).double()
-    b = ((edges[1:] - mean) * precision).double()
-    reference = torch.log(torch.special.ndtr(b) - torch.special.ndtr(a))
-    finite = torch.isfinite(reference)
-    torch.testing.assert_close(log_mass.double()[finite], reference[finite], atol=1e-3, rtol=1e-2)
-    torch.testing.assert_close(log_mass.exp().sum(-1), torch.ones(4))
-    log_mass.sum().backward()
-    assert torch.isfinite(mean.grad).all() and torch.isfinite(precision.grad).all()
+def test_mulaw_gaussian_puts_on_each_code_about_its_bin_mass():
+    """With sigma wide against the bins, density x width matches Phi(b) - Phi(a) per code."""
+    head = OrdinalLogits(8, 64, amplitude="mulaw")
+    head.reset_parameters()
+    mean = torch.tensor([0.0, -0.3, 0.2])
+    sigma = 0.1
+    with torch.no_grad():
+        head.proj.weight.zero_()
+        head.proj.bias.copy_(torch.tensor([0.0, -math.log(sigma), 30.0]))  # Gaussian only
+        log_p = head(torch.zeros(3, 64), torch.zeros(3, 8), mean)
+    centres = head.values.double()
+    mids = (centres[1:] + centres[:-1]) / 2
+    edges = torch.cat((torch.tensor([-math.inf]), mids, torch.tensor([math.inf])))
+    z = (edges[None] - mean[:, None].double()) / sigma
+    exact = torch.special.ndtr(z[:, 1:]) - torch.special.ndtr(z[:, :-1])
+    torch.testing.assert_close(log_p.exp().sum(-1), torch.ones(3))
+    assert (log_p.exp().double() - exact).abs().max() < 0.01
+    assert head.amplitudes(torch.tensor([0, 63])).tolist() == pytest.approx([-1.0, 1.0])
 
 
 @pytest.mark.parametrize("name", ["gpt2meg_trf", "gpt2meg_mix", "gpt2meg"])

@@ -23,11 +23,6 @@ from neurofm.layers.embeddings import code_values, mu_law_expand
 # initial width of the ordinal head's Gaussian: in code-value units (2 / (V - 1) per code), and
 # in unit-scale amplitude units (a robust-scaled signal's one-step changes are of this order)
 ORDINAL_SIGMA0 = {"code": 0.1, "mulaw": 0.05}
-LN2 = math.log(2.0)
-# standardised bin edges are clamped to [-Z_RANGE, Z_RANGE] in log_bin_mass
-Z_RANGE = 100.0
-# outer bin edges of the end codes in the mu-law domain (unit-scale amplitudes lie in [-1, 1])
-TAIL_EDGE = 1.0e3
 # initial weight of the Gaussian component in the ordinal head's mixture
 ORDINAL_WEIGHT0 = 0.9
 # the AR filter's weights are stored divided by this gain: a signal's AR coefficients are of
@@ -99,14 +94,15 @@ class OrdinalLogits(nn.Module):
         grid = code_values(torch.arange(vocab_size), vocab_size)
         if amplitude == "code":
             self.register_buffer("values", grid, False)
-            self.edges = None
-        else:  # bin centres and edges of the mu-law codes at unit scale
-            # the end codes hold the clipped tails: outer edges far outside [-1, 1], finite so
-            # that gradients stay finite
-            mids = mu_law_expand((grid[1:] + grid[:-1]) / 2, self.mu)
-            far = grid.new_tensor([TAIL_EDGE])
-            self.register_buffer("values", mu_law_expand(grid, self.mu), False)
-            self.register_buffer("edges", torch.cat((-far, mids, far)), False)
+            self.log_widths = None
+        else:  # bin centres and widths of the mu-law codes at unit scale
+            centres = mu_law_expand(grid, self.mu)
+            edges = mu_law_expand((grid[1:] + grid[:-1]) / 2, self.mu)  # between the centres
+            widths = edges[1:] - edges[:-1]
+            # the end codes get their inner neighbour's width (the clipped tails are rare)
+            widths = torch.cat((widths[:1], widths, widths[-1:]))
+            self.register_buffer("values", centres, False)
+            self.register_buffer("log_widths", widths.log(), False)
         self.ar = nn.Parameter(torch.zeros(ar_order)) if ar_order else None
         # var[k, c, d]: weight of channel d's value at lag k in channel c's mean
         self.var = nn.Parameter(torch.zeros(var_order, n_chans, n_chans)) if var_order else None
@@ -126,7 +122,7 @@ class OrdinalLogits(nn.Module):
     def amplitudes(self, codes: Tensor) -> Tensor:
         """The values of ``codes`` in the head's domain: code values, or mu-law-expanded."""
         values = code_values(codes, self.vocab_size)
-        return values if self.edges is None else mu_law_expand(values, self.mu)
+        return values if self.amplitude == "code" else mu_law_expand(values, self.mu)
 
     def anchor(self, codes: Tensor, channel_ids: Tensor | None = None) -> Tensor:
         """Anchors (B, C, T) of the Gaussian's mean from ``codes`` (B, C, q - 1 + T), the
@@ -159,35 +155,14 @@ class OrdinalLogits(nn.Module):
         change, log_precision, gate = self.proj(h).float().unsqueeze(-1).unbind(-2)
         log_precision = log_precision.clamp(*LOG_PRECISION_RANGE)
         mu = change if anchor is None else change + anchor.unsqueeze(-1)
-        if self.edges is None:
-            gauss = (-0.5 * ((self.values - mu) * log_precision.exp()).square()).log_softmax(-1)
-        else:
-            gauss = log_bin_mass(self.edges, mu, log_precision.exp())
+        gauss = -0.5 * ((self.values - mu) * log_precision.exp()).square()
+        if self.log_widths is not None:  # density times bin width: the mass of uneven bins
+            gauss = gauss + self.log_widths
+        gauss = gauss.log_softmax(-1)
         return torch.logaddexp(
             gauss + nn.functional.logsigmoid(gate),
             free.float().log_softmax(-1) + nn.functional.logsigmoid(-gate),
         ).to(free.dtype)
-
-
-def log_bin_mass(edges: Tensor, mean: Tensor, precision: Tensor) -> Tensor:
-    """``log P(edges[k] < y < edges[k + 1])`` (..., V) for ``y ~ N(mean, 1 / precision^2)``
-    (``mean``, ``precision`` (..., 1)), accurate in the far tails: bins right of the mean are
-    computed on the mirrored Gaussian, and ``log(Phi(b) - Phi(a))`` as
-    ``log Phi(b) + log(1 - exp(log Phi(a) - log Phi(b)))``."""
-    # standardised edges, clamped where float32 log Phi and its gradient stay accurate (beyond,
-    # the masses are below exp(-5000) and the Gaussian's gradient is zero)
-    a = ((edges[:-1] - mean) * precision).clamp(-Z_RANGE, Z_RANGE)
-    b = ((edges[1:] - mean) * precision).clamp(-Z_RANGE, Z_RANGE)
-    flip = (a + b) > 0
-    a, b = torch.where(flip, -b, a), torch.where(flip, -a, b)
-    upper = torch.special.log_ndtr(b)
-    # log Phi(a) - log Phi(b) < 0; far in the tails float32 cannot tell the two apart, and a
-    # mass below exp(-14) of the tail's is then taken (those bins are improbable anyway)
-    ratio = (torch.special.log_ndtr(a) - upper).clamp(max=-1e-6)
-    # log(1 - exp(x)) for x < 0, each branch fed only the inputs it is accurate (and finite) on
-    near = torch.log(-torch.expm1(ratio.clamp(min=-LN2)))
-    far = torch.log1p(-torch.exp(ratio.clamp(max=-LN2)))
-    return upper + torch.where(ratio > -LN2, near, far)
 
 
 def code_history(who: str, p: int, x: Tensor, past: object | None) -> Tensor | None:

@@ -48,8 +48,9 @@ Deviations from the reference code, common to the family:
   before training (``init_from_data``; the spec's ``data_init``), the Gaussian's width set to the
   fit's residual, and the transformer learns the rest (a hybrid linear + neural forecaster);
 - ``amplitude: mulaw`` puts the Gaussian on the unit-scale mu-law amplitudes instead of the
-  code values: each code gets the Gaussian's mass over its bin (``Phi(b) - Phi(a)``, computed
-  in log space with accurate tails), so the linear filters act on (a scaled copy of) the signal,
+  code values: each code gets the Gaussian's density at its centre times its bin's width,
+  normalised over the codes (the midpoint rule for the bin masses ``Phi(b) - Phi(a)``, at the
+  cost of the code-value head), so the linear filters act on (a scaled copy of) the signal,
   where EEG is close to linear, rather than on companded values.
 """
 
