@@ -106,6 +106,8 @@ class OrdinalLogits(nn.Module):
         self.ar = nn.Parameter(torch.zeros(ar_order)) if ar_order else None
         # var[k, c, d]: weight of channel d's value at lag k in channel c's mean
         self.var = nn.Parameter(torch.zeros(var_order, n_chans, n_chans)) if var_order else None
+        # with the VAR: a log precision per channel, added to the one read from the hidden state
+        self.channel_log_precision = nn.Parameter(torch.zeros(n_chans)) if var_order else None
         self.history = max(ar_order, var_order)
 
     def reset_parameters(self) -> None:
@@ -118,6 +120,7 @@ class OrdinalLogits(nn.Module):
                 self.ar.zero_()
             if self.var is not None:
                 self.var.zero_()
+                self.channel_log_precision.zero_()
 
     def amplitudes(self, codes: Tensor) -> Tensor:
         """The values of ``codes`` in the head's domain: code values, or mu-law-expanded."""
@@ -149,10 +152,27 @@ class OrdinalLogits(nn.Module):
                 out = out + torch.einsum("bcd,bdt->bct", weights[lag].to(values.dtype), lagged)
         return out
 
-    def forward(self, free: Tensor, h: Tensor, anchor: Tensor | None = None) -> Tensor:
-        """Mixture log-probabilities (..., V) from the free logits ``free`` (..., V), the hidden
-        states ``h`` (..., D) and the input codes' values ``anchor`` (...)."""
+    def channel_precision(self, b: int, c: int, channel_ids: Tensor | None) -> Tensor | None:
+        """Per-channel log precisions (B, C, 1) of the channels ``channel_ids`` (default
+        ``0 .. C-1``), or None without the VAR filter."""
+        if self.channel_log_precision is None:
+            return None
+        ids = torch.arange(c, device=self.values.device) if channel_ids is None else channel_ids
+        return self.channel_log_precision[ids.expand(b, c)][..., None]
+
+    def forward(
+        self,
+        free: Tensor,
+        h: Tensor,
+        anchor: Tensor | None = None,
+        channel_precision: Tensor | None = None,
+    ) -> Tensor:
+        """Mixture log-probabilities (B, C, T, V) from the free logits ``free`` (B, C, T, V),
+        the hidden states ``h`` (B, C, T, D), the input codes' values ``anchor`` (B, C, T) and
+        per-channel log precisions (B, C, 1) (:meth:`channel_precision`)."""
         change, log_precision, gate = self.proj(h).float().unsqueeze(-1).unbind(-2)
+        if channel_precision is not None:
+            log_precision = log_precision + channel_precision[..., None]
         log_precision = log_precision.clamp(*LOG_PRECISION_RANGE)
         mu = change if anchor is None else change + anchor.unsqueeze(-1)
         gauss = -0.5 * ((self.values - mu) * log_precision.exp()).square()
@@ -215,14 +235,14 @@ def lagged_values(values: Tensor, order: int) -> Tensor:
 
 def ridge_var(
     values: Tensor, order: int, *, penalties: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
-) -> tuple[Tensor, float, float]:
+) -> tuple[Tensor, float, Tensor]:
     """Closed-form ridge fit of the VAR filter ``W`` (order, C, C) on code values (W, C, T).
 
     The target is the one-step change ``v(x_{t+1}) - v(x_t)`` (the head's mean already holds
     ``v(x_t)``). The penalty (relative to the mean feature variance) is chosen among
     ``penalties`` on the last fifth of the windows after fitting on the first four fifths, then
     the filter is refitted on all windows. Returns ``W``, the chosen penalty and the residual
-    standard deviation of the refit (all channels pooled).
+    standard deviation of the refit per channel (C,).
     """
     values = values.double()
     w, c, t = values.shape
@@ -250,5 +270,5 @@ def ridge_var(
     best = penalties[int(torch.stack(errors).argmin())]
     x_all, y_all = design(values)
     coef = solve(x_all, y_all, best)  # (order * C, C): [k * C + d, c]
-    residual = float((x_all @ coef - y_all).std())
+    residual = (x_all @ coef - y_all).std(dim=0).float()  # (C,)
     return coef.view(order, c, c).transpose(1, 2).float(), float(best), residual

@@ -111,6 +111,10 @@ def ordinal_head(cfg: GPT2MEGConfig) -> OrdinalLogits | None:
     )
 
 
+DATA_INIT_FREE_WEIGHT = 0.03
+"""Weight of the free softmax in the ordinal head's mixture after ``init_from_data``."""
+
+
 def init_linear_path(model: nn.Module, batch: Batch) -> dict[str, Any]:
     """Fit the ordinal head's VAR filter by ridge regression on the codes of ``batch``.
 
@@ -118,7 +122,7 @@ def init_linear_path(model: nn.Module, batch: Batch) -> dict[str, Any]:
     default ``0 .. C-1``); the filter's rows and columns of those channels are set to the
     closed-form fit (:func:`~neurofm.layers.ordinal.ridge_var`), the AR filter is zeroed (the
     VAR holds each channel's own lags), the Gaussian's mean starts at the filter's and its width
-    at the fit's residual standard deviation. Returns the order, penalty, residual and number of windows.
+    at the fit's residual standard deviation of each channel. Returns the order, penalty, residual and number of windows.
     """
     ordinal, codes = model.ordinal, batch.x
     given = batch.context.get("channel_ids")
@@ -138,12 +142,15 @@ def init_linear_path(model: nn.Module, batch: Batch) -> dict[str, Any]:
         # the mean starts at the VAR's and the width at its residual: the hidden state's change
         # and log-precision terms start at zero and are learned from there
         ordinal.proj.weight[:2].zero_()
-        ordinal.proj.bias[0] = 0.0
-        ordinal.proj.bias[1] = -math.log(residual)
+        ordinal.proj.bias[:2] = 0.0
+        # the fitted Gaussian carries most of the mass from the start; the free softmax keeps
+        # DATA_INIT_FREE_WEIGHT of it for the tails
+        ordinal.proj.bias[2] = math.log((1 - DATA_INIT_FREE_WEIGHT) / DATA_INIT_FREE_WEIGHT)
+        ordinal.channel_log_precision[ids] = -residual.clamp_min(1e-6).log().to(ids.device)
     return {
         "var_order": model.config.var_order,
         "penalty": penalty,
-        "residual": round(residual, 6),
+        "residual": round(float(residual.mean()), 6),
         "windows": len(codes),
     }
 
@@ -220,7 +227,7 @@ def code_logits(
     if not x.dtype.is_floating_point:
         codes = x if history is None else torch.cat((history, x), dim=-1)
         anchor = ordinal.anchor(codes, channel_ids)
-    return ordinal(logits, h, anchor)
+    return ordinal(logits, h, anchor, ordinal.channel_precision(b, c, channel_ids))
 
 
 def output(
