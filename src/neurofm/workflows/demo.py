@@ -136,7 +136,7 @@ def run_demo(
     if inputs is None:
         log.info("1/4 preparing the shipped EEG sample into %s", output / "data")
         store = prepare_recipe(RECIPE, output / "data")
-        data = {"inputs": f"the shipped sample ({RECIPE})"}
+        data: dict[str, Any] = {"inputs": f"the shipped sample ({RECIPE})"}
     else:
         recordings = check_inputs(inputs)
         log.info("1/4 preparing %d recording(s) into %s", len(recordings.paths), output / "data")
@@ -161,7 +161,7 @@ def run_demo(
     timings["fit_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    log.info("3/4 evaluating on the held-out run against baselines and controls")
+    log.info("3/4 evaluating on the held-out test split against baselines and controls")
     eval_cfg = build_config(EvaluateConfig, {"preset": evaluation_preset, "seed": seed})
     result = evaluate_run(run_dir, config=eval_cfg, out_dir=output / "report")
     timings["evaluate_s"] = time.perf_counter() - start
@@ -201,9 +201,8 @@ def split_description(manifest: dict[str, Any]) -> dict[str, Any]:
                 if seg["recording"] == rec["id"]
             ]
             parts.append(f"{rec['id']}: " + ", ".join(spans))
-        text = f"split in time within each recording (gaps of {policy['gap_s']:g} s): " + "; ".join(
-            parts
-        )
+        gaps = f"gaps of {policy['gap_s']:g} s"
+        text = f"split in time within each recording ({gaps}): " + "; ".join(parts)
     else:
         groups = [
             f"{name} " + ", ".join(sorted({seg["recording"] for seg in segs}))
