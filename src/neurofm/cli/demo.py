@@ -1,4 +1,5 @@
-"""``neurofm demo``: the main job on the real EEG sample shipped with the repository."""
+"""``neurofm demo``: the main job on the real EEG sample shipped with the repository, or on the
+user's recordings (``--inputs FILE [FILE ...]``)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,22 @@ from typing import Literal
 
 def demo(
     output: str = "demo_out",
+    inputs: list[str] | None = None,
     max_steps: int = 400,
     seconds: float = 10.0,
     evaluation: Literal["tiny", "small", "base"] = "tiny",
     seed: int = 0,
 ) -> None:
-    """Prepare the shipped EEG sample, train a GPT2MEG-family model, evaluate it against
-    baselines and controls on a held-out run, generate signal, and print a summary.
+    """Prepare the shipped EEG sample (or your recordings), train a GPT2MEG-family model,
+    evaluate it against baselines and controls on held-out data, generate signal, and print a
+    summary.
 
     Args:
         output: folder for the prepared data, the run, the report and the generated signal.
+        inputs: your recordings (any format `neurofm inspect` reads), e.g. `--inputs a.edf b.edf`;
+            one or two are split in time (train, val, test), three or more by recording. The
+            model is sized from their data channels and sampling rate. Default: the shipped
+            sample.
         max_steps: optimizer steps of the training run.
         seconds: seconds of signal generated after a held-out prompt.
         evaluation: size of the evaluation (number of windows, permutations).
@@ -26,6 +33,7 @@ def demo(
 
     run_demo(
         output,
+        inputs=inputs,
         max_steps=max_steps,
         generate_seconds=seconds,
         evaluation_preset=evaluation,

@@ -10,6 +10,7 @@ without a traceback and exit with status 2, unless ``--debug`` is given.
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +85,29 @@ def expand_flags(argv: list[str]) -> list[str]:
     return out
 
 
+MULTI_VALUE_OPTIONS = ("--inputs",)
+"""Options that take several values (``neurofm demo --inputs a.edf b.edf``): jsonargparse wants
+one list value, so the values up to the next option are gathered into a JSON list."""
+
+
+def gather_values(argv: list[str]) -> list[str]:
+    """``argv`` with the values after each option of :data:`MULTI_VALUE_OPTIONS` as one JSON list
+    (a value already given as a list, ``--inputs '[a, b]'``, is kept)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        out.append(argv[i])
+        i += 1
+        if out[-1] not in MULTI_VALUE_OPTIONS or (i < len(argv) and argv[i].startswith("[")):
+            continue
+        values = []
+        while i < len(argv) and not argv[i].startswith("--"):
+            values.append(argv[i])
+            i += 1
+        out.append(json.dumps(values))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``neurofm`` command."""
     from jsonargparse import CLI
@@ -94,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     try:
-        argv, overrides = split_overrides(expand_flags(argv))
+        argv, overrides = split_overrides(gather_values(expand_flags(argv)))
         # `neurofm <command> FILE.yaml ...` is short for `neurofm <command> --config FILE.yaml ...`
         if len(argv) > 1 and argv[0] in COMMANDS and argv[1].endswith((".yaml", ".yml")):
             argv = [argv[0], "--config", *argv[1:]]

@@ -13,12 +13,18 @@
    intervals, with the realism suite;
 4. generates 10 s of signal after a held-out prompt and writes it as ``.npy`` and ``.fif``;
 5. prints a summary table and where the report is.
+
+``neurofm demo --inputs FILE [FILE ...]`` runs the same pipeline on the user's recordings instead
+(checked and prepared by :mod:`neurofm.workflows.inputs`: data channels, 0.5 Hz high-pass, a split
+in time for one or two recordings, by recording for more), with the model sized from the data
+(:func:`sized_config`).
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,9 @@ from neurofm.logging import get_logger
 log = get_logger("demo")
 
 RECIPE = "eegbci_sample"
+
+WINDOW_S = 0.8
+"""Training window (s) on the user's recordings: the shipped sample's 128 samples at 160 Hz."""
 
 
 def demo_config(output: Path, *, max_steps: int, seed: int) -> dict[str, Any]:
@@ -68,9 +77,23 @@ def demo_config(output: Path, *, max_steps: int, seed: int) -> dict[str, Any]:
     }
 
 
+def sized_config(config: dict[str, Any], *, n_chans: int, sfreq: float) -> dict[str, Any]:
+    """``config`` (from :func:`demo_config`) with the data-dependent sizes set for recordings of
+    ``n_chans`` channels at ``sfreq`` Hz: the model's ``n_chans``, and windows of
+    :data:`WINDOW_S` capped to the model's ``max_seq_len`` (stride: half a window). Every other
+    setting stays the demo's."""
+    window = min(max(2, round(WINDOW_S * sfreq)), int(config["model"]["max_seq_len"]))
+    return {
+        **config,
+        "data": {**config["data"], "window_length": window, "stride": max(1, window // 2)},
+        "model": {**config["model"], "n_chans": n_chans},
+    }
+
+
 def run_demo(
     output: str | Path = "demo_out",
     *,
+    inputs: Sequence[str | Path] | None = None,
     max_steps: int = 400,
     generate_seconds: float = 10.0,
     evaluation_preset: str = "tiny",
@@ -83,6 +106,9 @@ def run_demo(
     output : path
         Folder for the prepared data, the run, the report and the generated signal. The prepared
         data is reused when up to date; an earlier run in ``<output>/run`` is replaced.
+    inputs : sequence of paths, optional
+        The user's recordings (any format :func:`~neurofm.io.read_recording` reads) instead of
+        the shipped sample; see :mod:`neurofm.workflows.inputs` for the checks and the split.
     max_steps : int
         Optimizer steps of the training run.
     generate_seconds : float
@@ -93,19 +119,36 @@ def run_demo(
         Seed of training, evaluation and sampling.
     """
     from neurofm.config import build_config
+    from neurofm.data.prepare import prepare
     from neurofm.data.recipes import prepare_recipe
     from neurofm.evaluation.evaluate import EvaluateConfig, evaluate_run
     from neurofm.fileio import write_json_atomic
     from neurofm.training.fit import fit
     from neurofm.workflows.generate import generate_run
+    from neurofm.workflows.inputs import check_inputs
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    log.info("1/4 preparing the shipped EEG sample into %s", output / "data")
-    prepare_recipe(RECIPE, output / "data")
+    config = demo_config(output, max_steps=max_steps, seed=seed)
+    if inputs is None:
+        log.info("1/4 preparing the shipped EEG sample into %s", output / "data")
+        store = prepare_recipe(RECIPE, output / "data")
+        data: dict[str, Any] = {"inputs": f"the shipped sample ({RECIPE})"}
+    else:
+        recordings = check_inputs(inputs)
+        log.info("1/4 preparing %d recording(s) into %s", len(recordings.paths), output / "data")
+        store = prepare(recordings.prepare_config(output / "data"))
+        config = sized_config(config, n_chans=recordings.n_chans, sfreq=recordings.sfreq)
+        data = {"inputs": recordings.paths}
+    data.update(
+        n_chans=int(config["model"]["n_chans"]),
+        sfreq=float(store.recordings[0].sfreq),
+        window_length=int(config["data"]["window_length"]),
+        split=split_description(store.manifest),
+    )
     timings["prepare_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -114,11 +157,11 @@ def run_demo(
         log.info("replacing the earlier demo run in %s", run_dir)
         shutil.rmtree(run_dir)
     log.info("2/4 fitting a mu-law tokenizer and training gpt2meg_trf for %d steps", max_steps)
-    fit(demo_config(output, max_steps=max_steps, seed=seed), source="neurofm demo")
+    fit(config, source="neurofm demo")
     timings["fit_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    log.info("3/4 evaluating on the held-out run against baselines and controls")
+    log.info("3/4 evaluating on the held-out test split against baselines and controls")
     eval_cfg = build_config(EvaluateConfig, {"preset": evaluation_preset, "seed": seed})
     result = evaluate_run(run_dir, config=eval_cfg, out_dir=output / "report")
     timings["evaluate_s"] = time.perf_counter() - start
@@ -131,6 +174,7 @@ def run_demo(
     timings["generate_s"] = time.perf_counter() - start
 
     summary = {
+        "data": data,
         "scores": bits_table(result.report),
         "windows": result.report.get("windows"),
         "timings": timings,
@@ -141,6 +185,31 @@ def run_demo(
     write_json_atomic(output / "summary.json", summary)
     print(format_summary(summary))
     return summary
+
+
+def split_description(manifest: dict[str, Any]) -> dict[str, Any]:
+    """How the prepared store was split, in words: ``{"by", "text"}``."""
+    policy, splits = manifest["split_policy"], manifest["splits"]
+    if policy["by"] == "time":
+        sfreq = float(policy["sfreq"])
+        parts = []
+        for rec in manifest["recordings"]:
+            spans = [
+                f"{name} {seg['start'] / sfreq:.1f}-{seg['stop'] / sfreq:.1f} s"
+                for name, segs in splits.items()
+                for seg in segs
+                if seg["recording"] == rec["id"]
+            ]
+            parts.append(f"{rec['id']}: " + ", ".join(spans))
+        gaps = f"gaps of {policy['gap_s']:g} s"
+        text = f"split in time within each recording ({gaps}): " + "; ".join(parts)
+    else:
+        groups = [
+            f"{name} " + ", ".join(sorted({seg["recording"] for seg in segs}))
+            for name, segs in splits.items()
+        ]
+        text = f"split by {policy['by']}: " + " / ".join(groups)
+    return {"by": policy["by"], "text": text}
 
 
 def bits_table(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -159,8 +228,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     windows = summary.get("windows") or {}
     lines = [
         "",
-        "neurofm demo: held-out run S001R12, bits per channel-sample (lower is better), "
+        "neurofm demo: held-out test split, bits per channel-sample (lower is better), "
         f"{windows.get('scored', '?')} non-overlapping windows, 95% block-bootstrap intervals",
+        f"split:     {summary['data']['split']['text']}",
         *bits_lines(summary["scores"]),
     ]
     t = summary["timings"]
