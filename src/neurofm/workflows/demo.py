@@ -61,8 +61,13 @@ def demo_config(output: Path, *, max_steps: int, seed: int) -> dict[str, Any]:
             # codes read as ordered amplitudes: in the embedding and in a Gaussian output term
             "value_embedding": True,
             "ordinal_head": True,
-            # a linear filter over each channel's last 8 code values in the Gaussian's mean
-            "ar_order": 8,
+            # the Gaussian over the mu-law amplitudes, its mean a VAR over every channel's last
+            # 16 values fitted by ridge regression on train before the first step; the
+            # transformer learns the rest (chosen on the validation run R08: 4.64 bits at
+            # initialisation, 4.61 after 200 steps; a channel-wise AR(8) head: 5.37)
+            "amplitude": "mulaw",
+            "var_order": 16,
+            "linear_init": "train_ridge",
         },
         "objective": {"name": "next_token"},
         "optim": {"lr": 3.0e-3, "warmup_steps": 20},
@@ -94,7 +99,7 @@ def run_demo(
     output: str | Path = "demo_out",
     *,
     inputs: Sequence[str | Path] | None = None,
-    max_steps: int = 400,
+    max_steps: int = 200,
     generate_seconds: float = 10.0,
     evaluation_preset: str = "tiny",
     seed: int = 0,
