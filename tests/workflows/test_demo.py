@@ -19,7 +19,7 @@ def test_demo_end_to_end_on_the_shipped_sample(tmp_path, capsys):
             "--seconds",
             "1.0",
             "--evaluation",
-            "tiny",
+            "smoke",
         ]
     )
     assert code == 0
@@ -39,13 +39,12 @@ def test_demo_end_to_end_on_the_shipped_sample(tmp_path, capsys):
         "uniform",
         "control_mismatched_context",
         "control_context_1",
-        "control_context_8",
     ):
         row = scores[name]
         assert np.isfinite(row["bits"]) and row["bits"] > 0, name
         assert row["interval"][0] <= row["bits"] <= row["interval"][1], name
     assert scores["last_value"]["model_minus"]["high"] >= scores["last_value"]["model_minus"]["low"]
-    assert summary["windows"]["scored"] == summary["windows"]["test_available"] == 156
+    assert summary["windows"]["test_available"] == 156 and summary["windows"]["scored"] == 12
     assert (out / "report" / "report.html").is_file()
     assert (out / "report" / "report.json").is_file()
     generated = np.load(summary["generated"]["npy"])

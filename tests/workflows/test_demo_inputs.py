@@ -31,7 +31,7 @@ def test_demo_on_one_recording_splits_it_in_time(eegbci_run, tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(
         ["demo", "--inputs", str(eegbci_run), "--output", str(out)]
-        + ["--max_steps", "2", "--seconds", "0.5", "--evaluation", "tiny"]
+        + ["--max_steps", "2", "--seconds", "0.5", "--evaluation", "smoke"]
     )
     assert code == 0
     printed = capsys.readouterr().out

@@ -11,7 +11,7 @@ def demo(
     inputs: list[str] | None = None,
     max_steps: int = 200,
     seconds: float = 10.0,
-    evaluation: Literal["tiny", "small", "base"] = "tiny",
+    evaluation: Literal["smoke", "tiny", "small", "base"] = "tiny",
     seed: int = 0,
 ) -> None:
     """Prepare the shipped EEG sample (or your recordings), train a GPT2MEG-family model,
@@ -26,7 +26,7 @@ def demo(
             sample.
         max_steps: optimizer steps of the training run.
         seconds: seconds of signal generated after a held-out prompt.
-        evaluation: size of the evaluation (number of windows, permutations).
+        evaluation: size of the evaluation (number of windows, permutations); smoke is for quick checks only.
         seed: seed of training, evaluation and sampling.
     """
     from neurofm.workflows.demo import run_demo
