@@ -234,7 +234,7 @@ def lagged_values(values: Tensor, order: int) -> Tensor:
 
 
 def ridge_var(
-    values: Tensor, order: int, *, penalties: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
+    values: Tensor, order: int, *, penalties: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 ) -> tuple[Tensor, float, Tensor]:
     """Closed-form ridge fit of the VAR filter ``W`` (order, C, C) on code values (W, C, T).
 
