@@ -73,7 +73,8 @@ def test_evaluate_and_generate_on_an_example_run(prepared, tmp_path):
     config = CONFIGS / "fit" / "gpt2meg" / "gpt2meg_trf_gpu.yaml"
     run = tmp_path / "run"
     assert _fit(config, prepared, run, _tiny(config)) == 0
-    assert main(["evaluate", str(run), "--config", str(CONFIGS / "evaluate" / "quick.yaml")]) == 0
+    quick = ["--config", str(CONFIGS / "evaluate" / "quick.yaml"), "--evaluation.preset", "smoke"]
+    assert main(["evaluate", str(run), *quick]) == 0
     report = json.loads((run / "eval-test" / "report.json").read_text())
     assert {"model", "last_value", "linear_ar", "unigram"} <= set(report["one_step"])
     out = tmp_path / "generated"

@@ -299,11 +299,14 @@ def _forecasting_plots(report: dict[str, Any], arrays: dict[str, Any], out: Path
             "generated": arrays["generated"],
             "linear_ar_samples": arrays["linear_ar_samples"],
         }
+        # no generated continuations when the model reads per-time context (see the report)
+        shown = (
+            arrays["generated"] if arrays["generated"] is not None else arrays["linear_ar_samples"]
+        )
+        sets = {name: value for name, value in sets.items() if value is not None}
         names.append(plots.psd_overlay(sets, sfreq, out / "psd.png").name)
         names.append(
-            plots.traces(
-                arrays["prompt"], arrays["real"], arrays["generated"], sfreq, out / "traces.png"
-            ).name
+            plots.traces(arrays["prompt"], arrays["real"], shown, sfreq, out / "traces.png").name
         )
     else:
         names.append(
