@@ -291,3 +291,30 @@ def write_run_report(
     save_yaml(asdict(config), out / "evaluate.yaml")
     write_report(result.report, result.arrays, out)
     return out
+
+
+def score_sections(
+    cfg: EvaluateConfig,
+    *,
+    windows: dict[str, Any] | None,
+    n_scored: int,
+    n_train: int,
+    one_step: dict[str, Any],
+    bootstrap: dict[str, Any],
+    selection: dict[str, Any],
+    per_window: dict[str, Any],
+) -> dict[str, Any]:
+    """The report sections every forecasting evaluation shares: window counts, settings,
+    one-step scores with their intervals, the baselines' selection and per-window bits."""
+    return {
+        "windows": {**(windows or {}), "scored": int(n_scored), "train": int(n_train)},
+        "settings": asdict(cfg),
+        "one_step": one_step,
+        "bootstrap": bootstrap,
+        "selection": selection,
+        "per_window": {
+            "bits_per_channel_sample": {
+                n: v.tolist() for n, v in per_window.items() if v is not None
+            }
+        },
+    }

@@ -44,7 +44,6 @@ MSE / R² still are.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +60,7 @@ from neurofm.evaluation.common import (
     evenly,
     forecast_windows,
     mismatched_partner,
+    score_sections,
     split_validation,
     write_run_report,
 )
@@ -344,16 +344,16 @@ def evaluate_continuous(
             "fitted_on": "the train windows scored by the baselines",
             "n_clipped_test": int(encoded_test.n_clipped),
         },
-        "windows": {**(windows or {}), "scored": int(n_win), "train": len(train)},
-        "settings": asdict(cfg),
-        "one_step": one_step,
-        "bootstrap": bootstrap,
-        "selection": selection,
-        "per_window": {
-            "bits_per_channel_sample": {
-                n: v.tolist() for n, v in per_window.items() if v is not None
-            }
-        },
+        **score_sections(
+            cfg,
+            windows=windows,
+            n_scored=n_win,
+            n_train=len(train),
+            one_step=one_step,
+            bootstrap=bootstrap,
+            selection=selection,
+            per_window=per_window,
+        ),
         "rollout": {
             "context": int(n_ctx),
             "horizon": int(horizon),

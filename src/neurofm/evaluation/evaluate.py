@@ -23,7 +23,7 @@ held-out window, with 95% block-bootstrap intervals over windows (paired for dif
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from neurofm.evaluation.common import (
     evenly,
     forecast_windows,
     mismatched_partner,
+    score_sections,
     split_validation,
     write_run_report,
 )
@@ -313,16 +314,16 @@ def evaluate_forecasting(
         "window_length": int(n_times),
         "vocab_size": bins.vocab_size,
         "score_start": int(start),
-        "windows": {**(windows or {}), "scored": int(n_win), "train": len(train_codes)},
-        "settings": asdict(cfg),
-        "one_step": one_step,
-        "bootstrap": bootstrap,
-        "selection": selection,
-        "per_window": {
-            "bits_per_channel_sample": {
-                n: v.tolist() for n, v in per_window.items() if v is not None
-            }
-        },
+        **score_sections(
+            cfg,
+            windows=windows,
+            n_scored=n_win,
+            n_train=len(train_codes),
+            one_step=one_step,
+            bootstrap=bootstrap,
+            selection=selection,
+            per_window=per_window,
+        ),
         "rollout": {
             "context": int(n_ctx),
             "horizon": int(horizon),

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any
 
 from torch import Tensor, nn
 
@@ -30,14 +29,14 @@ from neurofm.layers.ordinal import code_history, join_past, split_past
 from neurofm.models.gpt2meg import parts
 from neurofm.models.gpt2meg.config import GPT2MEGConfig, channel_codes_spec
 from neurofm.registry import MODELS
-from neurofm.types import Batch, ModelOutput
+from neurofm.types import ModelOutput
 
 # options of neurofm's own blocks, which GPT-2's blocks do not have
 _BLOCK_OPTIONS = ("causal", "activation", "norm", "rope_base", "mlp", "block", "context_injection")
 
 
 @MODELS.register("gpt2meg", config=GPT2MEGConfig, spec=channel_codes_spec)
-class GPT2MEG(nn.Module):
+class GPT2MEG(parts.LinearPathInit, nn.Module):
     """Hugging Face GPT-2 over channel-wise codes (B, C, T) -> logits (B, C, T, V).
 
     Parameters
@@ -87,11 +86,6 @@ class GPT2MEG(nn.Module):
             init_gpt2(part, config.n_layers)
         if self.ordinal is not None:
             self.ordinal.reset_parameters()
-
-    def init_from_data(self, batch: Batch) -> dict[str, Any]:
-        """Fit the VAR filter of the ordinal head on train codes (``linear_init: train_ridge``;
-        see :func:`parts.init_linear_path`)."""
-        return parts.init_linear_path(self, batch)
 
     def forward(
         self,

@@ -32,8 +32,6 @@ Deviations from the reference code:
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -43,11 +41,11 @@ from neurofm.layers.ordinal import ARPast
 from neurofm.models.gpt2meg import parts
 from neurofm.models.gpt2meg.config import GPT2MEGConfig, channel_codes_spec
 from neurofm.registry import MODELS
-from neurofm.types import Batch, ModelOutput
+from neurofm.types import ModelOutput
 
 
 @MODELS.register("gpt2meg_mix", config=GPT2MEGConfig, spec=channel_codes_spec)
-class GPT2MEGMix(nn.Module):
+class GPT2MEGMix(parts.LinearPathInit, nn.Module):
     """All channels of a time step in one token, over time; (B, C, T) -> (B, C, T, V).
 
     Parameters
@@ -94,11 +92,6 @@ class GPT2MEGMix(nn.Module):
             keep = torch.ones(b, c, dtype=torch.bool, device=device)
         keep = keep.float()
         return keep / keep.sum(dim=1, keepdim=True).sqrt()
-
-    def init_from_data(self, batch: Batch) -> dict[str, Any]:
-        """Fit the VAR filter of the ordinal head on train codes (``linear_init: train_ridge``;
-        see :func:`parts.init_linear_path`)."""
-        return parts.init_linear_path(self, batch)
 
     def forward(
         self,

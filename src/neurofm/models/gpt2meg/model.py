@@ -50,7 +50,7 @@ from neurofm.layers.ordinal import ARPast
 from neurofm.models.gpt2meg import parts
 from neurofm.models.gpt2meg.config import GPT2MEGConfig, channel_codes_spec
 from neurofm.registry import MODELS
-from neurofm.types import Batch, ModelOutput
+from neurofm.types import ModelOutput
 
 _OLD_MOE_KEY = re.compile(r"(blocks\.\d+\.)moe\.")
 
@@ -65,7 +65,7 @@ def rename_moe_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str, 
 
 
 @MODELS.register("gpt2meg_trf", config=GPT2MEGConfig, spec=channel_codes_spec)
-class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
+class GPT2MEG_Trf(parts.LinearPathInit, nn.Module):  # noqa: N801 (the family's published name)
     """GPT2MEG on neurofm's blocks; codes (B, C, T) or embeddings (B, C, T, D) -> (B, C, T, V).
 
     Parameters
@@ -88,11 +88,6 @@ class GPT2MEG_Trf(nn.Module):  # noqa: N801 (the family's published name)
         self.ordinal = parts.ordinal_head(config)
         parts.init_weights(self, config.n_layers)
         self.register_load_state_dict_pre_hook(rename_moe_keys)
-
-    def init_from_data(self, batch: Batch) -> dict[str, Any]:
-        """Fit the VAR filter of the ordinal head on train codes (``linear_init: train_ridge``;
-        see :func:`parts.init_linear_path`)."""
-        return parts.init_linear_path(self, batch)
 
     def forward(
         self,

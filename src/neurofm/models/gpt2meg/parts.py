@@ -155,6 +155,15 @@ def init_linear_path(model: nn.Module, batch: Batch) -> dict[str, Any]:
     }
 
 
+class LinearPathInit:
+    """``init_from_data`` of every GPT2MEG class: the ridge fit of :func:`init_linear_path`
+    (called by ``fit`` when the spec says ``data_init``, i.e. ``linear_init: train_ridge``)."""
+
+    def init_from_data(self, batch: Batch) -> dict[str, Any]:
+        """Fit the VAR filter of the ordinal head on train codes (see :func:`init_linear_path`)."""
+        return init_linear_path(self, batch)
+
+
 def history_order(cfg: GPT2MEGConfig) -> int:
     """Codes of history the linear filters of the ordinal head read (0: none)."""
     return max(cfg.ar_order, cfg.var_order)
