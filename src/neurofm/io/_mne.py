@@ -11,6 +11,7 @@ import numpy as np
 
 from neurofm.data.recording import Events, Recording
 from neurofm.errors import RecordingError
+from neurofm.io import _sizes
 from neurofm.io._checks import brainvision_truncation, edf_truncation, mat5_truncation
 from neurofm.logging import get_logger
 from neurofm.types import DEFAULT_UNITS, SensorInfo
@@ -41,15 +42,36 @@ _TRUNCATION_WARNINGS = (
     "truncat",
     "fewer samples",
     "end of file",
+    "outside data range",
+)
+# MNE reports an annotation past the end of the data as "Omitted"; one that merely extends past
+# the end ("Limited") is common in complete files.
+_CLIPPED_ANNOTATIONS = "limited"
+_HEADER_CHECKS = {
+    "kit": _sizes.kit_truncation,
+    "ctf": _sizes.ctf_truncation,
+    "cnt": _sizes.cnt_truncation,
+    "persyst": _sizes.persyst_truncation,
+}
+_DATA_FORMAT_HINT = (
+    "pass data_format='int16' or 'int32' (read_recording(..., data_format=...), "
+    "`neurofm inspect FILE --data_format int16`, or `reader: {data_format: int16}` in a "
+    "prepare config)"
 )
 
 
-def open_raw(path: Path, fmt: str, *, allow_truncated: bool) -> Any:
+def open_raw(
+    path: Path, fmt: str, *, allow_truncated: bool, data_format: str | None = None
+) -> Any:
     """Open ``path`` with MNE without loading samples; truncation raises unless allowed.
 
-    A header/size check runs first for EDF/BDF and BrainVision (MNE reads a truncated EDF
-    shorter with only a warning), MNE's own truncation warnings are turned into errors, and the
-    first and last samples are read once so that a file cut inside its data fails here.
+    A header/size check runs first for every format whose header declares its length or frame
+    layout (EDF/BDF, BrainVision, EEGLAB, KIT, CTF, CNT, EGI, Persyst; MNE reads several of
+    them shorter or zero-filled without an error), MNE's own truncation warnings are turned
+    into errors, the first and last samples are read once so that a file cut inside its data
+    fails here, and a tail of samples that are exactly zero on every channel (a zero-filled
+    file) is refused. ``data_format`` (``"int16"``/``"int32"``) is the sample width of a
+    Neuroscan CNT file whose header does not allow MNE to infer it.
     """
 
     problem = None
@@ -59,18 +81,34 @@ def open_raw(path: Path, fmt: str, *, allow_truncated: bool) -> Any:
         problem = brainvision_truncation(path)
     elif fmt == "eeglab":
         mat5_truncation(path)
+    elif fmt == "egi" and path.is_file():
+        problem = _sizes.egi_truncation(path)
+    elif fmt in _HEADER_CHECKS:
+        problem = _HEADER_CHECKS[fmt](path)
     _truncated(problem, path, allow_truncated)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            raw = _open_with_mne(path, fmt)
+            raw = _open_with_mne(path, fmt, data_format)
         except Exception as err:  # noqa: BLE001 - any failure of a vendor parser is a bad file
+            if fmt == "cnt" and "data_format" in str(err):
+                reason = next(line for line in str(err).splitlines() if "data_format" in line)
+                raise RecordingError(
+                    f"cannot read as cnt: the header does not tell the sample width (MNE: "
+                    f"{reason.strip()}); {_DATA_FORMAT_HINT}",
+                    path=str(path),
+                ) from err
             raise RecordingError(
                 f"cannot read as {fmt}: {type(err).__name__}: {err}", path=str(path)
             ) from err
     for item in caught:
         message = str(item.message)
-        if any(key in message.lower() for key in _TRUNCATION_WARNINGS) and problem is None:
+        lowered = message.lower()
+        if (
+            any(key in lowered for key in _TRUNCATION_WARNINGS)
+            and _CLIPPED_ANNOTATIONS not in lowered
+            and problem is None
+        ):
             problem = f"truncated or corrupt data (MNE reports: {message})"
             _truncated(problem, path, allow_truncated)
         else:
@@ -89,10 +127,37 @@ def open_raw(path: Path, fmt: str, *, allow_truncated: bool) -> Any:
                 path=str(path),
                 sample=sample,
             ) from err
-    return raw
+    return _check_zero_tail(raw, path, allow_truncated)
 
 
-def _open_with_mne(path: Path, fmt: str) -> Any:
+def _check_zero_tail(raw: Any, path: Path, allow_truncated: bool) -> Any:
+    """Refuse (or, with ``allow_truncated``, crop) a final second or more of samples that are
+    exactly 0 on every channel: a file padded with zeros (an interrupted copy, a preallocated
+    file), not a signal. Shorter runs are left alone: EDF pads its last data record with zeros
+    (the PhysioNet EEGBCI files end in 0.5 s of them).
+    """
+    second = max(int(round(raw.info["sfreq"])), 2)
+    zeros = _sizes.zero_tail(
+        lambda start, stop: raw.get_data(start=start, stop=stop, verbose="error"),
+        raw.n_times,
+        second,
+    )
+    if zeros < second:
+        return raw
+    if zeros >= raw.n_times:
+        raise RecordingError("every sample is 0 on every channel", path=str(path))
+    _truncated(
+        f"the last {zeros} of {raw.n_times} samples ({zeros / raw.info['sfreq']:g} s) are "
+        "exactly 0 on every channel: a zero-filled tail (an interrupted copy or a preallocated "
+        "file)",
+        path,
+        allow_truncated,
+    )
+    keep = raw.n_times - zeros
+    return raw.crop(tmax=(keep - 1) / raw.info["sfreq"], include_tmax=True, verbose="error")
+
+
+def _open_with_mne(path: Path, fmt: str, data_format: str | None = None) -> Any:
     """``mne.io.read_raw``, except for BTi/4D, whose data file has no extension to dispatch on.
 
     A BTi run is a folder holding the data file ``c,rf...`` beside ``config`` and, when
@@ -100,6 +165,11 @@ def _open_with_mne(path: Path, fmt: str) -> Any:
     """
     import mne
 
+    if fmt == "cnt":
+        # read_raw would also try the ANT reader, which takes no data_format
+        return mne.io.read_raw_cnt(
+            path, data_format=data_format or "auto", preload=False, verbose="warning"
+        )
     if fmt != "bti":
         return mne.io.read_raw(path, preload=False, verbose="warning")
     data_file = path / "c,rfDC" if path.is_dir() else path

@@ -15,6 +15,7 @@ from neurofm.io.spikes import spikes_to_recording
 from neurofm.types import SensorInfo
 
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+_KINDS = {"U": "text", "S": "bytes", "O": "Python objects", "V": "records", "M": "dates", "m": "durations"}
 
 
 def describe_channels(
@@ -87,6 +88,19 @@ def _sfreq(path: Path, given: float | None, stored: Any, field: str = "sfreq") -
 
 
 def _as_2d(array: np.ndarray, path: Path, field: str) -> np.ndarray:
+    """``array`` as ``(n_chans, n_times)``; only real numbers (ints, floats, bools) are samples."""
+    if array.dtype.kind == "c":
+        raise RecordingError(
+            f"{field!r} holds complex numbers ({array.dtype}); store the real signal (or its "
+            "real and imaginary parts as separate channels)",
+            path=str(path),
+        )
+    if array.dtype.kind not in "biuf":
+        raise RecordingError(
+            f"{field!r} holds {array.dtype} values ({_KINDS.get(array.dtype.kind, 'not numbers')}),"
+            " not numeric samples",
+            path=str(path),
+        )
     if array.ndim == 1:
         return array[None, :]
     if array.ndim != 2:
@@ -97,6 +111,16 @@ def _as_2d(array: np.ndarray, path: Path, field: str) -> np.ndarray:
     return array
 
 
+def _load_problem(kind: str, err: Exception) -> str:
+    """Why numpy could not load an array file, in words."""
+    if "object" in str(err).lower() or "pickle" in str(err).lower():
+        return (
+            f"cannot read as {kind}: the array holds Python objects, not numeric samples "
+            "(loading them would unpickle, which neurofm never does)"
+        )
+    return f"cannot read as {kind}: {err} (truncated or corrupt)"
+
+
 def read_npy(
     path: Path, *, preload: bool, sfreq: float | None, ch_names: list[str] | None, ch_types: Any
 ) -> Recording:
@@ -104,9 +128,7 @@ def read_npy(
     try:
         array = np.load(path, mmap_mode=None if preload else "r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        raise RecordingError(
-            f"cannot read as .npy: {err} (truncated or corrupt)", path=str(path)
-        ) from err
+        raise RecordingError(_load_problem(".npy", err), path=str(path)) from err
     data = _as_2d(array, path, "array")
     sensors = describe_channels(data.shape[0], path=path, ch_names=ch_names, ch_types=ch_types)
     return Recording(data=data, sfreq=_sfreq(path, sfreq, None), sensors=sensors)
@@ -121,9 +143,7 @@ def read_npz(
         with np.load(path, allow_pickle=False) as npz:
             fields = {key: npz[key] for key in npz.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise RecordingError(
-            f"cannot read as .npz: {err} (truncated or corrupt)", path=str(path)
-        ) from err
+        raise RecordingError(_load_problem(".npz", err), path=str(path)) from err
     key = next((k for k in ("signal", "data") if k in fields), None)
     if key is None:
         raise RecordingError(

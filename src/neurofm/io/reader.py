@@ -30,7 +30,10 @@ _OPTION_FORMATS = {
     "time_unit": ("text",),
     "condition": ("fif-evoked",),
     "part": ("mat",),
+    "data_format": ("cnt",),
 }
+DATA_FORMATS = ("auto", "int16", "int32")
+"""Sample widths of a Neuroscan CNT file (``data_format``)."""
 _COMPANIONS = {"brainvision": (".eeg", ".vmrk"), "eeglab": (".fdt",)}
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 
@@ -50,6 +53,7 @@ def read_recording(
     part: str | None = None,
     bin_size: float | None = None,
     time_unit: str | None = None,
+    data_format: str | None = None,
     nan_policy: Literal["raise", "mask", "ignore"] = "raise",
     flat_policy: Literal["warn", "raise", "ignore"] = "warn",
     cache_dir: str | Path | None = None,
@@ -88,6 +92,9 @@ def read_recording(
         Bin width (s) for spike times (NWB units, text) and for binned ``.mat`` counts.
     time_unit : {"s", "ms", "us", "ns"}, optional
         Unit of the times in a text file.
+    data_format : {"auto", "int16", "int32"}, optional
+        Sample width of a Neuroscan ``.cnt`` file; needed when its header does not allow it to
+        be inferred (the error says so).
     nan_policy, flat_policy : str
         Passed to :func:`neurofm.io.validate_recording` (every sample is scanned once, in
         chunks); ``"ignore"`` for both skips the scan.
@@ -116,6 +123,7 @@ def read_recording(
         part=part,
         bin_size=bin_size,
         time_unit=time_unit,
+        data_format=data_format,
         nan_policy=nan_policy,
         flat_policy=flat_policy,
         cache_dir=cache_dir,
@@ -145,6 +153,7 @@ def read_recordings(
     part: str | None = None,
     bin_size: float | None = None,
     time_unit: str | None = None,
+    data_format: str | None = None,
     nan_policy: Literal["raise", "mask", "ignore"] = "raise",
     flat_policy: Literal["warn", "raise", "ignore"] = "warn",
     cache_dir: str | Path | None = None,
@@ -159,7 +168,17 @@ def read_recordings(
         raise ValueError(f"preload must be True, False or 'memmap', got {preload!r}")
     fmt = format_from_name(path)
     check_file(path, fmt)
-    options = {"bin_size": bin_size, "time_unit": time_unit, "condition": condition, "part": part}
+    options = {
+        "bin_size": bin_size,
+        "time_unit": time_unit,
+        "condition": condition,
+        "part": part,
+        "data_format": data_format,
+    }
+    if data_format is not None and data_format not in DATA_FORMATS:
+        raise RecordingError(
+            f"data_format={data_format!r} is not one of {list(DATA_FORMATS)}", path=str(path)
+        )
     for name, value in options.items():
         if value is not None and fmt not in _OPTION_FORMATS[name]:
             raise RecordingError(
@@ -270,7 +289,9 @@ def _read(
         return _mne.read_evoked(
             path, condition=options["condition"], source=source, ch_types=overrides
         )
-    raw = _mne.open_raw(path, fmt, allow_truncated=allow_truncated)
+    raw = _mne.open_raw(
+        path, fmt, allow_truncated=allow_truncated, data_format=options["data_format"]
+    )
     if preload is True:
         try:
             data = raw.get_data(verbose="error")
