@@ -123,3 +123,66 @@ def eeglab_with_fdt(source: Path, target: Path) -> Path:
     scipy.io.savemat(target, fields, appendmat=False)
     samples.T.tofile(fdt)
     return target
+
+
+def write_persyst(path: Path, data: np.ndarray, sfreq: float, comments: list[float]) -> Path:
+    """A Persyst ``.lay`` + ``.dat`` pair (int16, channels interleaved); ``comments`` are onsets."""
+    names = [f"C{i + 1}" for i in range(data.shape[0])]
+    lines = [
+        "[FileInfo]",
+        f"File={path.with_suffix('.dat').name}",
+        "FileType=Interleaved",
+        f"SamplingRate={sfreq:g}",
+        "HeaderLength=0",
+        "Calibration=1",
+        f"WaveformCount={data.shape[0]}",
+        "DataType=0",
+        "[ChannelMap]",
+        *[f"{name}={i + 1}" for i, name in enumerate(names)],
+        "[Patient]",
+        "First=A",
+        "Last=B",
+        "Sex=Male",
+        "Hand=Right",
+        "BirthDate=01/01/1980",
+        "TestDate=01/02/2020",
+        "TestTime=10:00:00",
+        "[Comments]",
+        *[f"{onset:g},0,0,0,mark{i}" for i, onset in enumerate(comments)],
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    data.T.astype("<i2").tofile(path.with_suffix(".dat"))
+    return path
+
+
+def write_egi(path: Path, data: np.ndarray, sfreq: int, events: np.ndarray) -> Path:
+    """An EGI simple binary file (unsegmented, int16): data (C, T), one event track (T,)."""
+    import struct
+
+    n_chans, n_times = data.shape
+    header = struct.pack(
+        ">i6hi5hih", 2, 2020, 1, 2, 10, 0, 0, 0, sfreq, n_chans, 0, 16, 1000, n_times, 1
+    )
+    frames = np.vstack([data, events[None]]).T.astype(">i2")
+    path.write_bytes(header + b"stim" + frames.tobytes())
+    return path
+
+
+def write_ctf_header(ds: Path, *, n_samples: int, n_chans: int, n_trials: int) -> Path:
+    """The size fields of a CTF ``.res4`` and a ``.meg4`` holding ``n_trials`` trials.
+
+    Only the fields the size check reads are filled (the rest is zeros); MNE cannot open it.
+    """
+    import struct
+
+    ds.mkdir()
+    res4 = bytearray(2000)
+    struct.pack_into(">i", res4, 1288, n_samples)
+    struct.pack_into(">h", res4, 1292, n_chans)
+    struct.pack_into(">h", res4, 1312, n_trials)
+    stem = ds.name[:-3]
+    (ds / f"{stem}.res4").write_bytes(bytes(res4))
+    rng = np.random.default_rng(0)
+    trials = rng.integers(-1000, 1000, n_trials * n_chans * n_samples).astype(">i4")
+    (ds / f"{stem}.meg4").write_bytes(b"MEG41CP\x00" + trials.tobytes())
+    return ds

@@ -14,6 +14,7 @@ def inspect(
     ch_types: Optional[str] = None,
     bin_size: Optional[float] = None,
     time_unit: Optional[str] = None,
+    data_format: Optional[str] = None,
 ) -> None:
     """Show channels by type, sfreq, duration, events, bad channels and subject/session/task/run.
 
@@ -28,8 +29,16 @@ def inspect(
         ch_types: channel type of every channel for array files that do not state it.
         bin_size: bin width (s) for spike times and binned .mat counts.
         time_unit: unit of the times in a text file (s, ms, us, ns).
+        data_format: sample width of a Neuroscan .cnt file (int16, int32) when its header does
+            not tell.
     """
-    options = {"sfreq": sfreq, "ch_types": ch_types, "bin_size": bin_size, "time_unit": time_unit}
+    options = {
+        "sfreq": sfreq,
+        "ch_types": ch_types,
+        "bin_size": bin_size,
+        "time_unit": time_unit,
+        "data_format": data_format,
+    }
     report = describe(Path(path), {k: v for k, v in options.items() if v is not None})
     print(_json.dumps(report, indent=1, default=_plain) if json else format_report(report))
 

@@ -131,24 +131,29 @@ def open_raw(
 
 
 def _check_zero_tail(raw: Any, path: Path, allow_truncated: bool) -> Any:
-    """Refuse (or, with ``allow_truncated``, crop) a final second or more of samples that are
-    exactly 0 on every channel: a file padded with zeros (an interrupted copy, a preallocated
+    """Refuse (or, with ``allow_truncated``, crop) a final second or more (half of a shorter
+    recording) of samples that are exactly 0 on every channel: a file padded with zeros (an interrupted copy, a preallocated
     file), not a signal. Shorter runs are left alone: EDF pads its last data record with zeros
     (the PhysioNet EEGBCI files end in 0.5 s of them).
     """
-    second = max(int(round(raw.info["sfreq"])), 2)
+    # a second, or half of a shorter recording
+    least = max(min(int(round(raw.info["sfreq"])), raw.n_times // 2), 2)
+    # trigger channels are left out: a KIT trigger derived from zeroed lines reads 255
+    picks = [i for i, kind in enumerate(raw.get_channel_types()) if kind != "stim"]
     zeros = _sizes.zero_tail(
-        lambda start, stop: raw.get_data(start=start, stop=stop, verbose="error"),
+        lambda start, stop: raw.get_data(
+            picks=picks or None, start=start, stop=stop, verbose="error"
+        ),
         raw.n_times,
-        second,
+        least,
     )
-    if zeros < second:
+    if zeros < least:
         return raw
     if zeros >= raw.n_times:
         raise RecordingError("every sample is 0 on every channel", path=str(path))
     _truncated(
         f"the last {zeros} of {raw.n_times} samples ({zeros / raw.info['sfreq']:g} s) are "
-        "exactly 0 on every channel: a zero-filled tail (an interrupted copy or a preallocated "
+        "exactly 0 on every channel (triggers aside): a zero-filled tail (an interrupted copy or a preallocated "
         "file)",
         path,
         allow_truncated,
@@ -170,6 +175,9 @@ def _open_with_mne(path: Path, fmt: str, data_format: str | None = None) -> Any:
         return mne.io.read_raw_cnt(
             path, data_format=data_format or "auto", preload=False, verbose="warning"
         )
+    if fmt == "egi":
+        # read_raw dispatches only .mff folders to the EGI reader, not simple binary .egi files
+        return mne.io.read_raw_egi(path, preload=False, verbose="warning")
     if fmt != "bti":
         return mne.io.read_raw(path, preload=False, verbose="warning")
     data_file = path / "c,rfDC" if path.is_dir() else path
