@@ -72,3 +72,31 @@ class CheckpointError(NeuroFMError, RuntimeError):
 
 class TrainingError(NeuroFMError, RuntimeError):
     """Training cannot continue (for example a non-finite loss)."""
+
+
+class UnsafePathError(NeuroFMError, ValueError):
+    """A path read from a manifest, config or run folder leads outside the folder it belongs to.
+
+    Parameters
+    ----------
+    path : str
+        The file the path was read from.
+    field : str
+        The field holding it.
+    value : str
+        The path as written.
+    root : str
+        The folder it must stay inside.
+    """
+
+    def __init__(self, *, path: str, field: str, value: str, root: str) -> None:
+        self.path, self.field, self.value, self.root = str(path), field, value, str(root)
+        super().__init__(
+            f"file {self.path!r}: field {field!r} is {value!r}, which leads outside "
+            f"{self.root!r}; paths there must be relative and stay inside (no absolute path, no "
+            "'..', no link pointing out): refused"
+        )
+
+
+class FolderLockedError(NeuroFMError, RuntimeError):
+    """Another neurofm process is writing the same output folder."""

@@ -51,3 +51,104 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write ``data`` as indented JSON atomically."""
     with atomic_open(path, "w") as fh:
         json.dump(data, fh, indent=1, allow_nan=False)
+
+
+def resolve_inside(root: str | Path, relative: str, *, source: str | Path, field: str) -> Path:
+    """``root / relative``, refused unless it stays inside ``root``.
+
+    ``relative`` comes from a file (``source``, its ``field``): absolute paths, ``..`` parts and
+    symbolic links that lead out of ``root`` raise :class:`~neurofm.errors.UnsafePathError`, so
+    that nothing outside ``root`` is read, written or deleted on the strength of a file's content.
+    """
+    from neurofm.errors import UnsafePathError
+
+    root = Path(root)
+    text = str(relative)
+    target = root / text
+    outside = not text or Path(text).is_absolute() or ".." in Path(text).parts
+    if not outside:
+        outside = not target.resolve().is_relative_to(root.resolve())
+    if outside:
+        raise UnsafePathError(path=str(source), field=field, value=text, root=str(root))
+    return target
+
+
+LOCK_FILE = ".lock"
+"""The lock file of an output folder (a prepared store, a run folder)."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, *, command: str) -> Iterator[Path]:
+    """Hold the exclusive lock of ``folder`` (created if needed) while the block runs.
+
+    The lock is an OS advisory lock on ``folder/.lock``, released by the OS when the process
+    ends in any way (a ``kill -9`` leaves no stale lock); the file records the holder's process
+    id, command and start time for the error another writer gets.
+
+    Raises
+    ------
+    FolderLockedError
+        Another process holds the lock; the message names it.
+    """
+    from neurofm.errors import FolderLockedError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not _try_lock(fd):
+            holder = _holder(path)
+            raise FolderLockedError(
+                f"{str(folder)!r} is being written by another neurofm process ({holder}); "
+                f"wait for it to finish or stop it, then run again (lock file {str(path)!r})"
+            )
+        import datetime
+
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        record = json.dumps({"pid": os.getpid(), "command": command, "started": started})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record.encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _holder(path: Path) -> str:
+    """The lock holder in words: ``pid 123, neurofm prepare, started 2024-...``."""
+    try:
+        record = json.loads(path.read_text())
+        return f"process id {record['pid']}, {record['command']}, started {record['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown: the lock file is being written"
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the ``.<name>.*tmp`` files an interrupted atomic write left in ``folder``.
+
+    Call it only while holding the folder's lock: no other writer can be using them.
+    """
+    removed = []
+    for path in sorted(Path(folder).glob(".*tmp")):
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -13,6 +13,7 @@ import pytest
 import neurofm.data.prepare as prep
 from neurofm.data.store import PreparedStore
 from neurofm.errors import ConfigError, RecordingError
+from neurofm.fileio import LOCK_FILE
 from neurofm.preprocessing import RobustScaler
 
 RUNS = ["S001R03", "S001R04", "S001R08"]
@@ -44,7 +45,12 @@ def _config(raw_dir: Path, output: Path, **changes) -> dict:
 
 
 def _mtimes(root: Path) -> dict[str, int]:
-    return {p.name: p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
+    """Modification times of the store's files (the lock file, rewritten by each run, aside)."""
+    return {
+        p.name: p.stat().st_mtime_ns
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != LOCK_FILE
+    }
 
 
 def test_manifest_content(raw_dir, tmp_path):
@@ -111,7 +117,9 @@ def test_resume_after_a_crash_in_the_second_recording(raw_dir, tmp_path):
         mp.setattr(prep, "_prepare_one", crash_on_second)
         with pytest.raises(RuntimeError, match="simulated crash"):
             prep.prepare(_config(raw_dir, out))
-    partial = PreparedStore.open(out)
+    with pytest.raises(RecordingError, match="incomplete.*simulated crash"):
+        PreparedStore.open(out)
+    partial = PreparedStore.open(out, allow_incomplete=True)
     assert [r.id for r in partial.recordings] == ["S001R03"]
     assert not list((out / "recordings").glob("S001R04*"))
     first_mtime = _array(out, "S001R03").stat().st_mtime_ns
@@ -282,7 +290,7 @@ def test_crash_while_re_preparing_never_pairs_an_old_entry_with_a_new_array(raw_
         with pytest.raises(RuntimeError, match="killed"):
             prep.prepare(_config(raw_dir, out, preprocessing=new_steps))
     # The manifest on disk still names the old array, whose content is unchanged.
-    after = PreparedStore.open(out)
+    after = PreparedStore.open(out, allow_incomplete=True)
     entry = next(r for r in after.manifest["recordings"] if r["id"] == "S001R03")
     assert entry == old_entry
     np.testing.assert_array_equal(np.array(after["S001R03"].array), old_data)

@@ -48,7 +48,7 @@ def describe(path: Path, options: dict[str, Any] | None = None) -> dict[str, Any
     from neurofm.errors import RecordingError
 
     options = options or {}
-    if path.is_dir() and (path / "manifest.json").is_file():
+    if path.is_dir() and any((path / n).is_file() for n in ("manifest.json", "incomplete.json")):
         return _describe_store(path)
     if path.is_dir() and _is_bids(path):
         return _describe_bids(path)
@@ -108,9 +108,13 @@ def _describe_bids(path: Path) -> dict[str, Any]:
 
 
 def _describe_store(path: Path) -> dict[str, Any]:
-    from neurofm.data.store import PreparedStore
+    from neurofm.data.store import PreparedStore, incomplete_reason
 
-    store = PreparedStore.open(path)
+    reason = incomplete_reason(path)
+    if not (path / "manifest.json").is_file():  # the first prepare stopped before any recording
+        store = PreparedStore(path, {"recordings": []})
+    else:
+        store = PreparedStore.open(path, allow_incomplete=True)
     manifest = store.manifest
     splits = {}
     for name, segments in (manifest.get("splits") or {}).items():
@@ -145,6 +149,7 @@ def _describe_store(path: Path) -> dict[str, Any]:
     return {
         "kind": "prepared",
         "path": str(path),
+        "status": "complete" if reason is None else f"INCOMPLETE: {reason}",
         "name": manifest.get("name"),
         "fingerprint": store.fingerprint,
         "preprocessing": manifest.get("preprocessing", {}),
@@ -161,6 +166,7 @@ def format_report(report: dict[str, Any]) -> str:
     """A human-readable table of a :func:`describe` report."""
     lines = [f"{report['kind']}: {report['path']}"]
     if report["kind"] == "prepared":
+        lines.append(f"  status       {report['status']}")
         lines.append(f"  name         {report['name']}")
         lines.append(f"  fingerprint  {report['fingerprint'] or '-'}")
         if report["split_policy"]:

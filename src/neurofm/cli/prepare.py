@@ -15,6 +15,7 @@ def prepare(
     scaler: Optional[dict] = None,
     name: Optional[str] = None,
     jobs: Optional[int] = None,
+    reader: Optional[dict] = None,
     no_scaler: bool = False,
 ) -> None:
     """Preprocess recordings into a prepared store with splits and a train-fitted scaler.
@@ -36,6 +37,8 @@ def prepare(
         scaler: ``{kind: robust, max_samples: N}``, fitted on the train split.
         name: dataset name (default: the output folder's name).
         jobs: recordings prepared in parallel.
+        reader: options of the file reader, e.g. ``{data_format: int16}`` for Neuroscan .cnt
+            files whose header does not tell the sample width, ``{allow_truncated: true}``.
         no_scaler: store no scaler.
     """
     from neurofm.cli._context import take_overrides
@@ -51,6 +54,7 @@ def prepare(
         "scaler": scaler,
         "name": name,
         "jobs": jobs,
+        "reader": reader,
     }
     data: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if no_scaler:

@@ -11,17 +11,24 @@ policy and the scaler::
     splits: {by: recording, assign: {train: [S001R03], val: [S001R08], test: [S001R12]}, window: 2.0}
     scaler: {kind: robust, max_samples: 1000000}   # or null
     jobs: 2
+    reader: {data_format: int16}                # read_recording options (CNT sample width, ...)
 
 or ``recipe: eegbci_sample`` (a registered recipe supplies the sections; keys given beside it
 override the recipe's). Preparing is idempotent and resumable: a recording whose source sha256 and
 pipeline fingerprint match the store is skipped. Recordings run in parallel in a process pool,
-each worker holding one recording; the store keeps signals in physical units and records the
-scaler (fitted on the train split only) in ``manifest["scaler"]``.
+each worker holding one recording (and exiting when the parent process dies); the store keeps
+signals in physical units and records the scaler (fitted on the train split only) in
+``manifest["scaler"]``.
+
+One ``prepare`` at a time writes a store: it holds the folder's lock (another run gets an error
+naming the holder), removes the temporaries an interrupted run left, and keeps ``incomplete.json``
+in the folder until it has finished, so that readers refuse a half-prepared store.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -39,11 +46,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from neurofm.config import build_config, load_yaml, save_yaml, to_dict
+from neurofm.data.prepare_guard import ReaderConfig, mark_incomplete, watch_parent
 from neurofm.data.prepare_splits import SplitConfig, compute_splits
 from neurofm.data.recording import sha256_file
-from neurofm.data.store import MANIFEST, PreparedStore, StoredRecording
+from neurofm.data.store import INCOMPLETE, MANIFEST, PreparedStore, StoredRecording
 from neurofm.errors import ConfigError, RecordingError
-from neurofm.fileio import fsync_dir, write_json_atomic
+from neurofm.fileio import folder_lock, fsync_dir, remove_stale_temporaries, write_json_atomic
 from neurofm.io import read_recording
 from neurofm.logging import get_logger
 from neurofm.preprocessing import Pipeline, RobustScaler
@@ -94,6 +102,7 @@ class PrepareConfig:
     scaler: ScalerConfig | None = field(default_factory=ScalerConfig)  # None: no scaler
     name: str | None = None  # dataset name (default: the output folder's name)
     jobs: int = 1  # recordings prepared in parallel (process pool)
+    reader: ReaderConfig = field(default_factory=ReaderConfig)  # read_recording options
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -254,8 +263,30 @@ def prepare(
     cfg = config if isinstance(config, PrepareConfig) else resolve_config(config, source=source)
     pipeline = Pipeline.from_config(cfg.preprocessing, source=source)
     fingerprint = pipeline.fingerprint()
+    reader = to_dict(cfg.reader)
+    if reader != to_dict(ReaderConfig()):
+        # another way of reading gives other data: those recordings are prepared again
+        fingerprint = hashlib.sha256(f"{fingerprint}:{sorted(reader.items())}".encode()).hexdigest()
     sources = find_inputs(cfg.inputs)
     root = Path(cfg.output)
+    with folder_lock(root, command="neurofm prepare"):
+        for path in remove_stale_temporaries(root) + remove_stale_temporaries(root / "recordings"):
+            log.info("removed %s, left by an interrupted run", path)
+        mark_incomplete(root)
+        try:
+            store = _prepare_locked(cfg, pipeline, fingerprint, sources, root)
+        except BaseException as err:
+            mark_incomplete(root, error=f"{type(err).__name__}: {err}")
+            raise
+        (root / INCOMPLETE).unlink()
+        fsync_dir(root)
+    return store
+
+
+def _prepare_locked(
+    cfg: PrepareConfig, pipeline: Pipeline, fingerprint: str, sources: list[Source], root: Path
+) -> PreparedStore:
+    """The work of :func:`prepare`, run while holding the store's lock."""
     store = PreparedStore.create(
         root,
         name=cfg.name,
@@ -277,7 +308,15 @@ def prepare(
             todo.append((src, sha))
     log.info("preparing %d of %d recordings into %s", len(todo), len(sources), root)
     tasks = [
-        (src, sha, pipeline.to_config(), str(root / STAGING), fingerprint) for src, sha in todo
+        (
+            src,
+            sha,
+            pipeline.to_config(),
+            str(root / STAGING),
+            fingerprint,
+            cfg.reader.options(src.path),
+        )
+        for src, sha in todo
     ]
     # Manifest saves after each recording run in one background thread, in order, while the
     # next recording (or the split and scaler fit) is computed; leaving the block waits for them.
@@ -293,13 +332,20 @@ def prepare(
 
 
 def _prepare_one(
-    src: Source, sha: str, steps: list[dict[str, Any]], stage: str, fingerprint: str
+    src: Source,
+    sha: str,
+    steps: list[dict[str, Any]],
+    stage: str,
+    fingerprint: str,
+    reader: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Worker: read, preprocess and write one recording into the staging folder."""
     # The pipeline checks every sample (naming file, channel, sample) while loading it once;
     # flat channels are named by the scaler fit or dropped by a mark_bads step. Skipping the
     # reader's own whole-file scans keeps memory at one recording; the source is hashed once.
-    recording = read_recording(src.path, nan_policy="ignore", flat_policy="ignore", sha256=sha)
+    recording = read_recording(
+        src.path, nan_policy="ignore", flat_policy="ignore", sha256=sha, **(reader or {})
+    )
     ids = {k: v for k, v in src.entities.items() if v is not None and getattr(recording, k) is None}
     recording = replace(
         recording, source={**recording.source, "path": src.path, "sha256": sha}, **ids
@@ -346,7 +392,10 @@ def _run(
             saves.append(_register(store, task[3], _prepare_one(*task), saver))
         return saves
     with ProcessPoolExecutor(
-        max_workers=min(jobs, len(tasks)), mp_context=get_context("spawn")
+        max_workers=min(jobs, len(tasks)),
+        mp_context=get_context("spawn"),
+        initializer=watch_parent,
+        initargs=(os.getpid(),),
     ) as pool:
         pending = {pool.submit(_prepare_one, *task): task for task in tasks}
         while pending:

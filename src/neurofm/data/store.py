@@ -25,11 +25,13 @@ import numpy as np
 from neurofm._version import __version__
 from neurofm.data.recording import Events, Recording
 from neurofm.errors import RecordingError
-from neurofm.fileio import fsync_dir, write_json_atomic
+from neurofm.fileio import fsync_dir, resolve_inside, write_json_atomic
 from neurofm.types import SensorInfo
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+INCOMPLETE = "incomplete.json"
+"""Present while ``neurofm prepare`` writes the store, and after a run that did not finish."""
 
 
 @dataclass
@@ -121,6 +123,10 @@ class StoredRecording:
 
     @classmethod
     def from_dict(cls, root: Path, d: dict[str, Any]) -> StoredRecording:
+        """Read a manifest entry; its ``file`` must lie inside ``root`` (UnsafePathError)."""
+        resolve_inside(
+            root, d["file"], source=root / MANIFEST, field=f"recordings[id={d.get('id')!r}].file"
+        )
         return cls(
             root=root,
             id=d["id"],
@@ -157,10 +163,20 @@ class PreparedStore:
         self.recordings = [StoredRecording.from_dict(self.root, r) for r in manifest["recordings"]]
 
     @classmethod
-    def open(cls, root: str | Path) -> PreparedStore:
-        """Open an existing store; errors name the folder and the problem."""
+    def open(cls, root: str | Path, *, allow_incomplete: bool = False) -> PreparedStore:
+        """Open an existing store; errors name the folder and the problem.
+
+        A store whose ``neurofm prepare`` is running or did not finish is refused unless
+        ``allow_incomplete`` (``prepare`` itself, ``neurofm inspect``).
+        """
         root = Path(root)
         path = root / MANIFEST
+        if not allow_incomplete and (root / INCOMPLETE).is_file():
+            raise RecordingError(
+                f"the prepared dataset is incomplete: {incomplete_reason(root)}; run "
+                "`neurofm prepare` with the same config again to complete it",
+                path=str(root),
+            )
         if not path.is_file():
             raise RecordingError("not a prepared dataset (no manifest.json)", path=str(root))
         try:
@@ -197,7 +213,7 @@ class PreparedStore:
         root = Path(root)
         (root / "recordings").mkdir(parents=True, exist_ok=True)
         if (root / MANIFEST).is_file():
-            store = cls.open(root)
+            store = cls.open(root, allow_incomplete=True)
             store.manifest["preprocessing"] = preprocessing or {}
             store.manifest["fingerprint"] = fingerprint
             return store
@@ -348,6 +364,24 @@ class PreparedStore:
             fsync_dir(self.root / "recordings")
             self._renamed = False
         write_json_atomic(self.root / MANIFEST, self.manifest)
+
+
+def incomplete_reason(root: str | Path) -> str | None:
+    """Why the store at ``root`` is incomplete, in words, or None when it is complete."""
+    path = Path(root) / INCOMPLETE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        text = (
+            f"a prepare run (process id {record['pid']}, started {record['started']}) "
+            "did not finish or is still running"
+        )
+        if record.get("error"):
+            text += f"; it failed with: {record['error']}"
+        return text
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a prepare run did not finish or is still running"
 
 
 def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:

@@ -60,9 +60,7 @@ _DATA_FORMAT_HINT = (
 )
 
 
-def open_raw(
-    path: Path, fmt: str, *, allow_truncated: bool, data_format: str | None = None
-) -> Any:
+def open_raw(path: Path, fmt: str, *, allow_truncated: bool, data_format: str | None = None) -> Any:
     """Open ``path`` with MNE without loading samples; truncation raises unless allowed.
 
     A header/size check runs first for every format whose header declares its length or frame

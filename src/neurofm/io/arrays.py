@@ -15,7 +15,14 @@ from neurofm.io.spikes import spikes_to_recording
 from neurofm.types import SensorInfo
 
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-_KINDS = {"U": "text", "S": "bytes", "O": "Python objects", "V": "records", "M": "dates", "m": "durations"}
+_KINDS = {
+    "U": "text",
+    "S": "bytes",
+    "O": "Python objects",
+    "V": "records",
+    "M": "dates",
+    "m": "durations",
+}
 
 
 def describe_channels(
