@@ -27,7 +27,7 @@ from neurofm.config import load_yaml, save_yaml
 from neurofm.data.collate import collate
 from neurofm.data.store import PreparedStore
 from neurofm.errors import ConfigError
-from neurofm.fileio import atomic_open
+from neurofm.fileio import atomic_open, folder_lock
 from neurofm.logging import get_logger
 from neurofm.objectives.base import Objective
 from neurofm.registry import MODELS, OBJECTIVES, TOKENIZERS, create, model_spec
@@ -303,8 +303,18 @@ def fit(
         Any invalid setting, all reported at once, before training starts.
     TrainingError
         A non-finite loss or non-finite weights; the last complete checkpoint is kept.
+    FolderLockedError
+        Another process is writing the run folder.
     """
     cfg = validate_fit_config(config, source=source)
+    if rank_zero_only.rank != 0:  # the other processes of a distributed run: rank 0 holds it
+        return _fit(cfg, resume=resume, callbacks=callbacks)
+    with folder_lock(cfg.output.dir, command="neurofm fit"):
+        return _fit(cfg, resume=resume, callbacks=callbacks)
+
+
+def _fit(cfg: FitConfig, *, resume: bool, callbacks: list[pl.Callback] | None) -> Path:
+    """The work of :func:`fit`, run while holding the run folder's lock."""
     if cfg.output.tensorboard and not _tensorboard_available():
         raise ConfigError(
             "output.tensorboard: TensorBoard logs need the tensorboard or tensorboardX package "

@@ -16,6 +16,7 @@ from neurofm.config import build_config, load_yaml
 from neurofm.data.store import PreparedStore
 from neurofm.data.windows import WindowDataset
 from neurofm.errors import CheckpointError
+from neurofm.fileio import resolve_inside
 from neurofm.registry import MODELS, create
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
 from neurofm.training.checkpoint import latest_checkpoint, load_weights
@@ -97,7 +98,9 @@ def load_run(
         folder = (
             latest_checkpoint(run_dir / CHECKPOINTS_DIR)
             if checkpoint == "last"
-            else run_dir / CHECKPOINTS_DIR / checkpoint
+            else resolve_inside(
+                run_dir / CHECKPOINTS_DIR, checkpoint, source=run_dir, field="checkpoint"
+            )
         )
         if folder is None or not folder.is_dir():
             raise CheckpointError(f"{run_dir}: no checkpoint {checkpoint!r}")
