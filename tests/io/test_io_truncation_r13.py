@@ -220,3 +220,18 @@ def test_r13_complex_and_non_numeric_arrays(tmp_path, array, match, kind, preloa
 def test_r13_kit_reads_whole(kit_file, tmp_path):
     rec = read_recording(shutil.copy(kit_file, tmp_path / kit_file.name), **QUIET)
     assert (rec.n_times, rec.sfreq) == (2000, 2000.0)
+
+
+def test_r13_cnt_option_through_a_prepare_config(cnt_file, tmp_path):
+    from neurofm.data.prepare import prepare
+
+    config = {
+        "inputs": [str(cnt_file)],
+        "output": str(tmp_path / "store"),
+        "splits": {"by": "time", "window": 1.0, "fractions": {"train": 0.8, "test": 0.2}},
+        "scaler": None,
+    }
+    with pytest.raises(RecordingError, match="reader: {data_format: int16}"):
+        prepare(config)
+    store = prepare({**config, "reader": {"data_format": "int16"}})
+    assert (store[0].n_chans, store[0].n_times) == (128, 3070)
