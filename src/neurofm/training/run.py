@@ -17,10 +17,11 @@ from neurofm.data.store import PreparedStore
 from neurofm.data.windows import WindowDataset
 from neurofm.errors import CheckpointError
 from neurofm.registry import MODELS, create
+from neurofm.tokenizers.band_data import BandFolder
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
 from neurofm.training.checkpoint import latest_checkpoint, load_weights
 from neurofm.training.config import DataConfig
-from neurofm.training.data import build_dataset
+from neurofm.training.data import build_dataset, open_data
 from neurofm.training.pretrained import from_pretrained
 from neurofm.training.run_folder import (
     CHECKPOINTS_DIR,
@@ -45,15 +46,15 @@ class Run:
         The run's fitted tokenizer.
     config : dict
         The resolved config the run was trained with.
-    store : PreparedStore
-        The prepared store the run was trained on.
+    store : PreparedStore or BandFolder
+        The prepared store (or ``.npz`` band folder) the run was trained on.
     """
 
     run_dir: Path
     model: nn.Module
     tokenizer: Tokenizer | None
     config: dict[str, Any]
-    store: PreparedStore
+    store: PreparedStore | BandFolder
 
     @property
     def data_config(self) -> DataConfig:
@@ -63,8 +64,8 @@ class Run:
             DataConfig, section, prefix="data", source=str(self.run_dir / CONFIG_FILE)
         )
 
-    def dataset(self, split: str) -> WindowDataset:
-        """The windows of ``split`` built exactly as training built them (float signal ``x``)."""
+    def dataset(self, split: str) -> WindowDataset | Any:
+        """The windows of ``split`` built exactly as training built them (float ``x``)."""
         return build_dataset(self.store, self.data_config, split)
 
 
@@ -112,5 +113,11 @@ def load_run(
     tokenizer = (
         load_tokenizer(run_dir / TOKENIZER_DIR) if config.get("tokenizer") is not None else None
     )
-    prepared = PreparedStore.open(store if store is not None else config["data"]["store"])
+    data = build_config(
+        DataConfig,
+        {**config["data"], **({} if store is None else {"store": str(store)})},
+        prefix="data",
+        source=str(run_dir / CONFIG_FILE),
+    )
+    prepared = open_data(data)
     return Run(run_dir=run_dir, model=model, tokenizer=tokenizer, config=config, store=prepared)
