@@ -32,7 +32,7 @@ from neurofm.logging import get_logger
 from neurofm.objectives.base import Objective
 from neurofm.registry import MODELS, OBJECTIVES, TOKENIZERS, create, model_spec
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
-from neurofm.training.callbacks import RNGState, SafeCheckpointIO, StepCheckpoint
+from neurofm.training.callbacks import BestModel, RNGState, SafeCheckpointIO, StepCheckpoint
 from neurofm.training.checkpoint import latest_checkpoint
 from neurofm.training.config import FitConfig, validate_fit_config
 from neurofm.training.data import build_dataset, open_data
@@ -46,6 +46,7 @@ from neurofm.training.run_folder import (
     TENSORBOARD_DIR,
     TOKENIZER_DIR,
     checkpoint_step,
+    write_metrics_json,
 )
 from neurofm.types import ModelSpec
 
@@ -236,6 +237,8 @@ def _trainer(cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.
         ),
         *callbacks,
     ]
+    if cfg.data.val_split is not None:
+        all_callbacks.append(BestModel(run_dir))
     if t.early_stopping is not None:
         es = t.early_stopping
         all_callbacks.append(
@@ -367,4 +370,6 @@ def fit(
         trainer.fit(
             module, datamodule=datamodule, ckpt_path=None if checkpoint is None else str(checkpoint)
         )
+    if rank_zero_only.rank == 0:
+        write_metrics_json(run_dir)
     return run_dir

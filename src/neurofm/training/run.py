@@ -24,6 +24,7 @@ from neurofm.training.config import DataConfig
 from neurofm.training.data import build_dataset, open_data
 from neurofm.training.pretrained import from_pretrained
 from neurofm.training.run_folder import (
+    BEST_DIR,
     CHECKPOINTS_DIR,
     CONFIG_FILE,
     MODEL_DIR,
@@ -79,7 +80,8 @@ def load_run(
     run_dir : path
         The run folder.
     checkpoint : str, optional
-        ``None`` for the final model (``model/``), ``"last"`` for the newest complete
+        ``None`` for the final model (``model/``), ``"best"`` for the model of the lowest
+        validation loss (``best/``), ``"last"`` for the newest complete
         checkpoint, or a checkpoint folder name such as ``"step-200"``.
     store : path, optional
         The prepared store, when it moved since training (default: ``data.store`` of the config).
@@ -94,6 +96,10 @@ def load_run(
     config = load_yaml(run_dir / CONFIG_FILE)
     if checkpoint is None:
         model = from_pretrained(run_dir / MODEL_DIR)
+    elif checkpoint == "best":
+        if not (run_dir / BEST_DIR).is_dir():
+            raise CheckpointError(f"{run_dir}: no best model (it needs a validation split)")
+        model = from_pretrained(run_dir / BEST_DIR)
     else:
         folder = (
             latest_checkpoint(run_dir / CHECKPOINTS_DIR)
