@@ -108,7 +108,11 @@ def test_fit_evaluate_generate_on_the_band_folder(tmp_path):
     cfg = EvaluateConfig(split="val", n_bootstrap=20, plot_channel=1)
     result = evaluate_run(run, config=cfg, out_dir=tmp_path / "eval", checkpoint="best")
     report = result.report
-    assert report["task"] == "next_band" and set(report["one_step"]) == {"stage0", "stage1", "stage2"}
+    assert report["task"] == "next_band" and set(report["one_step"]) == {
+        "stage0",
+        "stage1",
+        "stage2",
+    }
     assert set(report["one_step"]["stage1"]["mse"]) == {"model", "no_new_band", "ridge"}
     assert (tmp_path / "eval" / "rollout.png").is_file()
     sample = json.loads((tmp_path / "eval" / "rollout_metrics.json").read_text())
@@ -116,6 +120,7 @@ def test_fit_evaluate_generate_on_the_band_folder(tmp_path):
 
     paths = generate_run(run, prompt="val:2", output=tmp_path / "gen", unconditional=True)
     assert np.load(paths["npy"]).shape == (3, 4, 64)
-    assert paths["png"].is_file() and "cumulative_mse" in json.loads(
-        paths["metrics"].read_text()
-    )["all_channels"]
+    assert (
+        paths["png"].is_file()
+        and "cumulative_mse" in json.loads(paths["metrics"].read_text())["all_channels"]
+    )

@@ -202,7 +202,9 @@ def evaluate_next_band_run(
         raise ValueError(f"plot_channel: {channel} is not among the {test.shape[2]} channels")
     out = Path(out_dir) if out_dir is not None else Path(run.run_dir) / f"eval-{config.split}"
     out.mkdir(parents=True, exist_ok=True)
-    sample = rollout_metrics(test[window, :, channel : channel + 1], rollout[window, :, channel : channel + 1])
+    sample = rollout_metrics(
+        test[window, :, channel : channel + 1], rollout[window, :, channel : channel + 1]
+    )
     sample.update(channel=channel, window=int(test_index[window]), split=config.split)
     png = plot_band_rollout(
         out / "rollout.png",

@@ -195,7 +195,11 @@ def write_band_folder(
         for i in range(len(dataset)):
             levels = np.asarray(dataset[i]["x"], dtype=np.float32)
             save_band_sample(
-                folder / f"sample_{i + 1:05d}.npz", levels[-1], sfreq, bands, cumulative_bands=levels
+                folder / f"sample_{i + 1:05d}.npz",
+                levels[-1],
+                sfreq,
+                bands,
+                cumulative_bands=levels,
             )
         counts[split] = len(dataset)
     return counts

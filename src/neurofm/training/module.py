@@ -103,7 +103,9 @@ class FitModule(pl.LightningModule):
         return out.loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        grads = [p.grad.detach().float().norm() for p in self.model.parameters() if p.grad is not None]
+        grads = [
+            p.grad.detach().float().norm() for p in self.model.parameters() if p.grad is not None
+        ]
         if grads:
             norm = torch.linalg.vector_norm(torch.stack(grads))
             self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
