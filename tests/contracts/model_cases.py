@@ -70,13 +70,19 @@ def _signal(model: nn.Module, gen: torch.Generator) -> Tensor:
     return torch.randn(BATCH, model.config.n_chans, N_SAMPLES, generator=gen)
 
 
+def _band_stack(model: nn.Module, gen: torch.Generator) -> Tensor:
+    cfg = model.config
+    return torch.randn(BATCH, cfg.n_stages, cfg.n_chans, N_SAMPLES, generator=gen)
+
+
 INPUTS: dict[str, Callable[[nn.Module, torch.Generator], Tensor]] = {
     "channel_codes": _channel_codes,
     "token_sequence": _token_sequence,
     "signal": _signal,
+    "band_stack": _band_stack,
 }
 # Where time runs in each input kind and in each output kind.
-INPUT_TIME_AXIS = {"channel_codes": -1, "token_sequence": -1, "signal": -1}
+INPUT_TIME_AXIS = {"channel_codes": -1, "token_sequence": -1, "signal": -1, "band_stack": -1}
 OUTPUT_TIME_AXIS = {"logits": -2, "prediction": -1}
 
 
@@ -156,6 +162,24 @@ def _classification_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batc
     )
 
 
+def _next_band_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
+    from neurofm.tokenizers.bands import cumulative_frequency_levels
+
+    cfg = model.config
+    # bands of 4 s of real EEG at 160 Hz (stage edges spread up to 40 Hz), cut to 64 samples
+    edges = np.linspace(1.0, 40.0, cfg.n_stages + 1)
+    bands = list(zip(edges[:-1], edges[1:]))
+    levels = [
+        cumulative_frequency_levels(real_eeg(cfg.n_chans, 640, s), 160.0, bands, 101)[..., :64]
+        for s in (1600, 3200)
+    ]
+    x = torch.from_numpy(np.stack(levels)).float()
+    gen = torch.Generator().manual_seed(0)
+    # stage 0 (zeros -> lowest band) is the same input for both windows: not memorisable
+    section = {"name": "next_band", "include_first_stage": False}
+    return section, Batch(x=x, context=_batch_context(model, spec, x, gen))
+
+
 def _batch_context(model: nn.Module, spec: ModelSpec, x: Tensor, gen: torch.Generator) -> dict:
     return {name: CONTEXT[name](model, x, gen) for name in spec.context}
 
@@ -165,3 +189,7 @@ LEARNING: dict[str, Callable[[nn.Module, ModelSpec], tuple[dict, Batch]]] = {
     "prediction": _forecast_batch,
     "class_logits": _classification_batch,
 }
+LEARNING_BY_INPUT: dict[str, Callable[[nn.Module, ModelSpec], tuple[dict, Batch]]] = {
+    "band_stack": _next_band_batch,
+}
+"""Input kinds trained by their own objective whatever their output kind."""

@@ -17,6 +17,7 @@ from model_cases import (
     INPUT_TIME_AXIS,
     INPUTS,
     LEARNING,
+    LEARNING_BY_INPUT,
     OUTPUT_TIME_AXIS,
     build_inputs,
 )
@@ -178,7 +179,8 @@ def test_cached_generation_equals_full_recompute(name):
 def test_overfits_one_batch_of_real_data(name):
     model = _build(name)
     spec = model_spec(model)
-    objective_section, batch = LEARNING[spec.outputs](model, spec)
+    recipe = LEARNING_BY_INPUT.get(spec.inputs, LEARNING[spec.outputs])
+    objective_section, batch = recipe(model, spec)
     objective = create(OBJECTIVES, objective_section)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
     losses = []

@@ -56,6 +56,17 @@ def evaluate(
         )
         print(f"report: {result.report['out_dir']}/report.html")
         return
+    if result.report["task"] == "next_band":
+        print(f"{config.split}: one-step MSE per stage (model | no new band | ridge)")
+        for stage, scores in result.report["one_step"].items():
+            mse = scores["mse"]
+            print(
+                f"  {stage}: {mse['model']['mean']:.4g} | {mse['no_new_band']['mean']:.4g}"
+                f" | {mse['ridge']['mean']:.4g}"
+            )
+        print(f"rollout: {result.report['rollout']}")
+        print(f"plot: {result.report['plot']}")
+        return
     from neurofm.evaluation.report import bits_lines, bits_summary
 
     one = result.report["one_step"]

@@ -15,6 +15,8 @@ def generate(
     top_p: Optional[float] = None,
     output: Optional[str] = None,
     checkpoint: Optional[str] = None,
+    channel: int = 0,
+    unconditional: bool = False,
 ) -> None:
     """Generate signal after a prompt taken from the run's data, in physical units.
 
@@ -32,7 +34,14 @@ def generate(
         top_k: sample among the ``top_k`` most likely codes only.
         top_p: nucleus sampling probability mass.
         output: output folder (default ``<run>/generated``).
-        checkpoint: ``last`` or ``step-<N>`` instead of the final model.
+        checkpoint: ``best``, ``last`` or ``step-<N>`` instead of the final model.
+        channel: next-band models: the channel plotted and scored in ``rollout_metrics.json``.
+        unconditional: next-band models: generate every band from zeros instead of from the
+            window's lowest band.
+
+    A next-band model (sampling ``next_band``) writes instead ``rollout.npy`` (num_stages, C, T),
+    ``rollout.json``, ``rollout.png`` and ``rollout_metrics.json`` (per-stage MSE, SNR,
+    cumulative MSE) for window ``prompt`` (``split:index``).
     """
     from neurofm.workflows.generate import generate_run
 
@@ -46,6 +55,8 @@ def generate(
         top_p=top_p,
         output=output,
         checkpoint=checkpoint,
+        channel=channel,
+        unconditional=unconditional,
     )
     for kind, path in paths.items():
         print(f"{kind}: {path}")

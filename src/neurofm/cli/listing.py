@@ -32,6 +32,8 @@ def _spec_cells(entry: Any) -> list[str]:
     config = entry.config_cls(**entry.defaults) if entry.config_cls is not None else None
     spec = entry.spec_for(config)
     outputs = SHAPES[spec.outputs] + (" + log-variance" if spec.variance else "")
+    if spec.inputs == "band_stack" and spec.outputs == "prediction":
+        outputs = "prediction (B, L, C, T)"
     return [
         f"{SHAPES[spec.inputs]} -> {outputs}",
         "yes" if spec.causal else "no",

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "neurofm.cli.inspect:inspect",
     "prepare": "neurofm.cli.prepare:prepare",
     "tokenize": "neurofm.cli.tokenize:tokenize",
+    "bands": "neurofm.cli.bands:bands",
     "fit": "neurofm.cli.fit:fit",
     "evaluate": "neurofm.cli.evaluate:evaluate",
     "decode": "neurofm.cli.decode:decode",

@@ -39,6 +39,8 @@ class EvaluateConfig:
     n_permutations: int = 1000  # label permutations of the decoding p-value
     code_levels: int = 256  # mu-law levels of the code bins a continuous model's bits are on
     seed: int = 0  # seed of controls, sampling and tests
+    plot_channel: int = 0  # channel of the next-band rollout plot
+    plot_window: int = 0  # scored held-out window of the next-band rollout plot
     # forecasting (evaluate.py, continuous.py): max_windows / max_train_windows above size only
     # the realism suite there; these size the scores, their intervals and the baselines
     forecast_windows: int | None = None  # non-overlapping held-out windows scored (None: all)

@@ -50,6 +50,7 @@ from neurofm.evaluation.continuous import evaluate_continuous_run
 from neurofm.evaluation.decoding import evaluate_decoding_run
 from neurofm.evaluation.linear import RidgeVAR, fit_linear_baselines
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
+from neurofm.evaluation.next_band import evaluate_next_band_run
 from neurofm.evaluation.rollout import (
     FlatPredictor,
     ModelPredictor,
@@ -480,6 +481,7 @@ EVALUATIONS: dict[tuple[str, str], Callable[..., EvaluationResult]] = {
     ("token_sequence", "logits"): evaluate_code_forecasting_run,
     ("signal", "prediction"): evaluate_continuous_run,
     ("signal", "class_logits"): evaluate_decoding_run,
+    ("band_stack", "prediction"): evaluate_next_band_run,
 }
 """The evaluation of a run by its model spec's ``(inputs, outputs)``: each takes the loaded run
 and ``config``, ``out_dir``, ``checkpoint`` keywords, and writes the report."""

@@ -7,6 +7,7 @@ from neurofm.generation.autoregressive import (
     generate_from_window,
     generate_with_logits,
 )
+from neurofm.generation.next_band import generate_bands
 from neurofm.generation.sampling import SamplingConfig, filter_logits, sample_logits
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "SamplingConfig",
     "filter_logits",
     "generate",
+    "generate_bands",
     "generate_from_window",
     "generate_with_logits",
     "sample_logits",

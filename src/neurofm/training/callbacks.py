@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,16 @@ import torch
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 
 from neurofm.errors import TrainingError
+from neurofm.fileio import atomic_open
 from neurofm.training.checkpoint import load_checkpoint, prune_checkpoints, save_checkpoint
 from neurofm.training.pretrained import save_pretrained
-from neurofm.training.run_folder import CHECKPOINTS_DIR, MODEL_DIR, checkpoint_name
+from neurofm.training.run_folder import (
+    BEST_DIR,
+    BEST_FILE,
+    CHECKPOINTS_DIR,
+    MODEL_DIR,
+    checkpoint_name,
+)
 
 _MODEL_PREFIX = "model."
 
@@ -188,3 +197,36 @@ class StepCheckpoint(pl.Callback):
         self.last_saved_step = step
         if trainer.is_global_zero:
             prune_checkpoints(self.checkpoints_dir, self.keep)
+
+
+class BestModel(pl.Callback):
+    """Save the model to ``<run_dir>/best`` whenever ``val/loss`` reaches a new low.
+
+    ``best.json`` beside it records the step and the loss; the lowest loss travels in
+    checkpoints, so a resumed run keeps comparing against it.
+    """
+
+    def __init__(self, run_dir: str | Path, monitor: str = "val/loss") -> None:
+        self.run_dir = Path(run_dir)
+        self.monitor = monitor
+        self.best: float | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = state_dict.get("best")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or value is None:
+            return
+        value = float(value)
+        if not math.isfinite(value) or (self.best is not None and value >= self.best):
+            return
+        self.best = value
+        if trainer.is_global_zero:
+            folder = save_pretrained(pl_module.model, self.run_dir / BEST_DIR)
+            meta = {"step": int(trainer.global_step), self.monitor: value}
+            with atomic_open(folder / BEST_FILE, "w") as fh:
+                json.dump(meta, fh, indent=2)

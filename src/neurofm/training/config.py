@@ -32,9 +32,11 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 
 @dataclass
 class DataConfig:
-    """Windows of a prepared store (see ``neurofm.data.windows.WindowDataset``)."""
+    """Windows of a prepared store (see ``neurofm.data.windows.WindowDataset``), or the samples
+    of a next-band ``.npz`` folder (``format: band_npz``, see ``neurofm.tokenizers.band_data``)."""
 
-    store: str  # folder of the prepared store (made by `neurofm prepare`)
+    store: str  # folder of the prepared store (made by `neurofm prepare`) or of the .npz samples
+    format: Literal["store", "band_npz"] = "store"  # band_npz: train/, val/ folders of .npz
     window_length: int | None = None  # window length in samples (or use event_window)
     stride: int | None = None  # step between window starts (samples); default window_length
     target_length: int = 0  # samples in a forecasting target (0: none)
@@ -52,11 +54,24 @@ class DataConfig:
     num_workers: int = 0  # DataLoader worker processes
     shuffle: bool = True  # shuffle training windows (seeded, reproducible)
     drop_last: bool = False  # drop the last incomplete training batch of each epoch
+    bands: list[list[float]] | None = None  # [low, high] Hz: x becomes cumulative bands (L, C, T)
+    band_taps: int | None = None  # FIR length of the band filters (odd); None: from the bands
+    max_train_windows: int | None = None  # train on the first N windows only (None: all)
+    max_val_windows: int | None = None  # validate on the first N windows only (None: all)
     PRESETS: ClassVar[dict[str, dict]] = {}
 
     def __post_init__(self) -> None:
-        if self.window_length is None and self.event_window is None:
+        if self.format == "store" and self.window_length is None and self.event_window is None:
             raise ValueError("give window_length (samples) or event_window (tmin, tmax)")
+        if self.format == "band_npz" and self.bands is not None:
+            raise ValueError("format band_npz: the .npz samples hold their bands; remove bands")
+        if self.bands is not None and any(len(b) != 2 for b in self.bands):
+            raise ValueError(f"bands: each band is [low, high] Hz, got {self.bands}")
+        if self.band_taps is not None and (self.band_taps < 1 or self.band_taps % 2 == 0):
+            raise ValueError(f"band_taps must be a positive odd number, got {self.band_taps}")
+        for name in ("max_train_windows", "max_val_windows"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 or null, got {getattr(self, name)}")
         if self.window_length is not None and self.window_length < 2:
             raise ValueError(f"window_length must be >= 2 samples, got {self.window_length}")
         if self.batch_size < 1:

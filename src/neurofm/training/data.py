@@ -1,27 +1,79 @@
 """The windows a fit config's ``data`` section describes, built the same way by training and by
-everything that reads a run back (no Lightning here)."""
+everything that reads a run back (no Lightning here).
+
+``data.format: store`` reads windows of a prepared store (as cumulative frequency bands
+(L, C, T) when ``data.bands`` is set, computed with the store's sampling rate);
+``data.format: band_npz`` reads the split folders of ``.npz`` next-band samples.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from neurofm.data.store import PreparedStore
 from neurofm.data.windows import WindowDataset
+from neurofm.errors import ConfigError
+from neurofm.tokenizers.band_data import BandFolder, BandWindowDataset, LimitedDataset
 from neurofm.training.config import DataConfig
 
 
-def build_dataset(store: PreparedStore, data: DataConfig, split: str) -> WindowDataset:
-    """The WindowDataset of ``split`` as configured by the ``data`` section."""
-    return WindowDataset(
-        store,
-        split,
-        window_length=data.window_length,
-        stride=data.stride,
-        target_length=data.target_length,
-        horizon=data.horizon,
-        labels=data.labels,
-        event_window=None if data.event_window is None else tuple(data.event_window),
-        condition=data.condition,
-        channels=data.channels,
-        channel_policy=data.channel_policy,
-        normalize=data.normalize,
-        preload=data.preload,
-    )
+def open_data(data: DataConfig) -> PreparedStore | BandFolder:
+    """The prepared store or the ``.npz`` band folder ``data.store`` names."""
+    if data.format == "band_npz":
+        return BandFolder(data.store)
+    return PreparedStore.open(data.store)
+
+
+def data_sfreq(store: PreparedStore | BandFolder, dataset: Any) -> float:
+    """Sampling rate (Hz) of the windows of ``dataset``; one rate is required."""
+    if isinstance(store, BandFolder):
+        return float(_unlimited(dataset).sfreq)
+    windows = _unlimited(dataset)
+    windows = getattr(windows, "windows", windows)
+    rates = {float(store[seg["recording"]].sfreq) for seg in windows.segments}
+    if len(rates) != 1:
+        raise ConfigError(f"{store.root}: the windows mix sampling rates {sorted(rates)} Hz")
+    return rates.pop()
+
+
+def _unlimited(dataset: Any) -> Any:
+    return dataset.dataset if isinstance(dataset, LimitedDataset) else dataset
+
+
+def build_dataset(store: PreparedStore | BandFolder, data: DataConfig, split: str) -> Any:
+    """The dataset of ``split`` as configured by the ``data`` section.
+
+    A :class:`~neurofm.data.windows.WindowDataset`, wrapped in a
+    :class:`~neurofm.tokenizers.band_data.BandWindowDataset` when ``data.bands`` is set, or the
+    split folder of a band folder; the train / val split keeps its first ``max_train_windows`` /
+    ``max_val_windows`` items when those are set.
+    """
+    if isinstance(store, BandFolder):
+        dataset: Any = store.dataset(split)
+    else:
+        dataset = WindowDataset(
+            store,
+            split,
+            window_length=data.window_length,
+            stride=data.stride,
+            target_length=data.target_length,
+            horizon=data.horizon,
+            labels=data.labels,
+            event_window=None if data.event_window is None else tuple(data.event_window),
+            condition=data.condition,
+            channels=data.channels,
+            channel_policy=data.channel_policy,
+            normalize=data.normalize,
+            preload=data.preload,
+        )
+        if data.bands is not None:
+            dataset = BandWindowDataset(
+                dataset,
+                sfreq=data_sfreq(store, dataset),
+                bands=data.bands,
+                n_taps=data.band_taps,
+            )
+    limit = {data.train_split: data.max_train_windows, data.val_split: data.max_val_windows}
+    if limit.get(split) is not None:
+        dataset = LimitedDataset(dataset, limit[split])
+    return dataset

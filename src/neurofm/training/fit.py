@@ -32,10 +32,10 @@ from neurofm.logging import get_logger
 from neurofm.objectives.base import Objective
 from neurofm.registry import MODELS, OBJECTIVES, TOKENIZERS, create, model_spec
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
-from neurofm.training.callbacks import RNGState, SafeCheckpointIO, StepCheckpoint
+from neurofm.training.callbacks import BestModel, RNGState, SafeCheckpointIO, StepCheckpoint
 from neurofm.training.checkpoint import latest_checkpoint
 from neurofm.training.config import FitConfig, validate_fit_config
-from neurofm.training.data import build_dataset
+from neurofm.training.data import build_dataset, open_data
 from neurofm.training.datamodule import FitDataModule
 from neurofm.training.module import FitModule
 from neurofm.training.run_folder import (
@@ -46,6 +46,7 @@ from neurofm.training.run_folder import (
     TENSORBOARD_DIR,
     TOKENIZER_DIR,
     checkpoint_step,
+    write_metrics_json,
 )
 from neurofm.types import ModelSpec
 
@@ -141,7 +142,10 @@ def _check_compatible(
         problems.append(
             f"data: windows of {n_times} samples exceed the model's max_seq_len={spec.max_seq_len}"
         )
-    n_chans = int(datamodule.train_dataset[0]["x"].shape[0])
+    first = datamodule.train_dataset[0]["x"]
+    n_chans = int(first.shape[-2])
+    if spec.inputs == "band_stack":
+        problems += _band_problems(cfg, tuple(first.shape))
     model_chans = cfg.model.get("n_chans")
     if model_chans is not None and model_chans != n_chans:
         problems.append(
@@ -161,6 +165,23 @@ def _check_compatible(
         )
     if problems:
         raise ConfigError(problems)
+
+
+def _band_problems(cfg: FitConfig, shape: tuple[int, ...]) -> list[str]:
+    """A model over band stacks (L, C, T) gets band stacks of its stage count and length."""
+    if len(shape) != 3:
+        return [
+            f"data.bands: model {cfg.model['name']!r} takes cumulative bands (L, C, T); set "
+            "data.bands (e.g. [[0.5, 4], [4, 8], [8, 13], [13, 30], [30, 50]]) or "
+            "data.format: band_npz"
+        ]
+    problems = []
+    n_stages, n_times = cfg.model.get("n_stages"), cfg.model.get("n_times")
+    if n_stages is not None and n_stages != shape[0]:
+        problems.append(f"model.n_stages: {n_stages}, but the data has {shape[0]} bands")
+    if n_times is not None and n_times < shape[-1]:
+        problems.append(f"model.n_times: {n_times}, but the windows have {shape[-1]} samples")
+    return problems
 
 
 DATA_INIT_WINDOWS = 1024
@@ -216,6 +237,8 @@ def _trainer(cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.
         ),
         *callbacks,
     ]
+    if cfg.data.val_split is not None:
+        all_callbacks.append(BestModel(run_dir))
     if t.early_stopping is not None:
         es = t.early_stopping
         all_callbacks.append(
@@ -322,7 +345,7 @@ def _fit(cfg: FitConfig, *, resume: bool, callbacks: list[pl.Callback] | None) -
         )
     run_dir = Path(cfg.output.dir)
     checkpoint = _check_resume(cfg, run_dir, resume)
-    store = PreparedStore.open(cfg.data.store)
+    store = open_data(cfg.data)
     pl.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     tokenizer = _tokenizer(cfg, store, run_dir, resuming=checkpoint is not None)
     datamodule = FitDataModule(
@@ -357,4 +380,6 @@ def _fit(cfg: FitConfig, *, resume: bool, callbacks: list[pl.Callback] | None) -
         trainer.fit(
             module, datamodule=datamodule, ckpt_path=None if checkpoint is None else str(checkpoint)
         )
+    if rank_zero_only.rank == 0:
+        write_metrics_json(run_dir)
     return run_dir

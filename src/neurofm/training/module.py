@@ -1,7 +1,8 @@
 """FitModule: the generic LightningModule (a registered model + an objective + AdamW).
 
 Lightning is only the system layer: the model is a plain ``nn.Module`` and the objective owns the
-loss and its metrics. Train metrics are logged per step as ``train/<name>``, validation metrics
+loss and its metrics. Train metrics are logged per step as ``train/<name>`` (with
+``train/grad_norm``, the gradient norm before any clipping), validation metrics
 per epoch as ``val/<name>`` (averaged over batches weighted by their item counts).
 """
 
@@ -100,6 +101,14 @@ class FitModule(pl.LightningModule):
         for name, value in out.metrics.items():
             self.log(f"train/{name}", value, on_step=True, on_epoch=False, batch_size=n)
         return out.loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [
+            p.grad.detach().float().norm() for p in self.model.parameters() if p.grad is not None
+        ]
+        if grads:
+            norm = torch.linalg.vector_norm(torch.stack(grads))
+            self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         out = self(batch)

@@ -18,12 +18,14 @@ from neurofm.data.windows import WindowDataset
 from neurofm.errors import CheckpointError
 from neurofm.fileio import resolve_inside
 from neurofm.registry import MODELS, create
+from neurofm.tokenizers.band_data import BandFolder
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
 from neurofm.training.checkpoint import latest_checkpoint, load_weights
 from neurofm.training.config import DataConfig
-from neurofm.training.data import build_dataset
+from neurofm.training.data import build_dataset, open_data
 from neurofm.training.pretrained import from_pretrained
 from neurofm.training.run_folder import (
+    BEST_DIR,
     CHECKPOINTS_DIR,
     CONFIG_FILE,
     MODEL_DIR,
@@ -46,15 +48,15 @@ class Run:
         The run's fitted tokenizer.
     config : dict
         The resolved config the run was trained with.
-    store : PreparedStore
-        The prepared store the run was trained on.
+    store : PreparedStore or BandFolder
+        The prepared store (or ``.npz`` band folder) the run was trained on.
     """
 
     run_dir: Path
     model: nn.Module
     tokenizer: Tokenizer | None
     config: dict[str, Any]
-    store: PreparedStore
+    store: PreparedStore | BandFolder
 
     @property
     def data_config(self) -> DataConfig:
@@ -64,8 +66,8 @@ class Run:
             DataConfig, section, prefix="data", source=str(self.run_dir / CONFIG_FILE)
         )
 
-    def dataset(self, split: str) -> WindowDataset:
-        """The windows of ``split`` built exactly as training built them (float signal ``x``)."""
+    def dataset(self, split: str) -> WindowDataset | Any:
+        """The windows of ``split`` built exactly as training built them (float ``x``)."""
         return build_dataset(self.store, self.data_config, split)
 
 
@@ -79,7 +81,8 @@ def load_run(
     run_dir : path
         The run folder.
     checkpoint : str, optional
-        ``None`` for the final model (``model/``), ``"last"`` for the newest complete
+        ``None`` for the final model (``model/``), ``"best"`` for the model of the lowest
+        validation loss (``best/``), ``"last"`` for the newest complete
         checkpoint, or a checkpoint folder name such as ``"step-200"``.
     store : path, optional
         The prepared store, when it moved since training (default: ``data.store`` of the config).
@@ -94,6 +97,10 @@ def load_run(
     config = load_yaml(run_dir / CONFIG_FILE)
     if checkpoint is None:
         model = from_pretrained(run_dir / MODEL_DIR)
+    elif checkpoint == "best":
+        if not (run_dir / BEST_DIR).is_dir():
+            raise CheckpointError(f"{run_dir}: no best model (it needs a validation split)")
+        model = from_pretrained(run_dir / BEST_DIR)
     else:
         folder = (
             latest_checkpoint(run_dir / CHECKPOINTS_DIR)
@@ -115,5 +122,11 @@ def load_run(
     tokenizer = (
         load_tokenizer(run_dir / TOKENIZER_DIR) if config.get("tokenizer") is not None else None
     )
-    prepared = PreparedStore.open(store if store is not None else config["data"]["store"])
+    data = build_config(
+        DataConfig,
+        {**config["data"], **({} if store is None else {"store": str(store)})},
+        prefix="data",
+        source=str(run_dir / CONFIG_FILE),
+    )
+    prepared = open_data(data)
     return Run(run_dir=run_dir, model=model, tokenizer=tokenizer, config=config, store=prepared)

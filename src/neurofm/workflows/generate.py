@@ -45,6 +45,8 @@ def generate_run(
     top_p: float | None = None,
     output: str | Path | None = None,
     checkpoint: str | None = None,
+    channel: int = 0,
+    unconditional: bool = False,
 ) -> dict[str, Path]:
     """Continue a held-out window of a run by ``seconds`` and write ``.npy``, ``.fif`` and PNG.
 
@@ -64,6 +66,9 @@ def generate_run(
         Output folder (default ``<run_dir>/generated``).
     checkpoint : str, optional
         As in :func:`neurofm.training.run.load_run` (default: the final model).
+    channel, unconditional
+        Next-band models only (:mod:`neurofm.workflows.generate_bands`): the channel plotted and
+        scored, and whether to start from zeros instead of the window's lowest band.
 
     Returns
     -------
@@ -78,6 +83,19 @@ def generate_run(
     from neurofm.training.run import load_run
 
     run = load_run(run_dir, checkpoint=checkpoint)
+    folder = Path(output) if output is not None else Path(run_dir) / "generated"
+    if model_spec(run.model).sampling == "next_band":
+        from neurofm.workflows.generate_bands import generate_bands_run
+
+        split, index, _ = parse_prompt(prompt if ":" in str(prompt) else "test:0")
+        return generate_bands_run(
+            run,
+            split=split,
+            index=index,
+            channel=channel,
+            unconditional=unconditional,
+            output=folder,
+        )
     if run.tokenizer is None:
         raise ConfigError(f"{run_dir}: the run has no tokenizer; generation continues codes")
     split, index, prompt_seconds = parse_prompt(prompt)
@@ -117,7 +135,6 @@ def generate_run(
     sensors = rec.sensors.pick([rec.sensors.names.index(n) for n in channels])
     scaler = run.store.manifest.get("scaler") if run.config["data"].get("normalize") else None
     physical = to_physical(signal, sensors.names, scaler)
-    folder = Path(output) if output is not None else Path(run_dir) / "generated"
     folder.mkdir(parents=True, exist_ok=True)
     meta = {
         "run": str(run_dir),
