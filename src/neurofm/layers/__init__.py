@@ -9,16 +9,22 @@
   (codes + channel + context)
 - :class:`TransformerBlock` (pre-norm, dense or MoE MLP, optional cross-attention, cache),
   :class:`SpatioTemporalBlock` (channel attention, then a TransformerBlock over time)
-- :class:`CausalConv1d`, :class:`DilatedResidualBlock` (GELU or gated, optional skip),
-  :func:`receptive_field`
+- :class:`CausalConv1d`, :class:`CausalConv3d`, :class:`DilatedResidualBlock` (GELU or gated,
+  optional skip, over time or sensor grids, streamed step by step), :func:`receptive_field`
+- :class:`ChannelCodeInput`, :class:`ChannelHead` (all channels of a time step in, per-channel
+  logits out), :func:`channel_ids_for`
+- :class:`PositionGrid` (channels on a sensor grid from their positions)
+- :class:`OscillatorSSM` (damped-oscillator state-space layer)
 - :func:`init_gpt2` (GPT-2 initialisation with scaled residual projections)
 """
 
 from neurofm.layers.attention import KVCache, MultiHeadAttention, causal_mask
 from neurofm.layers.blocks import TransformerBlock
+from neurofm.layers.channelwise import ChannelCodeInput, ChannelHead, channel_ids_for
 from neurofm.layers.conv import (
     CONV_ACTIVATIONS,
     CausalConv1d,
+    CausalConv3d,
     ConvActivation,
     DilatedResidualBlock,
     receptive_field,
@@ -29,7 +35,9 @@ from neurofm.layers.mlp import ACTIVATIONS, MLP, Activation
 from neurofm.layers.moe import MoEMLP
 from neurofm.layers.norms import NORMS, NormName, RMSNorm, make_norm
 from neurofm.layers.rope import RotaryEmbedding, apply_rotary, rotate_half
+from neurofm.layers.grid import PositionGrid
 from neurofm.layers.spatiotemporal import SpatioTemporalBlock
+from neurofm.layers.ssm import OscillatorSSM
 
 __all__ = [
     "ACTIVATIONS",
@@ -39,6 +47,9 @@ __all__ = [
     "NORMS",
     "Activation",
     "CausalConv1d",
+    "CausalConv3d",
+    "ChannelCodeInput",
+    "ChannelHead",
     "ChannelTokenEmbedding",
     "ContextEmbedding",
     "ConvActivation",
@@ -46,12 +57,15 @@ __all__ = [
     "KVCache",
     "MultiHeadAttention",
     "NormName",
+    "OscillatorSSM",
+    "PositionGrid",
     "RMSNorm",
     "RotaryEmbedding",
     "SpatioTemporalBlock",
     "TransformerBlock",
     "apply_rotary",
     "causal_mask",
+    "channel_ids_for",
     "check_ids",
     "init_gpt2",
     "make_norm",
