@@ -14,7 +14,7 @@
 - :class:`ChannelCodeInput`, :class:`ChannelHead` (all channels of a time step in, per-channel
   logits out), :func:`channel_ids_for`
 - :class:`PositionGrid` (channels on a sensor grid from their positions)
-- :class:`OscillatorSSM` (damped-oscillator state-space layer)
+- :class:`OscillatorSSM` (damped-oscillator state-space layer), :class:`OscillatorBlock`
 - :func:`init_gpt2` (GPT-2 initialisation with scaled residual projections)
 """
 
@@ -37,7 +37,7 @@ from neurofm.layers.norms import NORMS, NormName, RMSNorm, make_norm
 from neurofm.layers.rope import RotaryEmbedding, apply_rotary, rotate_half
 from neurofm.layers.grid import PositionGrid
 from neurofm.layers.spatiotemporal import SpatioTemporalBlock
-from neurofm.layers.ssm import OscillatorSSM
+from neurofm.layers.ssm import OscillatorBlock, OscillatorSSM
 
 __all__ = [
     "ACTIVATIONS",
@@ -57,6 +57,7 @@ __all__ = [
     "KVCache",
     "MultiHeadAttention",
     "NormName",
+    "OscillatorBlock",
     "OscillatorSSM",
     "PositionGrid",
     "RMSNorm",

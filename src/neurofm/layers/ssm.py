@@ -72,3 +72,36 @@ class OscillatorSSM(nn.Module):
         kernel = self.kernel(t).flip(-1)[:, None]  # (D, 1, T): conv1d correlates
         y = F.conv1d(F.pad(u.float(), (t - 1, 0)), kernel, groups=d)
         return (y + self.skip.float()[:, None] * u.float()).to(u.dtype)
+
+
+class OscillatorBlock(nn.Module):
+    """Pre-norm residual block ``h + ssm(norm(h))`` then ``h + mlp(norm(h))`` on ``(B, T, D)``.
+
+    The SSM mixes time (per feature, :class:`OscillatorSSM`), the MLP mixes features per step;
+    the norms are :class:`~neurofm.layers.RMSNorm`.
+
+    Parameters
+    ----------
+    d_model : int
+    n_oscillators : int
+    dropout : float
+        Dropout on both branches.
+    """
+
+    def __init__(self, d_model: int, n_oscillators: int, *, dropout: float = 0.0) -> None:
+        super().__init__()
+        from neurofm.layers.mlp import MLP
+        from neurofm.layers.norms import RMSNorm
+
+        self.norm_ssm = RMSNorm(d_model)
+        self.ssm = OscillatorSSM(d_model, n_oscillators)
+        self.out = nn.Linear(d_model, d_model)
+        self.norm_mlp = RMSNorm(d_model)
+        self.mlp = MLP(d_model, dropout=dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor) -> Tensor:
+        """Map ``h`` (B, T, D) to the same shape, causally in T."""
+        y = self.ssm(self.norm_ssm(h).transpose(1, 2)).transpose(1, 2)  # (B, T, D)
+        h = h + self.dropout(self.out(F.gelu(y)))
+        return h + self.mlp(self.norm_mlp(h))
