@@ -13,6 +13,7 @@
   optional skip, over time or sensor grids, streamed step by step), :func:`receptive_field`
 - :class:`ChannelCodeInput`, :class:`ChannelHead` (all channels of a time step in, per-channel
   logits out), :func:`channel_ids_for`
+- :class:`MixtureSoftmaxHead` (a mixture of softmaxes over a vocabulary)
 - :class:`PositionGrid` (channels on a sensor grid from their positions)
 - :class:`OscillatorSSM` (damped-oscillator state-space layer), :class:`OscillatorBlock`
 - :func:`init_gpt2` (GPT-2 initialisation with scaled residual projections)
@@ -30,6 +31,7 @@ from neurofm.layers.conv import (
     receptive_field,
 )
 from neurofm.layers.embeddings import ChannelTokenEmbedding, ContextEmbedding, check_ids
+from neurofm.layers.heads import MixtureSoftmaxHead
 from neurofm.layers.init import init_gpt2
 from neurofm.layers.mlp import ACTIVATIONS, MLP, Activation
 from neurofm.layers.moe import MoEMLP
@@ -43,6 +45,7 @@ __all__ = [
     "ACTIVATIONS",
     "CONV_ACTIVATIONS",
     "MLP",
+    "MixtureSoftmaxHead",
     "MoEMLP",
     "NORMS",
     "Activation",
