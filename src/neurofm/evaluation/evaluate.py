@@ -47,6 +47,7 @@ from neurofm.evaluation.common import (
     write_run_report,
 )
 from neurofm.evaluation.continuous import evaluate_continuous_run
+from neurofm.evaluation.code_decoding import evaluate_code_decoding_run
 from neurofm.evaluation.decoding import evaluate_decoding_run
 from neurofm.evaluation.linear import RidgeVAR, fit_linear_baselines
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
@@ -480,6 +481,7 @@ EVALUATIONS: dict[tuple[str, str], Callable[..., EvaluationResult]] = {
     ("token_sequence", "logits"): evaluate_code_forecasting_run,
     ("signal", "prediction"): evaluate_continuous_run,
     ("signal", "class_logits"): evaluate_decoding_run,
+    ("channel_codes", "class_logits"): evaluate_code_decoding_run,
 }
 """The evaluation of a run by its model spec's ``(inputs, outputs)``: each takes the loaded run
 and ``config``, ``out_dir``, ``checkpoint`` keywords, and writes the report."""
