@@ -62,6 +62,7 @@ TASKS = {
     ("token_sequence", "logits"): "forecasting",
     ("signal", "prediction"): "continuous_forecasting",
     ("signal", "class_logits"): "decoding",
+    ("channel_codes", "class_logits"): "decoding",
 }
 
 
