@@ -17,14 +17,19 @@ def _model(name: str) -> torch.nn.Module:
 
 def _context(name: str, n_chans: int) -> dict:
     if name == "wavenet3d":
-        return {"positions": 0.1 * torch.randn(2, n_chans, 3, generator=torch.Generator().manual_seed(3))}
+        return {
+            "positions": 0.1
+            * torch.randn(2, n_chans, 3, generator=torch.Generator().manual_seed(3))
+        }
     return {"channel_ids": torch.tensor([5, 1, 7])}
 
 
 @pytest.mark.parametrize("name", ["wavenet", "wavenet3d"])
 def test_chunked_cached_forward_equals_one_pass(name):
     model = _model(name)
-    x = torch.randint(0, model.config.vocab_size, (2, 3, 20), generator=torch.Generator().manual_seed(1))
+    x = torch.randint(
+        0, model.config.vocab_size, (2, 3, 20), generator=torch.Generator().manual_seed(1)
+    )
     context = _context(name, 3)
     with torch.no_grad():
         full = model(x, **context).logits

@@ -33,6 +33,7 @@ import torch
 from neurofm.errors import ConfigError
 from neurofm.evaluation import baselines as bl
 from neurofm.evaluation import realism
+from neurofm.evaluation.code_decoding import evaluate_code_decoding_run
 from neurofm.evaluation.common import (
     EvaluateConfig,
     EvaluationResult,
@@ -47,7 +48,6 @@ from neurofm.evaluation.common import (
     write_run_report,
 )
 from neurofm.evaluation.continuous import evaluate_continuous_run
-from neurofm.evaluation.code_decoding import evaluate_code_decoding_run
 from neurofm.evaluation.decoding import evaluate_decoding_run
 from neurofm.evaluation.linear import RidgeVAR, fit_linear_baselines
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy

@@ -31,13 +31,13 @@ from neurofm.layers.conv import (
     receptive_field,
 )
 from neurofm.layers.embeddings import ChannelTokenEmbedding, ContextEmbedding, check_ids
+from neurofm.layers.grid import PositionGrid
 from neurofm.layers.heads import MixtureSoftmaxHead
 from neurofm.layers.init import init_gpt2
 from neurofm.layers.mlp import ACTIVATIONS, MLP, Activation
 from neurofm.layers.moe import MoEMLP
 from neurofm.layers.norms import NORMS, NormName, RMSNorm, make_norm
 from neurofm.layers.rope import RotaryEmbedding, apply_rotary, rotate_half
-from neurofm.layers.grid import PositionGrid
 from neurofm.layers.spatiotemporal import SpatioTemporalBlock
 from neurofm.layers.ssm import OscillatorBlock, OscillatorSSM
 

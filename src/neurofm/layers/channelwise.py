@@ -20,9 +20,7 @@ from torch import Tensor, nn
 from neurofm.layers.embeddings import check_ids
 
 
-def channel_ids_for(
-    x: Tensor, channel_ids: Tensor | None, n_chans: int, where: str
-) -> Tensor:
+def channel_ids_for(x: Tensor, channel_ids: Tensor | None, n_chans: int, where: str) -> Tensor:
     """Channel ids (B, C) for codes ``x`` (B, C, T): ``channel_ids`` broadcast, or ``0 .. C-1``.
 
     Raises

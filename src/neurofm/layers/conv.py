@@ -250,9 +250,7 @@ class DilatedResidualBlock(nn.Module):
         (B, D, T, H, W) and (B, skip_channels, T, H, W))."""
         return self._rest(h, self.conv(h))
 
-    def step(
-        self, h: Tensor, state: Tensor | None
-    ) -> tuple[Tensor, Tensor | None, Tensor]:
+    def step(self, h: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor]:
         """:meth:`forward` over new steps ``h`` (B, D, n, ...) given the convolution's state
         (see :meth:`CausalConv1d.step`; None at the start); returns the block and skip outputs of
         those steps and the new state."""

@@ -83,7 +83,9 @@ def _check_signal(x: Tensor, n_chans: int, where: str) -> None:
 
 def _check_codes(x: Tensor, vocab_size: int, where: str) -> None:
     if x.ndim != 3 or x.dtype.is_floating_point:
-        raise ValueError(f"{where}: expected integer codes (B, C, T), got {tuple(x.shape)} {x.dtype}")
+        raise ValueError(
+            f"{where}: expected integer codes (B, C, T), got {tuple(x.shape)} {x.dtype}"
+        )
     check_ids(where, "codes", x, vocab_size)
 
 

@@ -157,7 +157,9 @@ class QuantizedClassifierConfig:
 
 def _check_codes(x: Tensor, vocab_size: int, where: str) -> None:
     if x.ndim != 3 or x.dtype.is_floating_point:
-        raise ValueError(f"{where}: expected integer codes (B, C, T), got {tuple(x.shape)} {x.dtype}")
+        raise ValueError(
+            f"{where}: expected integer codes (B, C, T), got {tuple(x.shape)} {x.dtype}"
+        )
     check_ids(where, "codes", x, vocab_size)
 
 

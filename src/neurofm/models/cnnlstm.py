@@ -88,7 +88,9 @@ class CNNLSTMClassifier(nn.Module):
     def __init__(self, config: CNNLSTMConfig) -> None:
         super().__init__()
         self.config = config
-        self.conv = nn.Conv1d(1, config.d_model, config.kernel_size, padding=config.kernel_size // 2)
+        self.conv = nn.Conv1d(
+            1, config.d_model, config.kernel_size, padding=config.kernel_size // 2
+        )
         self.pool = nn.MaxPool1d(config.pool_size, ceil_mode=True)
         self.lstm = _lstm(config, config.n_chans * config.d_model)
         self.dropout = nn.Dropout(config.dropout)

@@ -122,7 +122,9 @@ def run_stack(
     elif isinstance(past, list) and len(past) == len(blocks):
         states = list(past)
     else:
-        raise ValueError(f"{where}: past must be the list of {len(blocks)} block states it returned")
+        raise ValueError(
+            f"{where}: past must be the list of {len(blocks)} block states it returned"
+        )
     skip_sum, new_states = 0, []
     for block, state in zip(blocks, states):
         h, skip, state = block.step(h, state)
@@ -133,7 +135,9 @@ def run_stack(
 
 def _check_codes(x: Tensor, where: str) -> None:
     if x.ndim != 3 or x.dtype.is_floating_point:
-        raise ValueError(f"{where}: expected integer codes (B, C, T), got {tuple(x.shape)} {x.dtype}")
+        raise ValueError(
+            f"{where}: expected integer codes (B, C, T), got {tuple(x.shape)} {x.dtype}"
+        )
 
 
 def _channel_spec(cfg: WavenetConfig) -> ModelSpec:
