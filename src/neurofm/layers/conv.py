@@ -41,8 +41,27 @@ def _step(conv: nn.Module, x: Tensor, state: Tensor | None, left_pad: int) -> tu
     if state is None:
         state = x.new_zeros(*x.shape[:2], left_pad, *x.shape[3:])
     full = torch.cat((state, x), dim=2)  # (B, C_in, left_pad + n, ...)
-    y = conv.convolve(full)
+    if full.ndim == 3:
+        # the few taps a step reads, as one matmul (no dilated-convolution kernel, whose CPU path
+        # is slow on short inputs with large dilations)
+        n, dilation = x.shape[2], conv.dilation[0]
+        taps = [full[:, :, k * dilation : k * dilation + n] for k in range(conv.kernel_size[0])]
+        weight = conv.weight.flatten(1)  # (C_out, C_in * K), C_in-major like the stacked taps
+        y = weight @ torch.stack(taps, dim=2).flatten(1, 2)  # (B, C_out, n)
+        y = y if conv.bias is None else y + conv.bias[:, None]
+    else:
+        y = conv.convolve(full)
     return y, full[:, :, full.shape[2] - left_pad :]
+
+
+def pointwise(conv: nn.Module, h: Tensor) -> Tensor:
+    """A 1x1 ``nn.Conv1d`` applied to ``h`` (B, C_in, T) as a matmul (the CPU convolution path
+    costs more than the product itself on the short inputs of streamed steps); any other
+    module is called as is."""
+    if isinstance(conv, nn.Conv1d) and conv.kernel_size == (1,):
+        y = conv.weight[:, :, 0] @ h
+        return y if conv.bias is None else y + conv.bias[:, None]
+    return conv(h)
 
 
 class CausalConv1d(nn.Conv1d):
@@ -266,5 +285,5 @@ class DilatedResidualBlock(nn.Module):
         else:
             y = F.gelu(y)
         y = self.dropout(y)
-        skip = None if self.skip is None else self.skip(y)
-        return (h if self.mix is None else h + self.mix(y)), skip
+        skip = None if self.skip is None else pointwise(self.skip, y)
+        return (h if self.mix is None else h + pointwise(self.mix, y)), skip

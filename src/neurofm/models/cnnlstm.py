@@ -117,7 +117,6 @@ class CNNLSTMClassifier(nn.Module):
         inputs="channel_codes",
         outputs="logits",
         causal=True,
-        context=("channel_ids",),
         sampling="autoregressive",
     ),
 )
@@ -142,7 +141,8 @@ class CNNLSTM(nn.Module):
         x : LongTensor, shape (B, C, T)
             Codes in ``[0, vocab_size)``.
         channel_ids : LongTensor (B, C) or (C,), optional
-            Ids in ``[0, n_chans)`` (default ``0 .. C-1``).
+            Ids in ``[0, n_chans)`` (default ``0 .. C-1``); the spec lists no context, so
+            training and generation use the default (channels told apart by position).
 
         Returns
         -------

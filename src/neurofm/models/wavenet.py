@@ -45,6 +45,7 @@ from neurofm.layers import (
     channel_ids_for,
     receptive_field,
 )
+from neurofm.layers.conv import pointwise
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput, ModelSpec
 
@@ -192,7 +193,7 @@ class WavenetFullChannel(nn.Module):
         _check_codes(x, "wavenet")
         ids = channel_ids_for(x, channel_ids, self.config.n_chans, "wavenet")
         skip, states = run_stack(self.blocks, self.input(x, ids), past, "wavenet")
-        hidden = F.relu(self.post(F.relu(skip)))  # (B, d_skip, T)
+        hidden = F.relu(pointwise(self.post, F.relu(skip)))  # (B, d_skip, T)
         return ModelOutput(logits=self.head(hidden, ids), past=states if use_cache else None)
 
 
