@@ -154,7 +154,12 @@ def _forecast_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
 def _classification_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
     cfg = model.config
     starts = (800, 1600, 2400, 3200, 4000, 4800)
-    x = torch.from_numpy(np.stack([real_eeg(cfg.n_chans, 64, s) for s in starts])).float()
+    if spec.inputs == "channel_codes":  # mu-law codes of the same windows
+        x = torch.stack(
+            [real_eeg_codes(cfg.vocab_size, n_chans=cfg.n_chans, start=s) for s in starts]
+        )
+    else:
+        x = torch.from_numpy(np.stack([real_eeg(cfg.n_chans, 64, s) for s in starts])).float()
     label = torch.arange(len(starts)) % cfg.n_classes  # arbitrary labels: memorised
     gen = torch.Generator().manual_seed(0)
     return {"name": "classification"}, Batch(

@@ -63,6 +63,7 @@ TASKS = {
     ("signal", "prediction"): "continuous_forecasting",
     ("signal", "class_logits"): "decoding",
     ("band_stack", "prediction"): "next_band",
+    ("channel_codes", "class_logits"): "decoding",
 }
 
 

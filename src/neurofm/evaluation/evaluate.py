@@ -33,6 +33,7 @@ import torch
 from neurofm.errors import ConfigError
 from neurofm.evaluation import baselines as bl
 from neurofm.evaluation import realism
+from neurofm.evaluation.code_decoding import evaluate_code_decoding_run
 from neurofm.evaluation.common import (
     EvaluateConfig,
     EvaluationResult,
@@ -482,6 +483,7 @@ EVALUATIONS: dict[tuple[str, str], Callable[..., EvaluationResult]] = {
     ("signal", "prediction"): evaluate_continuous_run,
     ("signal", "class_logits"): evaluate_decoding_run,
     ("band_stack", "prediction"): evaluate_next_band_run,
+    ("channel_codes", "class_logits"): evaluate_code_decoding_run,
 }
 """The evaluation of a run by its model spec's ``(inputs, outputs)``: each takes the loaded run
 and ``config``, ``out_dir``, ``checkpoint`` keywords, and writes the report."""

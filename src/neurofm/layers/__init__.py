@@ -9,36 +9,50 @@
   (codes + channel + context)
 - :class:`TransformerBlock` (pre-norm, dense or MoE MLP, optional cross-attention, cache),
   :class:`SpatioTemporalBlock` (channel attention, then a TransformerBlock over time)
-- :class:`CausalConv1d`, :class:`DilatedResidualBlock` (GELU or gated, optional skip),
-  :func:`receptive_field`
+- :class:`CausalConv1d`, :class:`CausalConv3d`, :class:`DilatedResidualBlock` (GELU or gated,
+  optional skip, over time or sensor grids, streamed step by step), :func:`receptive_field`
+- :class:`ChannelCodeInput`, :class:`ChannelHead` (all channels of a time step in, per-channel
+  logits out), :func:`channel_ids_for`
+- :class:`MixtureSoftmaxHead` (a mixture of softmaxes over a vocabulary)
+- :class:`PositionGrid` (channels on a sensor grid from their positions)
+- :class:`OscillatorSSM` (damped-oscillator state-space layer), :class:`OscillatorBlock`
 - :func:`init_gpt2` (GPT-2 initialisation with scaled residual projections)
 """
 
 from neurofm.layers.attention import KVCache, MultiHeadAttention, causal_mask
 from neurofm.layers.blocks import TransformerBlock
+from neurofm.layers.channelwise import ChannelCodeInput, ChannelHead, channel_ids_for
 from neurofm.layers.conv import (
     CONV_ACTIVATIONS,
     CausalConv1d,
+    CausalConv3d,
     ConvActivation,
     DilatedResidualBlock,
     receptive_field,
 )
 from neurofm.layers.embeddings import ChannelTokenEmbedding, ContextEmbedding, check_ids
+from neurofm.layers.grid import PositionGrid
+from neurofm.layers.heads import MixtureSoftmaxHead
 from neurofm.layers.init import init_gpt2
 from neurofm.layers.mlp import ACTIVATIONS, MLP, Activation
 from neurofm.layers.moe import MoEMLP
 from neurofm.layers.norms import NORMS, NormName, RMSNorm, make_norm
 from neurofm.layers.rope import RotaryEmbedding, apply_rotary, rotate_half
 from neurofm.layers.spatiotemporal import SpatioTemporalBlock
+from neurofm.layers.ssm import OscillatorBlock, OscillatorSSM
 
 __all__ = [
     "ACTIVATIONS",
     "CONV_ACTIVATIONS",
     "MLP",
+    "MixtureSoftmaxHead",
     "MoEMLP",
     "NORMS",
     "Activation",
     "CausalConv1d",
+    "CausalConv3d",
+    "ChannelCodeInput",
+    "ChannelHead",
     "ChannelTokenEmbedding",
     "ContextEmbedding",
     "ConvActivation",
@@ -46,12 +60,16 @@ __all__ = [
     "KVCache",
     "MultiHeadAttention",
     "NormName",
+    "OscillatorBlock",
+    "OscillatorSSM",
+    "PositionGrid",
     "RMSNorm",
     "RotaryEmbedding",
     "SpatioTemporalBlock",
     "TransformerBlock",
     "apply_rotary",
     "causal_mask",
+    "channel_ids_for",
     "check_ids",
     "init_gpt2",
     "make_norm",
