@@ -11,6 +11,8 @@
   :class:`SpatioTemporalBlock` (channel attention, then a TransformerBlock over time)
 - :class:`CausalConv1d`, :class:`DilatedResidualBlock` (GELU or gated, optional skip),
   :func:`receptive_field`
+- :class:`TimestepEmbedding` (sinusoid + MLP), :class:`MaskedConv1d` (partial convolution over
+  observed samples), :class:`AdaptiveConvBlock` (residual conv block with FiLM conditioning)
 - :func:`init_gpt2` (GPT-2 initialisation with scaled residual projections)
 """
 
@@ -23,6 +25,12 @@ from neurofm.layers.conv import (
     DilatedResidualBlock,
     receptive_field,
 )
+from neurofm.layers.denoising import (
+    AdaptiveConvBlock,
+    MaskedConv1d,
+    TimestepEmbedding,
+    sinusoidal_embedding,
+)
 from neurofm.layers.embeddings import ChannelTokenEmbedding, ContextEmbedding, check_ids
 from neurofm.layers.init import init_gpt2
 from neurofm.layers.mlp import ACTIVATIONS, MLP, Activation
@@ -33,6 +41,10 @@ from neurofm.layers.spatiotemporal import SpatioTemporalBlock
 
 __all__ = [
     "ACTIVATIONS",
+    "AdaptiveConvBlock",
+    "MaskedConv1d",
+    "TimestepEmbedding",
+    "sinusoidal_embedding",
     "CONV_ACTIVATIONS",
     "MLP",
     "MoEMLP",
