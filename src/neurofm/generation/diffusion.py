@@ -48,12 +48,19 @@ class NoiseSchedule:
 
 def make_scheduler(schedule: NoiseSchedule, sampler: str = "ddpm") -> Any:
     """A ``diffusers`` ``DDPMScheduler`` or ``DDIMScheduler`` for ``schedule`` (epsilon
-    prediction, no clipping: neural signals are not bounded to [-1, 1])."""
+    prediction, no clipping: neural signals are not bounded to [-1, 1]). DDPM's reverse variance
+    is ``beta_t`` (``fixed_large``), the model whose variational bound
+    :mod:`neurofm.evaluation.diffusion_bound` computes."""
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler {sampler!r} is not one of {SAMPLERS}")
     module = require_extra(f"diffusers.schedulers.scheduling_{sampler}", "diffusion")
-    cls = module.DDPMScheduler if sampler == "ddpm" else module.DDIMScheduler
-    return cls(
+    if sampler == "ddpm":
+        return module.DDPMScheduler(variance_type="fixed_large", **_schedule_arguments(schedule))
+    return module.DDIMScheduler(**_schedule_arguments(schedule))
+
+
+def _schedule_arguments(schedule: NoiseSchedule) -> dict[str, Any]:
+    return dict(
         num_train_timesteps=schedule.n_train_steps,
         beta_schedule=schedule.beta_schedule,
         beta_start=schedule.beta_start,
