@@ -89,8 +89,12 @@ class _Sampler:
             mask[..., :known_steps] = 1.0
             conditional = {"observed": x, "mask": mask} if known_steps else {}
             out = sample_diffusion(
-                self.model, tuple(x.shape), n_steps=min(n_steps, schedule.n_train_steps),
-                schedule=schedule, seed=seed, **conditional,
+                self.model,
+                tuple(x.shape),
+                n_steps=min(n_steps, schedule.n_train_steps),
+                schedule=schedule,
+                seed=seed,
+                **conditional,
             )
             return out.numpy()
         from neurofm.generation.flow import sample_flow
@@ -100,10 +104,13 @@ class _Sampler:
         _, time = tokenizer.positions(int(x.shape[1]), int(x.shape[2]))  # (L,) time of each token
         known = (time < known_steps)[None].expand_as(codes)
         out = sample_flow(
-            self.model, tuple(codes.shape), n_steps=n_steps,
+            self.model,
+            tuple(codes.shape),
+            n_steps=n_steps,
             vocab_size=self.model.config.vocab_size,
             scheduler_power=float(self.objective.get("scheduler_power", 1.0)),
-            codes=codes if known_steps else None, known=known.clone() if known_steps else None,
+            codes=codes if known_steps else None,
+            known=known.clone() if known_steps else None,
             seed=seed,
         )
         signal = tokenizer.decode(out)
@@ -187,8 +194,12 @@ def _diffusion_bits(
     model = run.model.eval()
     gen = torch.Generator().manual_seed(cfg.seed)
     bits = bound_bits(
-        lambda t, xt: model(t, xt).prediction, torch.as_tensor(test), lower, upper, schedule,
-        n_bound_steps=cfg.bound_steps, generator=gen,
+        lambda t, xt: model(t, xt).prediction,
+        torch.as_tensor(test),
+        lower,
+        upper,
+        schedule,
+        n_bound_steps=cfg.bound_steps,
+        generator=gen,
     )
     return float(bits.mean())
-

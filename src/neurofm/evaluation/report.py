@@ -366,11 +366,16 @@ def _generative_parts(report: dict[str, Any], out: Path) -> tuple[list[str], lis
     _save(fig, out / "steps_quality.png")
     mse = report["forecast_by_imputation_mse"]
     rows = [(name, [value]) for name, value in mse.items()]
-    sections = [_table("Forecasting by imputation (MSE, second half of each window)", ["MSE"], rows)]
+    sections = [
+        _table("Forecasting by imputation (MSE, second half of each window)", ["MSE"], rows)
+    ]
     realism = report["realism_log_psd_distance"]
     sections.append(
-        _table("Realism (mean |log10 PSD| distance to held-out)", ["distance"],
-               [(k, [v]) for k, v in realism.items()])
+        _table(
+            "Realism (mean |log10 PSD| distance to held-out)",
+            ["distance"],
+            [(k, [v]) for k, v in realism.items()],
+        )
     )
     bits = report.get("bits_per_channel_sample")
     sections.append(

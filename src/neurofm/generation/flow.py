@@ -29,7 +29,9 @@ def mixture_path(scheduler_power: float = 1.0) -> Any:
     """The library's ``MixtureDiscreteProbPath`` with ``PolynomialConvexScheduler(scheduler_power)``."""
     path = require_extra("flow_matching.path", "flow")
     scheduler = require_extra("flow_matching.path.scheduler", "flow")
-    return path.MixtureDiscreteProbPath(scheduler=scheduler.PolynomialConvexScheduler(n=scheduler_power))
+    return path.MixtureDiscreteProbPath(
+        scheduler=scheduler.PolynomialConvexScheduler(n=scheduler_power)
+    )
 
 
 def seeded(seed: int | None, device: torch.device) -> Any:

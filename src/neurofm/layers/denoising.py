@@ -105,7 +105,13 @@ class AdaptiveConvBlock(nn.Module):
     """
 
     def __init__(
-        self, d_model: int, d_cond: int, kernel_size: int, *, dilation: int = 1, dropout: float = 0.0
+        self,
+        d_model: int,
+        d_cond: int,
+        kernel_size: int,
+        *,
+        dilation: int = 1,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if kernel_size % 2 == 0:

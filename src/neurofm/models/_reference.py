@@ -27,7 +27,9 @@ def reference_config(config_cls: type[C], config: C | None, who: str, **given: A
     fields = {REFERENCE_NAMES.get(k, k): v for k, v in given.items() if v is not None}
     if config is not None:
         if fields:
-            raise ValueError(f"{who}: pass a config or keyword sizes, not both (got {sorted(fields)})")
+            raise ValueError(
+                f"{who}: pass a config or keyword sizes, not both (got {sorted(fields)})"
+            )
         return config
     if "vocab_size" not in fields:
         raise ValueError(f"{who}: vocab_size is required when no config is given")

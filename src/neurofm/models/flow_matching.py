@@ -202,7 +202,9 @@ class FlowMatchingTransformer(nn.Module):
         loss = None
         if targets is not None:
             # ids (B, T) -> (B T,); target distributions (B, T, V) -> (B T, V) in float32
-            flat = targets.float().flatten(0, 1) if targets.is_floating_point() else targets.flatten()
+            flat = (
+                targets.float().flatten(0, 1) if targets.is_floating_point() else targets.flatten()
+            )
             loss = self.loss_func(logits.float().flatten(0, 1), flat)
         return ModelOutput(logits=logits, loss=loss)
 

@@ -76,9 +76,7 @@ class NTD(nn.Module):
         self.time_embedding = TimestepEmbedding(config.time_embed_dim, d)
         self.channel_embedding = nn.Embedding(config.n_chans, d)
         self.blocks = nn.ModuleList(
-            AdaptiveConvBlock(
-                d, d, config.kernel_size, dilation=2**i, dropout=config.dropout
-            )
+            AdaptiveConvBlock(d, d, config.kernel_size, dilation=2**i, dropout=config.dropout)
             for i in range(config.n_layers)
         )
         self.mixing = nn.ModuleList(

@@ -110,7 +110,9 @@ class DiffusionObjective(Objective):
                 f"{tuple(x0.shape)} {x0.dtype}; remove the tokenizer"
             )
         if x0.shape[-1] < 2:
-            raise ValueError(f"objective 'diffusion' needs windows of >= 2 samples, got {x0.shape[-1]}")
+            raise ValueError(
+                f"objective 'diffusion' needs windows of >= 2 samples, got {x0.shape[-1]}"
+            )
         x0 = x0.float()
         cfg = self.config
         t = torch.randint(0, cfg.n_train_steps, (x0.shape[0],), device=x0.device)
