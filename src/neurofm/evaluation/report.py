@@ -357,8 +357,9 @@ def _generative_parts(report: dict[str, Any], out: Path) -> tuple[list[str], lis
     fig = _figure()
     ax = fig.add_subplot()
     ax.plot([int(k) for k in curve], list(curve.values()), marker="o", label="model")
-    for name in ("last_value", "linear_ar"):
-        ax.axhline(report["forecast_by_imputation_mse"][name], linestyle="--", label=name)
+    for i, name in enumerate(("last_value", "linear_ar")):
+        mse = report["forecast_by_imputation_mse"][name]
+        ax.axhline(mse, linestyle="--", color=f"C{i + 1}", label=name)
     ax.set_xscale("log")
     ax.set_xlabel("sampling steps (network calls)")
     ax.set_ylabel("forecast MSE by imputation")
