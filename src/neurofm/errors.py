@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class NeuroFMError(Exception):
     """Base class of every error neurofm raises on purpose."""
@@ -100,3 +102,19 @@ class UnsafePathError(NeuroFMError, ValueError):
 
 class FolderLockedError(NeuroFMError, RuntimeError):
     """Another neurofm process is writing the same output folder."""
+
+
+def require_extra(module: str, extra: str) -> Any:
+    """Import the optional dependency ``module``, or raise an ImportError naming the extra.
+
+    Heavy or optional libraries (``flow_matching``, ``diffusers``) are imported only where they
+    are used, so that ``import neurofm`` stays light.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(
+            f"{module} is needed here and is not installed: pip install 'neurofm[{extra}]'"
+        ) from error

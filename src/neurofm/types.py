@@ -248,15 +248,16 @@ OUTPUT_KINDS = {
     "logits": "ModelOutput.logits over a vocabulary, (..., T, V) aligned with the input",
     "prediction": "ModelOutput.prediction, continuous, shaped like the input; optional "
     "extras['log_variance'] for a Gaussian",
-    "noise": "ModelOutput.prediction of the noise (or velocity) of a diffusion / flow step",
+    "noise": "ModelOutput.prediction of the noise (or velocity) of a diffusion / flow step, "
+    "shaped like the input; the model is called as model(t, x_t)",
     "latents": "ModelOutput.extras['latents'] (B, T', D)",
     "class_logits": "ModelOutput.logits (B, n_classes)",
     "text": "ModelOutput.logits over a text vocabulary (B, L, V)",
 }
 SAMPLING_KINDS = {
     "autoregressive": "one step at a time, each conditioned on the steps before",
-    "diffusion": "iterative denoising from noise",
-    "flow": "integrating a learned flow from noise",
+    "diffusion": "iterative denoising from noise; the model is called as model(t, x_t)",
+    "flow": "integrating a learned flow from noise; the model is called as model(t, x_t)",
     "next_band": "coarse-to-fine over frequency bands",
     "none": "the model does not generate",
 }
@@ -364,6 +365,12 @@ class ModelOutput:
     aux_losses: dict[str, Any] = field(default_factory=dict)
     past: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Any:
+        """Unpack as ``logits, loss = model(...)`` (the reference models' tuple): the logits, or
+        the prediction of a model without logits, then the loss."""
+        yield self.prediction if self.logits is None else self.logits
+        yield self.loss
 
 
 @dataclass

@@ -83,7 +83,21 @@ INPUTS: dict[str, Callable[[nn.Module, torch.Generator], Tensor]] = {
 }
 # Where time runs in each input kind and in each output kind.
 INPUT_TIME_AXIS = {"channel_codes": -1, "token_sequence": -1, "signal": -1, "band_stack": -1}
-OUTPUT_TIME_AXIS = {"logits": -2, "prediction": -1}
+OUTPUT_TIME_AXIS = {"logits": -2, "prediction": -1, "noise": -1}
+
+# Denoisers (spec sampling "diffusion" / "flow") are called as model(t, x_t): the timestep of
+# each sampling kind the contract tests pass.
+TIMESTEPS: dict[str, Callable[[int], Tensor]] = {
+    "flow": lambda b: torch.full((b,), 0.5),
+    "diffusion": lambda b: torch.full((b,), 3, dtype=torch.long),
+}
+
+
+def call_model(model: nn.Module, spec: ModelSpec, x: Tensor, context: dict):
+    """``model(x, **context)``, or ``model(t, x, **context)`` for a denoiser."""
+    if spec.sampling in TIMESTEPS:
+        return model(TIMESTEPS[spec.sampling](x.shape[0]), x, **context)
+    return model(x, **context)
 
 
 # --- context, one builder per field: (model, x, generator) -> tensor --------------------------
@@ -133,12 +147,13 @@ def build_inputs(model: nn.Module, spec: ModelSpec, seed: int = 1) -> tuple[Tens
 
 def _next_token_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
     vocab = model.config.vocab_size
+    objective = {"name": "discrete_flow" if spec.sampling == "flow" else "next_token"}
     if spec.inputs == "token_sequence":  # each channel one sequence
         codes = real_eeg_codes(vocab, n_chans=2, n_times=96)
     else:
         codes = torch.stack([real_eeg_codes(vocab, start=s) for s in (1600, 3200)])
     gen = torch.Generator().manual_seed(0)
-    return {"name": "next_token"}, Batch(x=codes, context=_batch_context(model, spec, codes, gen))
+    return objective, Batch(x=codes, context=_batch_context(model, spec, codes, gen))
 
 
 def _forecast_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
@@ -149,6 +164,12 @@ def _forecast_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
     return {"name": "forecast", "loss": loss}, Batch(
         x=x, context=_batch_context(model, spec, x, gen)
     )
+
+
+def _denoising_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
+    n_chans = model.config.n_chans
+    x = torch.from_numpy(np.stack([real_eeg(n_chans, 64, s) for s in (1600, 3200)])).float()
+    return {"name": "diffusion", "preset": "tiny"}, Batch(x=x)
 
 
 def _classification_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
@@ -192,6 +213,7 @@ def _batch_context(model: nn.Module, spec: ModelSpec, x: Tensor, gen: torch.Gene
 LEARNING: dict[str, Callable[[nn.Module, ModelSpec], tuple[dict, Batch]]] = {
     "logits": _next_token_batch,
     "prediction": _forecast_batch,
+    "noise": _denoising_batch,
     "class_logits": _classification_batch,
 }
 LEARNING_BY_INPUT: dict[str, Callable[[nn.Module, ModelSpec], tuple[dict, Batch]]] = {

@@ -20,6 +20,7 @@ from model_cases import (
     LEARNING_BY_INPUT,
     OUTPUT_TIME_AXIS,
     build_inputs,
+    call_model,
 )
 from safetensors.torch import load_file, save_file
 
@@ -83,12 +84,12 @@ def test_forward_backward_finite_and_every_parameter_learns(name):
     model = _build(name).train()
     spec = model_spec(model)
     x, context = build_inputs(model, spec)
-    out = model(x, **context)
+    out = call_model(model, spec, x, context)
     value = _value(out, spec)
     assert value.shape[0] == x.shape[0] and torch.isfinite(value).all()
     if spec.outputs == "logits":
         assert value.shape[:-1] == x.shape, f"logits {tuple(value.shape)} for x {tuple(x.shape)}"
-    if spec.outputs == "prediction":
+    if spec.outputs in ("prediction", "noise"):
         assert value.shape == x.shape
         if spec.variance:
             assert out.extras["log_variance"].shape == x.shape
@@ -116,7 +117,10 @@ def test_safetensors_round_trip_gives_identical_output(name, tmp_path):
     other = _build(name, seed=123).eval()
     other.load_state_dict(load_file(str(path)))
     with torch.no_grad():
-        assert torch.equal(_value(model(x, **context), spec), _value(other(x, **context), spec))
+        assert torch.equal(
+            _value(call_model(model, spec, x, context), spec),
+            _value(call_model(other, spec, x, context), spec),
+        )
 
 
 @pytest.mark.parametrize("name", CAUSAL)

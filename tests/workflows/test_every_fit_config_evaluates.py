@@ -55,6 +55,9 @@ EVALUATION = {
     "realism_reference_splits": "2",
     "realism_seconds": "1.0",
     "n_permutations": "20",
+    "rollout_samples": "2",
+    "denoising_steps": "[2, 3]",
+    "bound_steps": "4",
 }
 # the report's task for each (inputs, outputs) of a model spec
 TASKS = {
@@ -64,6 +67,8 @@ TASKS = {
     ("signal", "class_logits"): "decoding",
     ("band_stack", "prediction"): "next_band",
     ("channel_codes", "class_logits"): "decoding",
+    ("token_sequence", "logits", "flow"): "generative",
+    ("signal", "noise", "diffusion"): "generative",
 }
 
 
@@ -125,6 +130,7 @@ def test_fit_config_run_evaluates(path, prepared, tmp_path, capsys):
     spec = model_spec(from_pretrained(run / "model"))
     assert code == 0, capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
-    assert report["task"] == TASKS[(spec.inputs, spec.outputs)]
+    task = TASKS.get((spec.inputs, spec.outputs, spec.sampling))
+    assert report["task"] == (task or TASKS[(spec.inputs, spec.outputs)])
     assert report["model"] == config["model"]["name"]
     assert (out / "report.html").is_file()

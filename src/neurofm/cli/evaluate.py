@@ -66,6 +66,19 @@ def evaluate(
             )
         print(f"rollout: {result.report['rollout']}")
         print(f"plot: {result.report['plot']}")
+    if result.report["task"] == "generative":
+        report = result.report
+        mse = ", ".join(f"{k} {v:.4g}" for k, v in report["forecast_by_imputation_mse"].items())
+        print(f"{config.split}: forecast MSE by imputation: {mse}")
+        steps = ", ".join(f"{k}: {v:.4g}" for k, v in report["mse_against_steps"].items())
+        print(f"model MSE against sampling steps: {steps}")
+        bits = report.get("bits_per_channel_sample")
+        print(
+            f"bits per channel-sample (variational bound): {bits:.3f}"
+            if bits is not None
+            else f"bits not available: {report['bits_unavailable']}"
+        )
+        print(f"report: {report['out_dir']}/report.html")
         return
     from neurofm.evaluation.report import bits_lines, bits_summary
 

@@ -57,6 +57,9 @@ class EvaluateConfig:
     realism_seconds: float = 2.0  # length of compared windows; >= 2 s gives 0.5 Hz PSD bins
     realism_permutations: int = 1000  # permutations of each MMD two-sample test
     realism_reference_splits: int = 8  # disjoint real train sets: the real-vs-real spread
+    # denoisers (generative.py): sampling steps of the steps-quality curve; bound steps (diffusion)
+    denoising_steps: list[int] = field(default_factory=lambda: [10, 50, 200])
+    bound_steps: int = 100  # diffusion steps evaluated per window in the variational bound
 
     PRESETS: ClassVar[dict[str, dict]] = {
         "tiny": {
@@ -69,6 +72,8 @@ class EvaluateConfig:
             "realism_windows": 4,
             "realism_permutations": 200,
             "realism_reference_splits": 3,
+            "denoising_steps": [5, 20],
+            "bound_steps": 20,
         },
         # seconds rather than minutes: a few windows, for tests and smoke runs (not for results)
         "smoke": {

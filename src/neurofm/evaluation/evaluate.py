@@ -49,6 +49,7 @@ from neurofm.evaluation.common import (
 )
 from neurofm.evaluation.continuous import evaluate_continuous_run
 from neurofm.evaluation.decoding import evaluate_decoding_run
+from neurofm.evaluation.generative import evaluate_generative_run
 from neurofm.evaluation.linear import RidgeVAR, fit_linear_baselines
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
 from neurofm.evaluation.next_band import evaluate_next_band_run
@@ -477,16 +478,26 @@ def evaluate_code_forecasting_run(
     return result
 
 
-EVALUATIONS: dict[tuple[str, str], Callable[..., EvaluationResult]] = {
+EVALUATIONS: dict[tuple[str, ...], Callable[..., EvaluationResult]] = {
     ("channel_codes", "logits"): evaluate_code_forecasting_run,
     ("token_sequence", "logits"): evaluate_code_forecasting_run,
     ("signal", "prediction"): evaluate_continuous_run,
     ("signal", "class_logits"): evaluate_decoding_run,
     ("band_stack", "prediction"): evaluate_next_band_run,
     ("channel_codes", "class_logits"): evaluate_code_decoding_run,
+    ("token_sequence", "logits", "flow"): evaluate_generative_run,
+    ("signal", "noise", "diffusion"): evaluate_generative_run,
 }
-"""The evaluation of a run by its model spec's ``(inputs, outputs)``: each takes the loaded run
-and ``config``, ``out_dir``, ``checkpoint`` keywords, and writes the report."""
+"""The evaluation of a run by its model spec's ``(inputs, outputs, sampling)``, else its
+``(inputs, outputs)``: each takes the loaded run and ``config``, ``out_dir``, ``checkpoint``
+keywords, and writes the report. Denoisers (sampling ``flow`` / ``diffusion``) are scored by
+generation, whatever their output kind."""
+
+
+def evaluation_for(spec: ModelSpec) -> Callable[..., EvaluationResult] | None:
+    """The evaluation of :data:`EVALUATIONS` for ``spec`` (the most specific key first)."""
+    found = EVALUATIONS.get((spec.inputs, spec.outputs, spec.sampling))
+    return found if found is not None else EVALUATIONS.get((spec.inputs, spec.outputs))
 
 
 def evaluate_run(
@@ -511,10 +522,13 @@ def evaluate_run(
     cfg = config or EvaluateConfig()
     run = load_run(run_dir, checkpoint=checkpoint)
     spec = model_spec(run.model)
-    evaluation = EVALUATIONS.get((spec.inputs, spec.outputs))
+    evaluation = evaluation_for(spec)
     if evaluation is None:
         name = run.config.get("model", {}).get("name", type(run.model).__name__)
-        known = "; ".join(f"inputs={i!r}, outputs={o!r}" for i, o in EVALUATIONS)
+        known = "; ".join(
+            ", ".join(f"{k}={v!r}" for k, v in zip(("inputs", "outputs", "sampling"), key))
+            for key in EVALUATIONS
+        )
         raise ConfigError(
             f"{run_dir}: no evaluation for model {name!r} with spec {spec}; "
             f"neurofm evaluate scores models with {known}"

@@ -18,7 +18,7 @@ from typing import Any
 from neurofm.evaluation import plots
 from neurofm.fileio import atomic_open, write_json_atomic
 
-TASKS = ("forecasting", "continuous_forecasting", "decoding")
+TASKS = ("forecasting", "continuous_forecasting", "decoding", "generative")
 """The kinds of report :func:`write_report` writes."""
 
 ONE_STEP_ROWS = [
@@ -349,6 +349,44 @@ STYLE = (
 )
 
 
+def _generative_parts(report: dict[str, Any], out: Path) -> tuple[list[str], list[str]]:
+    """The steps-quality plot and the tables of a denoiser's report."""
+    from neurofm.evaluation.plots import _figure, _save
+
+    curve = report["mse_against_steps"]
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot([int(k) for k in curve], list(curve.values()), marker="o", label="model")
+    for i, name in enumerate(("last_value", "linear_ar")):
+        mse = report["forecast_by_imputation_mse"][name]
+        ax.axhline(mse, linestyle="--", color=f"C{i + 1}", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("sampling steps (network calls)")
+    ax.set_ylabel("forecast MSE by imputation")
+    ax.legend()
+    _save(fig, out / "steps_quality.png")
+    mse = report["forecast_by_imputation_mse"]
+    rows = [(name, [value]) for name, value in mse.items()]
+    sections = [
+        _table("Forecasting by imputation (MSE, second half of each window)", ["MSE"], rows)
+    ]
+    realism = report["realism_log_psd_distance"]
+    sections.append(
+        _table(
+            "Realism (mean |log10 PSD| distance to held-out)",
+            ["distance"],
+            [(k, [v]) for k, v in realism.items()],
+        )
+    )
+    bits = report.get("bits_per_channel_sample")
+    sections.append(
+        _table("Bits per channel-sample", ["bits"], [("variational bound", [bits])])
+        if bits is not None
+        else f"<p>{html.escape(report.get('bits_unavailable', ''))}</p>"
+    )
+    return ["steps_quality.png"], sections
+
+
 def write_report(
     report: dict[str, Any], arrays: dict[str, Any], out_dir: str | Path
 ) -> dict[str, Path]:
@@ -379,6 +417,8 @@ def write_report(
     if task == "decoding":
         images = _decoding_plots(report, out)
         sections = _decoding_sections(report)
+    elif task == "generative":
+        images, sections = _generative_parts(report, out)
     else:
         images = _forecasting_plots(report, arrays, out)
         sections = (

@@ -1,5 +1,7 @@
 """Sampling from trained models: settings shared by every sampler, autoregressive generation
-with a key/value cache, and writing generated signals (``export``)."""
+with a key/value cache, writing generated signals (``export``), and the denoisers' samplers
+(``flow``: discrete flow matching; ``diffusion``: DDPM / DDIM), imported from their modules
+because their libraries are optional."""
 
 from neurofm.generation.autoregressive import (
     GenerationResult,

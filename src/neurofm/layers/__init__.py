@@ -16,6 +16,8 @@
 - :class:`MixtureSoftmaxHead` (a mixture of softmaxes over a vocabulary)
 - :class:`PositionGrid` (channels on a sensor grid from their positions)
 - :class:`OscillatorSSM` (damped-oscillator state-space layer), :class:`OscillatorBlock`
+- :class:`TimestepEmbedding` (sinusoid + MLP), :class:`MaskedConv1d` (partial convolution over
+  observed samples), :class:`AdaptiveConvBlock` (residual conv block with FiLM conditioning)
 - :func:`init_gpt2` (GPT-2 initialisation with scaled residual projections)
 """
 
@@ -30,6 +32,12 @@ from neurofm.layers.conv import (
     DilatedResidualBlock,
     receptive_field,
 )
+from neurofm.layers.denoising import (
+    AdaptiveConvBlock,
+    MaskedConv1d,
+    TimestepEmbedding,
+    sinusoidal_embedding,
+)
 from neurofm.layers.embeddings import ChannelTokenEmbedding, ContextEmbedding, check_ids
 from neurofm.layers.grid import PositionGrid
 from neurofm.layers.heads import MixtureSoftmaxHead
@@ -43,6 +51,10 @@ from neurofm.layers.ssm import OscillatorBlock, OscillatorSSM
 
 __all__ = [
     "ACTIVATIONS",
+    "AdaptiveConvBlock",
+    "MaskedConv1d",
+    "TimestepEmbedding",
+    "sinusoidal_embedding",
     "CONV_ACTIVATIONS",
     "MLP",
     "MixtureSoftmaxHead",

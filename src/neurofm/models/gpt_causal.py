@@ -9,14 +9,19 @@ models:
 
 Deviations from the reference description:
 
-- argument names follow neurofm (``d_model``, ``n_layers``, ``n_heads``) instead of
-  ``n_embd``/``n_layer``/``n_head``; the loss is always cross-entropy (no ``loss_func`` argument);
-- ``forward`` returns a ``ModelOutput`` (``logits``, ``loss``, ``past``) instead of a tuple;
+- config names follow neurofm (``d_model``, ``n_layers``, ``n_heads``); the reference's keywords
+  (``GPTCausal(vocab_size=..., n_embd=..., n_layer=..., n_head=..., dropout=...,
+  max_seq_len=...)``) build the same model, and ``loss_func`` replaces the cross-entropy;
+- ``forward`` returns a ``ModelOutput`` (``logits``, ``loss``, ``past``), which unpacks as the
+  reference's tuple: ``logits, loss = model(tokens, targets=targets)``;
+- the ``base`` preset has the reference's default sizes (768 wide, 12 layers, 12 heads, 2048
+  positions) over neurofm's 256 mu-law codes;
 - incremental decoding with a per-layer ``KVCache`` (``past`` / ``use_cache``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -27,6 +32,7 @@ from torch import Tensor, nn
 from neurofm.checks import divides, even_head_size, fraction, positive
 from neurofm.generation import SamplingConfig, generate
 from neurofm.layers import KVCache, RMSNorm, TransformerBlock, init_gpt2
+from neurofm.models._reference import reference_config
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput, ModelSpec
 
@@ -73,12 +79,38 @@ class GPTCausal(nn.Module):
 
     Parameters
     ----------
-    config : GPTCausalConfig
+    config : GPTCausalConfig, optional
+        The configuration; or give the reference's keywords instead (``vocab_size`` required).
+    loss_func : callable, optional
+        ``loss_func(logits (N, V), targets (N,))`` giving ``loss``; default ``F.cross_entropy``.
     """
 
-    def __init__(self, config: GPTCausalConfig) -> None:
+    def __init__(
+        self,
+        config: GPTCausalConfig | None = None,
+        *,
+        vocab_size: int | None = None,
+        n_embd: int | None = None,
+        n_layer: int | None = None,
+        n_head: int | None = None,
+        dropout: float | None = None,
+        max_seq_len: int | None = None,
+        loss_func: Callable[[Tensor, Tensor], Tensor] | None = None,
+    ) -> None:
         super().__init__()
+        config = reference_config(
+            GPTCausalConfig,
+            config,
+            "GPTCausal",
+            vocab_size=vocab_size,
+            n_embd=n_embd,
+            n_layer=n_layer,
+            n_head=n_head,
+            dropout=dropout,
+            max_seq_len=max_seq_len,
+        )
         self.config = config
+        self.loss_func = loss_func or F.cross_entropy
         self.max_seq_len = config.max_seq_len
         self.embedding = nn.Embedding(config.vocab_size, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
@@ -123,6 +155,7 @@ class GPTCausal(nn.Module):
         -------
         ModelOutput
             ``logits`` (B, T, V) where position t predicts token t+1; ``loss``; ``past``.
+            Unpacks as ``logits, loss``.
         """
         if tokens.dim() != 2 or tokens.dtype.is_floating_point:
             raise ValueError(
@@ -143,7 +176,7 @@ class GPTCausal(nn.Module):
         logits = self.head(self.norm(h))
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+            loss = self.loss_func(logits.float().flatten(0, 1), targets.flatten())
         return ModelOutput(logits=logits, loss=loss, past=past if use_cache else None)
 
     @torch.no_grad()

@@ -12,6 +12,9 @@ from neurofm.registry import model_spec
 from neurofm.types import ModelOutput, ModelSpec
 
 LN2 = math.log(2.0)
+DENOISING = ("diffusion", "flow")
+"""Sampling kinds of denoisers: models called as ``model(t, x_t)``, trained by denoising
+objectives only."""
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Objective(nn.Module):
     name: str = ""
     input_kinds: tuple[str, ...] = ()
     output_kinds: tuple[str, ...] = ()
+    sampling_kinds: tuple[str, ...] = ()  # denoising objectives: the denoisers they train
 
     @classmethod
     def problems_with(cls, spec: ModelSpec) -> list[str]:
@@ -66,6 +70,16 @@ class Objective(nn.Module):
             problems.append(
                 f"objective {cls.name!r} needs outputs {' or '.join(cls.output_kinds)}, "
                 f"the model gives {spec.outputs}"
+            )
+        if cls.sampling_kinds and spec.sampling not in cls.sampling_kinds:
+            problems.append(
+                f"objective {cls.name!r} trains denoisers (sampling "
+                f"{' or '.join(cls.sampling_kinds)}), the model's sampling is {spec.sampling!r}"
+            )
+        if not cls.sampling_kinds and spec.sampling in DENOISING:
+            problems.append(
+                f"objective {cls.name!r} does not train denoisers; the model's sampling is "
+                f"{spec.sampling!r} (train it with a denoising objective)"
             )
         return problems
 

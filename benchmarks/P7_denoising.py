@@ -1,0 +1,106 @@
+"""P7: diffusion / flow sampling against the bare network called N times.
+
+For N in 50 / 200 / 1000 steps (smoke: 10 / 50 / 200), ours is a full sampler call: DDPM and
+DDIM (``diffusers`` schedulers driven by :func:`neurofm.generation.diffusion.sample_diffusion`)
+over NTD, and the discrete Euler solver of ``flow_matching``
+(:func:`neurofm.generation.flow.sample_flow`) over the flow-matching transformer. The peer is the
+same network called N times on the same input shapes in a plain loop under ``no_grad`` (no
+scheduler, no sampling): the floor every sampler pays. ``overhead`` is our time / the peer's
+minus 1 (target <= 10%); ``time_per_step`` across N shows whether time is linear in N. Ours and
+the peer run interleaved, 5 repetitions after a warm-up, one thread, seeded inputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from benchmarks._common import check_size, interleaved, median, versions, write_result
+
+from neurofm.registry import MODELS, create
+
+SIZES = {"smoke": (10, 50, 200), "full": (50, 200, 1000)}
+NTD_SHAPE = (4, 16, 160)  # windows, channels, samples
+FLOW_SHAPE = (4, 256)  # windows, tokens
+
+
+def _ntd_case(n_steps: int, sampler: str) -> dict:
+    from neurofm.generation.diffusion import NoiseSchedule, sample_diffusion
+
+    torch.manual_seed(0)
+    model = create(MODELS, {"name": "ntd", "preset": "small", "n_chans": NTD_SHAPE[1]}).eval()
+    schedule = NoiseSchedule(n_train_steps=max(1000, n_steps))
+    x = torch.randn(NTD_SHAPE)
+    steps = torch.full((NTD_SHAPE[0],), 10)
+
+    def ours() -> None:
+        sample_diffusion(
+            model, NTD_SHAPE, n_steps=n_steps, schedule=schedule, sampler=sampler, seed=0
+        )
+
+    @torch.no_grad()
+    def peer() -> None:
+        for _ in range(n_steps):
+            model(steps, x)
+
+    return {"ours": ours, "peer": peer}
+
+
+def _flow_case(n_steps: int) -> dict:
+    from neurofm.generation.flow import sample_flow
+
+    torch.manual_seed(0)
+    model = create(MODELS, {"name": "flow_matching", "preset": "small", "max_seq_len": 512}).eval()
+    vocab = model.config.vocab_size
+    ids = torch.randint(0, vocab, FLOW_SHAPE)
+    t = torch.full((FLOW_SHAPE[0],), 0.5)
+
+    def ours() -> None:
+        sample_flow(model, FLOW_SHAPE, n_steps=n_steps, vocab_size=vocab, seed=0)
+
+    @torch.no_grad()
+    def peer() -> None:
+        for _ in range(n_steps):
+            model(t, ids)
+
+    return {"ours": ours, "peer": peer}
+
+
+def run(size: str) -> dict:
+    """Time the samplers against the bare network loop; write ``results/P7.json``."""
+    torch.set_num_threads(1)
+    counts = SIZES[check_size(size)]
+    cases = {}
+    for name, make in (
+        ("ddpm_ntd", lambda n: _ntd_case(n, "ddpm")),
+        ("ddim_ntd", lambda n: _ntd_case(n, "ddim")),
+        ("euler_flow_matching", _flow_case),
+    ):
+        rows = {}
+        for n in counts:
+            times = interleaved(make(n), reps=5, warmup=1)
+            ours, peer = median(times["ours"]), median(times["peer"])
+            rows[str(n)] = {
+                "ours_s": ours,
+                "peer_s": peer,
+                "overhead": ours / peer - 1.0,
+                "ours_time_per_step_s": ours / n,
+            }
+        cases[name] = rows
+    worst = max(r["overhead"] for rows in cases.values() for r in rows.values())
+    largest = str(counts[-1])
+    result = {
+        "what": "denoising samplers (DDPM, DDIM over NTD; discrete Euler over the flow-matching "
+        "transformer) vs the bare network called N times",
+        "size": size,
+        "ours": cases["ddpm_ntd"][largest]["ours_s"],
+        "peer": cases["ddpm_ntd"][largest]["peer_s"],
+        "unit": f"s per sampling call of {largest} steps (median of 5, DDPM headline)",
+        "speedup": cases["ddpm_ntd"][largest]["peer_s"] / cases["ddpm_ntd"][largest]["ours_s"],
+        "target": 1 / 1.10,
+        "worst_overhead": worst,
+        "cases": cases,
+        "shapes": {"ntd": list(NTD_SHAPE), "flow_matching": list(FLOW_SHAPE)},
+        "threads": torch.get_num_threads(),
+        "versions": versions("diffusers", "flow-matching"),
+    }
+    write_result("P7", result)
+    return result
