@@ -212,6 +212,8 @@ LEARNING: dict[str, Callable[[nn.Module, ModelSpec], tuple[dict, Batch]]] = {
     "prediction": _forecast_batch,
     "class_logits": _classification_batch,
 }
+
+
 def _binned_counts_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
     n_units = model.config.n_units
     x = torch.stack([real_eeg_counts(n_units, 32, s) for s in (1600, 3200)])

@@ -152,9 +152,7 @@ class MultiRateMamba(nn.Module):
             raise ValueError(f"MultiRateMamba: fusion={fusion!r}; allowed: {', '.join(FUSIONS)}")
         self.rates, self.fusion = tuple(rates), fusion
         self.streams = nn.ModuleList(
-            MambaStack(
-                d_model, n_layers, d_state=d_state, d_conv=d_conv, expand=expand, scan=scan
-            )
+            MambaStack(d_model, n_layers, d_state=d_state, d_conv=d_conv, expand=expand, scan=scan)
             for _ in rates
         )
         self.fuse = None

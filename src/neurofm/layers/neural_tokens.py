@@ -107,8 +107,7 @@ class SpikeEventEmbedding(nn.Module):
         )
         if (self.waveform is None) != (waveforms is None):
             raise ValueError(
-                "SpikeEventEmbedding: waveforms must be given exactly when "
-                "n_waveform_features > 0"
+                "SpikeEventEmbedding: waveforms must be given exactly when n_waveform_features > 0"
             )
         if self.waveform is not None:
             h = h + self.waveform(waveforms)
@@ -256,9 +255,7 @@ class LFPEmbedding(nn.Module):
                 f"LFPEmbedding: expected x (B, {self.n_chans}, T), got {tuple(x.shape)}"
             )
         if x.shape[-1] % self.pool:
-            raise ValueError(
-                f"LFPEmbedding: T={x.shape[-1]} is not a multiple of pool={self.pool}"
-            )
+            raise ValueError(f"LFPEmbedding: T={x.shape[-1]} is not a multiple of pool={self.pool}")
         x = x.to(self.bands.weight.dtype)
         conv = torch.cat([F.gelu(conv(x)) for conv in self.convs], dim=1)  # (B, D, T)
         conv = F.avg_pool1d(conv, self.pool).transpose(1, 2)  # (B, T / pool, D)

@@ -50,7 +50,7 @@ def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
     spec=ModelSpec(inputs="binned_counts", outputs="prediction"),
 )
 class NeuroFMX(nn.Module):
-    """Counts (B, T, n_units) -> log rates (B, T, n_units), behaviour, latents (module doc)."""
+    """Multi-rate Mamba + Perceiver-IO + PopT over binned counts: unit rates, behaviour."""
 
     def __init__(self, config: NeuroFMXConfig) -> None:
         super().__init__()
@@ -88,9 +88,7 @@ class NeuroFMX(nn.Module):
             cfg.d_latent, cfg.n_heads, d_context=cfg.d_latent, dropout=cfg.dropout
         )
         self.rates_head = nn.Linear(cfg.d_latent, cfg.n_units)
-        self.behaviour_head = (
-            nn.Linear(cfg.d_latent, cfg.n_behaviour) if cfg.n_behaviour else None
-        )
+        self.behaviour_head = nn.Linear(cfg.d_latent, cfg.n_behaviour) if cfg.n_behaviour else None
         self.contrastive = (
             nn.Linear(cfg.d_latent, cfg.d_contrastive) if cfg.contrastive_weight else None
         )
