@@ -75,14 +75,32 @@ def _band_stack(model: nn.Module, gen: torch.Generator) -> Tensor:
     return torch.randn(BATCH, cfg.n_stages, cfg.n_chans, N_SAMPLES, generator=gen)
 
 
+def real_eeg_counts(n_units: int, n_times: int, start: int = 1600, seed: int = 0) -> Tensor:
+    """Poisson counts (n_times, n_units) whose log rates follow the shipped EEG sample."""
+    rates = np.exp(real_eeg(n_units, n_times, start)).T
+    return torch.from_numpy(np.random.default_rng(seed).poisson(rates).astype(np.float32))
+
+
+def _binned_counts(model: nn.Module, gen: torch.Generator) -> Tensor:
+    rates = torch.full((BATCH, N_SAMPLES, model.config.n_units), 2.0)
+    return torch.poisson(rates, generator=gen)
+
+
 INPUTS: dict[str, Callable[[nn.Module, torch.Generator], Tensor]] = {
     "channel_codes": _channel_codes,
     "token_sequence": _token_sequence,
     "signal": _signal,
     "band_stack": _band_stack,
+    "binned_counts": _binned_counts,
 }
 # Where time runs in each input kind and in each output kind.
-INPUT_TIME_AXIS = {"channel_codes": -1, "token_sequence": -1, "signal": -1, "band_stack": -1}
+INPUT_TIME_AXIS = {
+    "channel_codes": -1,
+    "token_sequence": -1,
+    "signal": -1,
+    "band_stack": -1,
+    "binned_counts": 1,
+}
 OUTPUT_TIME_AXIS = {"logits": -2, "prediction": -1, "noise": -1}
 
 # Denoisers (spec sampling "diffusion" / "flow") are called as model(t, x_t): the timestep of
@@ -216,7 +234,19 @@ LEARNING: dict[str, Callable[[nn.Module, ModelSpec], tuple[dict, Batch]]] = {
     "noise": _denoising_batch,
     "class_logits": _classification_batch,
 }
+
+
+def _binned_counts_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
+    n_units = model.config.n_units
+    x = torch.stack([real_eeg_counts(n_units, 32, s) for s in (1600, 3200)])
+    gen = torch.Generator().manual_seed(0)
+    # no random unit masking: the same batch every step, so the loss can only fall by learning
+    section = {"name": "multitask", "mask_fraction": 0.0}
+    return section, Batch(x=x, context=_batch_context(model, spec, x, gen))
+
+
 LEARNING_BY_INPUT: dict[str, Callable[[nn.Module, ModelSpec], tuple[dict, Batch]]] = {
     "band_stack": _next_band_batch,
+    "binned_counts": _binned_counts_batch,
 }
 """Input kinds trained by their own objective whatever their output kind."""

@@ -1,0 +1,212 @@
+"""Behaviour decoding on binned spike counts: NeuroFM-X vs ridge / Wiener-filter baselines.
+
+Reads a ``.mat`` file of binned counts with a behaviour variable per bin (``Y<part>`` units,
+``X<part>`` velocity: the monkey reach demo data), trains a ``neurofm_x`` model with the
+multi-task objective (co-smoothing + behaviour + contrastive) on windows of the train part and
+scores hand-velocity R² on every bin of the held-out test part (other trials, recorded later),
+next to ridge regressions fitted on the same train bins: on the current bin, and a Wiener filter
+on the current and ``n_lags - 1`` previous bins. R² intervals are percentiles of a moving-block
+bootstrap over test bins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neurofm.errors import RecordingError
+from neurofm.io import read_recordings
+from neurofm.models.neurofm_x import NeuroFMX, NeuroFMXConfig
+from neurofm.objectives.multitask import MultitaskConfig, MultitaskObjective
+from neurofm.types import Batch
+
+
+@dataclass
+class ReachConfig:
+    """What :func:`reach_decoding` trains and how."""
+
+    bin_size: float = 0.05  # s per bin (the file does not state it)
+    window: int = 32  # bins per training window
+    stride: int = 4  # bins between training window starts
+    steps: int = 400  # optimizer steps
+    batch_size: int = 16  # windows per step
+    lr: float = 2e-3  # AdamW learning rate
+    weight_decay: float = 0.01  # AdamW weight decay
+    seed: int = 0  # seed of the model, windows and masks
+    n_lags: int = 10  # bins of the Wiener filter (current and previous)
+    ridges: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)  # ridge penalties tried
+    n_bootstrap: int = 500  # bootstrap resamples of the test bins
+    block: int = 50  # bins per bootstrap block
+    model: dict[str, Any] = field(
+        default_factory=lambda: {
+            "d_model": 64,
+            "n_layers": 2,
+            "d_state": 8,
+            "rates": (1, 4),
+            "n_latents": 16,
+            "d_latent": 64,
+            "n_fusion_layers": 1,
+            "n_heads": 4,
+            "popt_layers": 1,
+            "d_contrastive": 32,
+            "dropout": 0.1,
+        }
+    )
+    objective: dict[str, Any] = field(
+        default_factory=lambda: {"encoder_weight": 0.5, "behaviour_weight": 1.0}
+    )
+
+
+def r2_score(y: np.ndarray, prediction: np.ndarray) -> float:
+    """Coefficient of determination of ``prediction`` (N, K), averaged over the K columns."""
+    residual = ((y - prediction) ** 2).sum(axis=0)
+    total = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    return float(np.mean(1.0 - residual / total))
+
+
+def block_bootstrap(
+    y: np.ndarray, prediction: np.ndarray, *, n: int, block: int, seed: int
+) -> tuple[float, float]:
+    """95% percentile interval of :func:`r2_score` over moving-block resamples of the rows."""
+    rng = np.random.default_rng(seed)
+    n_rows = y.shape[0]
+    n_blocks = int(np.ceil(n_rows / block))
+    scores = []
+    for _ in range(n):
+        starts = rng.integers(0, n_rows - block + 1, n_blocks)
+        rows = (starts[:, None] + np.arange(block)).reshape(-1)
+        scores.append(r2_score(y[rows], prediction[rows]))
+    low, high = np.percentile(scores, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def lagged(counts: np.ndarray, n_lags: int) -> np.ndarray:
+    """(T, U * n_lags) features: the counts at bins t, t-1, ..., t-n_lags+1 (zeros before 0)."""
+    padded = np.concatenate([np.zeros((n_lags - 1, counts.shape[1])), counts])
+    return np.concatenate(
+        [padded[n_lags - 1 - lag : padded.shape[0] - lag] for lag in range(n_lags)], axis=1
+    )
+
+
+def fit_ridge(
+    features: np.ndarray, y: np.ndarray, ridges: tuple[float, ...]
+) -> tuple[np.ndarray, float]:
+    """Ridge weights (with intercept) on ``features``, penalty chosen on the last 20% of rows."""
+    split = int(0.8 * features.shape[0])
+
+    def solve(x: np.ndarray, target: np.ndarray, ridge: float) -> np.ndarray:
+        x1 = np.concatenate([x, np.ones((x.shape[0], 1))], axis=1)
+        penalty = ridge * np.eye(x1.shape[1])
+        penalty[-1, -1] = 0.0
+        return np.linalg.solve(x1.T @ x1 + penalty, x1.T @ target)
+
+    def predict(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([x, np.ones((x.shape[0], 1))], axis=1) @ weights
+
+    scores = {
+        ridge: r2_score(
+            y[split:], predict(solve(features[:split], y[:split], ridge), features[split:])
+        )
+        for ridge in ridges
+    }
+    best = max(scores, key=scores.get)
+    return solve(features, y, best), best
+
+
+def _load(path: Path, bin_size: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    parts = {rec.meta["part"]: rec for rec in read_recordings(path, bin_size=bin_size)}
+    if not {"tr", "te"} <= set(parts):
+        raise RecordingError(
+            f"needs parts 'tr' and 'te', the file holds {sorted(parts)}", path=str(path)
+        )
+    for name, rec in parts.items():
+        if "velocity" not in rec.meta:
+            raise RecordingError(f"part {name!r} has no velocity variable X{name}", path=str(path))
+    counts = {k: np.asarray(parts[k].data, dtype=np.float64).T for k in ("tr", "te")}  # (T, U)
+    velocity = {k: parts[k].meta["velocity"] for k in ("tr", "te")}
+    return counts, velocity
+
+
+def _predict_model(model: NeuroFMX, counts: np.ndarray, window: int) -> np.ndarray:
+    """Behaviour (T, K) of every bin, from consecutive windows (the last one ends at T)."""
+    n_bins = counts.shape[0]
+    starts = list(range(0, n_bins - window + 1, window))
+    if starts[-1] + window < n_bins:
+        starts.append(n_bins - window)
+    out = np.zeros((n_bins, model.config.n_behaviour))
+    x = torch.from_numpy(np.stack([counts[s : s + window] for s in starts])).float()
+    with torch.no_grad():
+        pred = model.eval()(x).extras["behaviour"].numpy()
+    for start, values in zip(starts, pred):  # later windows overwrite the overlap of the last
+        out[start : start + window] = values
+    return out
+
+
+def reach_decoding(path: str | Path, config: ReachConfig | None = None) -> dict[str, Any]:
+    """Train and score NeuroFM-X and the baselines on the file at ``path``; returns the table."""
+    config = config or ReachConfig()
+    path = Path(path)
+    counts, velocity = _load(path, config.bin_size)
+    if counts["tr"].shape[0] < config.window:
+        raise RecordingError(
+            f"the train part has {counts['tr'].shape[0]} bins, fewer than window={config.window}",
+            path=str(path),
+        )
+    mean, std = velocity["tr"].mean(axis=0), velocity["tr"].std(axis=0)
+    target = {k: (v - mean) / std for k, v in velocity.items()}  # train-standardised
+
+    rows = {}
+    for name, n_lags in (("ridge (bin t)", 1), (f"wiener ({config.n_lags} bins)", config.n_lags)):
+        weights, ridge = fit_ridge(lagged(counts["tr"], n_lags), target["tr"], config.ridges)
+        features = lagged(counts["te"], n_lags)
+        prediction = np.concatenate([features, np.ones((features.shape[0], 1))], axis=1) @ weights
+        rows[name] = (prediction, {"ridge": ridge})
+
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    n_units, n_behaviour = counts["tr"].shape[1], target["tr"].shape[1]
+    model = NeuroFMX(
+        NeuroFMXConfig(n_units=n_units, n_behaviour=n_behaviour, scan="parallel", **config.model)
+    )
+    objective = MultitaskObjective(MultitaskConfig(**config.objective))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    starts = np.arange(0, counts["tr"].shape[0] - config.window + 1, config.stride)
+    x_all = torch.from_numpy(np.stack([counts["tr"][s : s + config.window] for s in starts]))
+    y_all = torch.from_numpy(np.stack([target["tr"][s : s + config.window] for s in starts]))
+    losses = []
+    model.train()
+    for step in range(config.steps):
+        pick = torch.from_numpy(rng.choice(len(starts), config.batch_size, replace=False))
+        for group in optimizer.param_groups:  # cosine decay to 10%
+            group["lr"] = config.lr * (0.55 + 0.45 * np.cos(np.pi * step / config.steps))
+        out = objective(model, Batch(x=x_all[pick].float(), target=y_all[pick].float()))
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        losses.append(float(out.loss.detach()))
+    rows["neurofm_x"] = (
+        _predict_model(model, counts["te"], config.window),
+        {"parameters": model.count_parameters()["total"]},
+    )
+
+    table = {}
+    for name, (prediction, info) in rows.items():
+        low, high = block_bootstrap(
+            target["te"], prediction, n=config.n_bootstrap, block=config.block, seed=config.seed
+        )
+        table[name] = {"r2": r2_score(target["te"], prediction), "r2_ci95": [low, high], **info}
+    return {
+        "file": path.name,
+        "train_bins": int(counts["tr"].shape[0]),
+        "test_bins": int(counts["te"].shape[0]),
+        "n_units": int(n_units),
+        "steps": config.steps,
+        "loss_first_last": [losses[0], losses[-1]],
+        "results": table,
+    }
