@@ -225,7 +225,7 @@ def _band_codes_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
     # a tiny band_rvq tokenizer (the model's stage grid) fitted on windows of real EEG
     n_times = 32
     section = {"name": "band_rvq", "preset": "tiny", "n_times": n_times}
-    section["patch_lengths"] = [n_times // n for n in cfg.stage_tokens]
+    section["stage_tokens"] = list(cfg.stage_tokens)
     section["codebook_size"] = cfg.vocab_size
     tokenizer = create(TOKENIZERS, section)
     tok = tokenizer.config

@@ -23,6 +23,7 @@ CASES: dict[str, tuple[int, int, int]] = {
     "block_causal": (2, 4, 64),
     "bpe": (2, 4, 64),
     "bands": (2, 3, 128),
+    "band_rvq": (2, 4, 32),
     "patch": (2, 3, 64),
 }
 

@@ -34,7 +34,13 @@ class AdaLNBlock(nn.Module):
     """
 
     def __init__(
-        self, d_model: int, n_heads: int, d_cond: int, *, dropout: float = 0.0, gate_init: float = 1e-3
+        self,
+        d_model: int,
+        n_heads: int,
+        d_cond: int,
+        *,
+        dropout: float = 0.0,
+        gate_init: float = 1e-3,
     ) -> None:
         super().__init__()
         self.norm_attn = nn.LayerNorm(d_model, elementwise_affine=False)

@@ -86,7 +86,9 @@ class BandTokensObjective(Objective):
         logits = output.logits
         if logits is None or tuple(logits.shape[:-1]) != tuple(codes.shape):
             got = None if logits is None else tuple(logits.shape)
-            raise ValueError(f"objective 'band_tokens': logits {got} for codes {tuple(codes.shape)}")
+            raise ValueError(
+                f"objective 'band_tokens': logits {got} for codes {tuple(codes.shape)}"
+            )
         stage_tokens = model.config.stage_tokens
         n_stages = len(stage_tokens)
         active = self.active_stages(n_stages)

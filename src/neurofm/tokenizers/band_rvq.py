@@ -7,13 +7,14 @@ quantizes the residual ``level_k - reconstruction of stages < k`` (mostly band `
 the coarser stages got wrong), so the decoded stages add up to the cumulative levels and
 quantization errors of a stage are corrected by the next ones.
 
-Tokens: stage ``k`` cuts its residual (C, T) into ``T / patch_lengths[k]`` patches of all
-channels, each a vector of ``C * patch_lengths[k]`` values quantized by that stage's codebook
+Tokens: stage ``k`` cuts its residual (C, T) into ``stage_tokens[k]`` patches of all channels,
+each a vector of ``C * T / stage_tokens[k]`` values quantized by that stage's codebook
 (``vector_quantize_pytorch.VectorQuantize``: k-means initialisation, then exponential moving
 average updates and dead-code replacement over ``fit_epochs`` passes of the train windows,
 stage after stage). Low bands use long patches (few tokens), high bands short ones, as VAR's
-scales grow. Codes are one flat sequence (B, N), stage by stage (``stage_tokens``), each stage
-with its own ``codebook_size`` codes.
+scales grow. Codes are one flat sequence (B, N), stage by stage, each stage with its own
+``codebook_size`` codes. ``n_chans`` and ``n_times`` may be left to ``fit`` (from the train
+windows); they are saved with the fitted state.
 
 Inputs are band stacks (B, L, C, T) (``data.bands`` of a fit config) or signals (B, C, T) /
 (C, T), whose cumulative bands are computed with ``sfreq``, ``bands`` and ``n_taps``. Signals
@@ -32,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from neurofm import checks
+from neurofm.errors import CheckpointError
 from neurofm.registry import TOKENIZERS
 from neurofm.tokenizers.bands import DEFAULT_BANDS, check_bands, cumulative_frequency_levels
 from neurofm.tokenizers.base import Tokenizer, like_input, to_tensor
@@ -46,9 +48,9 @@ def _default_bands() -> list[list[float]]:
 class BandRVQConfig:
     """Configuration of :class:`BandRVQTokenizer`."""
 
-    n_chans: int = 64  # channels C
-    n_times: int = 320  # window length T (every patch length divides it)
-    patch_lengths: list[int] = field(default_factory=lambda: [64, 32, 16, 8, 4])  # per stage
+    n_chans: int | None = None  # channels C; None: from the fit data
+    n_times: int | None = None  # window length T; None: from the fit data
+    stage_tokens: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32])  # per stage
     codebook_size: int = 512  # codes per stage
     sfreq: float = 160.0  # sampling rate of signal inputs (Hz)
     bands: list[list[float]] = field(default_factory=_default_bands)  # [low, high] Hz per stage
@@ -64,7 +66,7 @@ class BandRVQConfig:
         "tiny": {
             "n_chans": 4,
             "n_times": 32,
-            "patch_lengths": [8, 8, 4],
+            "stage_tokens": [4, 4, 8],
             "codebook_size": 16,
             "sfreq": 100.0,
             "bands": [[1.0, 8.0], [8.0, 20.0], [20.0, 40.0]],
@@ -77,33 +79,42 @@ class BandRVQConfig:
     }
 
     def __post_init__(self) -> None:
-        checks.positive(self, "n_chans", "n_times", "codebook_size", "fit_epochs")
+        checks.optional_positive(self, "n_chans", "n_times")
+        checks.positive(self, "codebook_size", "fit_epochs")
         checks.positive(self, "fit_batch_size", "kmeans_iters", "sfreq")
         checks.fraction(self, "decay")
         checks.non_negative(self, "dead_code_threshold")
-        if len(self.patch_lengths) != len(self.bands):
+        if len(self.stage_tokens) != len(self.bands):
             raise ValueError(
-                f"patch_lengths: one per band ({len(self.bands)}), got {self.patch_lengths}"
+                f"stage_tokens: one count per band ({len(self.bands)}), got {self.stage_tokens}"
             )
-        for p in self.patch_lengths:
-            if p < 1 or self.n_times % p:
-                raise ValueError(
-                    f"patch_lengths: {p} must be >= 1 and divide n_times={self.n_times}"
-                )
-        finest = min(self.patch_lengths)
-        if any(p % finest for p in self.patch_lengths):
+        finest = max(self.stage_tokens)
+        if min(self.stage_tokens) < 1 or any(finest % n for n in self.stage_tokens):
             raise ValueError(
-                f"patch_lengths: each must be a multiple of the shortest ({finest}), got "
-                f"{self.patch_lengths} (the stages' token grids nest)"
+                f"stage_tokens: each >= 1 and dividing the largest ({finest}), got "
+                f"{self.stage_tokens} (the stages' token grids nest)"
             )
+        if self.n_times is not None:
+            self.check_length(self.n_times)
         check_bands(self.bands, self.sfreq)
         if self.n_taps is not None and (self.n_taps < 1 or self.n_taps % 2 == 0):
             raise ValueError(f"n_taps must be a positive odd number, got {self.n_taps}")
 
+    def check_length(self, n_times: int) -> None:
+        """Raise a ValueError unless every stage's token count divides ``n_times``."""
+        bad = [n for n in self.stage_tokens if n_times % n]
+        if bad:
+            raise ValueError(
+                f"stage_tokens: {bad} do not divide the window length {n_times} (patches of "
+                "equal length; nothing is padded)"
+            )
+
     @property
-    def stage_tokens(self) -> list[int]:
-        """Tokens of each stage, ``n_times // patch_lengths[k]``."""
-        return [self.n_times // p for p in self.patch_lengths]
+    def patch_lengths(self) -> list[int]:
+        """Samples per token of each stage, ``n_times // stage_tokens[k]``."""
+        if self.n_times is None:
+            raise ValueError("band_rvq: n_times is set by fit (or the config)")
+        return [self.n_times // n for n in self.stage_tokens]
 
 
 def to_patches(x: Tensor, patch: int) -> Tensor:
@@ -128,21 +139,28 @@ class BandRVQTokenizer(Tokenizer):
 
     def __init__(self, config: BandRVQConfig) -> None:
         super().__init__(config)
+        self.quantizers = nn.ModuleList()
+        if config.n_chans is not None and config.n_times is not None:
+            self._build()
+        self.register_buffer("scale", torch.ones(config.n_chans or 1))
+
+    def _build(self) -> None:
+        """Make one ``VectorQuantize`` per stage (needs ``n_chans`` and ``n_times``)."""
         from vector_quantize_pytorch import VectorQuantize
 
+        cfg = self.config
         self.quantizers = nn.ModuleList(
             VectorQuantize(
-                dim=config.n_chans * p,
-                codebook_size=config.codebook_size,
-                decay=config.decay,
+                dim=cfg.n_chans * p,
+                codebook_size=cfg.codebook_size,
+                decay=cfg.decay,
                 kmeans_init=True,
-                kmeans_iters=config.kmeans_iters,
-                threshold_ema_dead_code=config.dead_code_threshold,
+                kmeans_iters=cfg.kmeans_iters,
+                threshold_ema_dead_code=cfg.dead_code_threshold,
                 commitment_weight=0.0,
             )
-            for p in config.patch_lengths
+            for p in cfg.patch_lengths
         )
-        self.register_buffer("scale", torch.ones(config.n_chans))
 
     @property
     def n_stages(self) -> int:
@@ -154,6 +172,7 @@ class BandRVQTokenizer(Tokenizer):
         return self.config.codebook_size
 
     def codes_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """(B, N) for (B, C, T) signals or (B, L, C, T) stacks; (N,) for one (C, T) signal."""
         n = sum(self.config.stage_tokens)
         return (n,) if len(input_shape) == 2 else (input_shape[0], n)
 
@@ -161,6 +180,17 @@ class BandRVQTokenizer(Tokenizer):
         """Where each stage's tokens sit in the flat code sequence."""
         bounds = np.cumsum([0, *self.config.stage_tokens])
         return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def _set_shape(self, n_chans: int, n_times: int) -> None:
+        """Take ``n_chans`` / ``n_times`` from the fit data where the config leaves them open."""
+        cfg = self.config
+        for name, value in (("n_chans", n_chans), ("n_times", n_times)):
+            given = getattr(cfg, name)
+            if given is not None and given != value:
+                raise ValueError(f"fit data: {name} is {value}, the config says {given}")
+        cfg.check_length(n_times)
+        cfg.n_chans, cfg.n_times = n_chans, n_times
+        self._build()  # fresh codebooks: fitting again starts over
 
     # -- inputs --------------------------------------------------------------------------------
     def _levels_of_signal(self, signal: np.ndarray) -> np.ndarray:
@@ -184,7 +214,8 @@ class BandRVQTokenizer(Tokenizer):
                 f"{name}: expected signals (C, T) / (B, C, T) or band stacks (B, L, C, T), "
                 f"got shape {tuple(t.shape)}"
             )
-        expected = (self.n_stages, cfg.n_chans, cfg.n_times)
+        n_chans, n_times = cfg.n_chans or stacks.shape[2], cfg.n_times or stacks.shape[3]
+        expected = (self.n_stages, n_chans, n_times)
         if tuple(stacks.shape[1:]) != expected:
             raise ValueError(
                 f"{name}: tokenizer 'band_rvq' takes bands (B, L, C, T) = (B, {expected[0]}, "
@@ -207,9 +238,10 @@ class BandRVQTokenizer(Tokenizer):
         """
         stacks = self._fit_stacks(data)
         cfg = self.config
+        self._set_shape(stacks.shape[2], stacks.shape[3])
         std = stacks[:, -1].transpose(0, 1).reshape(cfg.n_chans, -1).std(dim=1)
-        self.scale = torch.where(std > 0, std, torch.ones_like(std)).to(self.scale.device)
-        x = stacks / self.scale.cpu()[:, None]
+        self.scale = torch.where(std > 0, std, torch.ones_like(std))
+        x = stacks / self.scale[:, None]
         recon = torch.zeros_like(x[:, 0])
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(cfg.seed)
@@ -304,12 +336,12 @@ class BandRVQTokenizer(Tokenizer):
 
     def load_state_tensors(self, state: dict[str, Tensor]) -> None:
         """Restore the codebooks and the scale (the quantizers' persistent state only)."""
-        from neurofm.errors import CheckpointError
-
         try:
             self.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise CheckpointError(f"tokenizer 'band_rvq': state tensors do not match: {err}")
+            raise CheckpointError(
+                f"tokenizer 'band_rvq': state tensors do not match: {err}"
+            ) from None
 
 
 def reconstruction_errors(tokenizer: BandRVQTokenizer, stacks: Iterable[Any]) -> list[float]:
