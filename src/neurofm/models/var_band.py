@@ -40,7 +40,7 @@ from neurofm.types import ModelOutput, ModelSpec
 class BandVARConfig:
     """Configuration of :class:`EEGBandVAR` (``stage_tokens`` as the ``band_rvq`` tokenizer's)."""
 
-    stage_tokens: list[int] = field(default_factory=lambda: [5, 10, 20, 40, 80])  # per stage
+    stage_tokens: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32])  # per stage
     vocab_size: int = 512  # codes per stage (the tokenizer's codebook_size)
     d_model: int = 256
     n_heads: int = 8
