@@ -219,8 +219,11 @@ def _next_band_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
 
 
 def _band_codes_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
+    import pytest
+
     from neurofm.registry import TOKENIZERS, create
 
+    pytest.importorskip("vector_quantize_pytorch", reason="band_rvq codes need the vq extra")
     cfg = model.config
     # a tiny band_rvq tokenizer (the model's stage grid) fitted on windows of real EEG
     n_times = 32

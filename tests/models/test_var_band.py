@@ -54,7 +54,9 @@ def test_sampling_stage_by_stage():
     prompt = torch.randint(0, 16, (3, 4))
     drawn = generate_band_tokens(model, prompt=prompt, generator=torch.Generator().manual_seed(0))
     again = generate_band_tokens(model, prompt=prompt, generator=torch.Generator().manual_seed(0))
-    assert drawn.shape == (3, 16) and torch.equal(drawn[:, :4], prompt) and torch.equal(drawn, again)
+    assert (
+        drawn.shape == (3, 16) and torch.equal(drawn[:, :4], prompt) and torch.equal(drawn, again)
+    )
     greedy = generate_band_tokens(model, prompt=prompt, temperature=0.0)
     with torch.no_grad():  # a greedy stage is the argmax given the stages drawn before it
         assert torch.equal(model(greedy).logits.argmax(-1)[:, 4:], greedy[:, 4:])
