@@ -24,7 +24,7 @@ BANDS = [[1.0, 8.0], [8.0, 20.0], [20.0, 40.0]]
 
 def _model(**overrides):
     torch.manual_seed(0)
-    return create(MODELS, {"name": "var_band", "preset": "tiny", **overrides}).eval()
+    return create(MODELS, {"name": "next_band_var", "preset": "tiny", **overrides}).eval()
 
 
 def test_logits_of_a_stage_depend_on_earlier_stages_only():
@@ -102,7 +102,7 @@ def test_residual_quantizer_refines_stage_by_stage(tmp_path):
         tok.encode(stacks[:, :, :, :60])
 
 
-def test_fit_evaluate_generate_var_band_on_the_band_folder(tmp_path):
+def test_fit_evaluate_generate_next_band_var_on_the_band_folder(tmp_path):
     from neurofm.evaluation.common import EvaluateConfig
     from neurofm.evaluation.evaluate import evaluate_run
     from neurofm.training.fit import fit
@@ -113,7 +113,7 @@ def test_fit_evaluate_generate_var_band_on_the_band_folder(tmp_path):
         {
             "data": {"store": str(tmp_path / "data"), "format": "band_npz", "batch_size": 4},
             "tokenizer": {"name": "band_rvq", "preset": "tiny", "bands": BANDS},
-            "model": {"name": "var_band", "preset": "tiny", "n_classes": 0},
+            "model": {"name": "next_band_var", "preset": "tiny", "n_classes": 0},
             "objective": {"name": "band_tokens", "progressive_steps": 2},
             "trainer": {
                 "max_steps": 4,

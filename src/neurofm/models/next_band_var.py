@@ -100,7 +100,7 @@ def block_causal_mask(stage_tokens: list[int]) -> Tensor:
 
 
 @MODELS.register(
-    "var_band",
+    "next_band_var",
     config=BandVARConfig,
     spec=ModelSpec(inputs="band_codes", outputs="logits", sampling="band_tokens"),
 )
@@ -134,11 +134,13 @@ class EEGBandVAR(nn.Module):
             label = torch.full((batch,), null, dtype=torch.long, device=device)
         else:
             if label.shape != (batch,):
-                raise ValueError(f"var_band: label must be ({batch},), got {tuple(label.shape)}")
+                raise ValueError(
+                    f"next_band_var: label must be ({batch},), got {tuple(label.shape)}"
+                )
             label = label.long()
             if ((label < -1) | (label >= null)).any():
                 raise ValueError(
-                    f"var_band: labels must lie in [0, n_classes={null}) (or -1: none), got "
+                    f"next_band_var: labels must lie in [0, n_classes={null}) (or -1: none), got "
                     f"{label.min().item()}..{label.max().item()}"
                 )
             label = torch.where(label < 0, torch.full_like(label, null), label)
@@ -185,13 +187,13 @@ class EEGBandVAR(nn.Module):
         cfg = self.config
         if codes.ndim != 2 or codes.shape[1] != cfg.n_tokens:
             raise ValueError(
-                f"var_band: expected codes (B, {cfg.n_tokens}) (stage_tokens "
+                f"next_band_var: expected codes (B, {cfg.n_tokens}) (stage_tokens "
                 f"{cfg.stage_tokens}), got {tuple(codes.shape)}"
             )
         if codes.is_floating_point():
-            raise ValueError(f"var_band: codes must be integers, got {codes.dtype}")
+            raise ValueError(f"next_band_var: codes must be integers, got {codes.dtype}")
         if codes.numel() and (codes.min() < 0 or codes.max() >= cfg.vocab_size):
-            raise ValueError(f"var_band: codes outside [0, vocab_size={cfg.vocab_size})")
+            raise ValueError(f"next_band_var: codes outside [0, vocab_size={cfg.vocab_size})")
         cond = self.condition(label, codes.shape[0], codes.device)
         h = self.stage_inputs(codes, cond) + self.position + self.stage[self.stages]
         for block in self.blocks:
