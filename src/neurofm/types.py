@@ -240,6 +240,7 @@ INPUT_KINDS = {
     "signal": "float signal (B, C, T)",
     "sensor_grid": "float signal on a sensor grid (B, T, H, W) or codes (B, Q, T, H, W)",
     "band_stack": "cumulative frequency bands (B, n_bands, C, T)",
+    "band_codes": "multi-scale codes of frequency-band stages (B, N), stage after stage",
     "spike_events": "spike events (B, N) with unit ids and times",
     "binned_counts": "binned spike counts (B, T, n_units)",
     "signal_text": "float signal (B, C, T) with text token ids (B, L)",
@@ -259,6 +260,7 @@ SAMPLING_KINDS = {
     "diffusion": "iterative denoising from noise; the model is called as model(t, x_t)",
     "flow": "integrating a learned flow from noise; the model is called as model(t, x_t)",
     "next_band": "coarse-to-fine over frequency bands",
+    "band_tokens": "coarse-to-fine over frequency bands, all tokens of one stage at a time",
     "none": "the model does not generate",
 }
 

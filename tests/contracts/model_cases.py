@@ -86,12 +86,18 @@ def _binned_counts(model: nn.Module, gen: torch.Generator) -> Tensor:
     return torch.poisson(rates, generator=gen)
 
 
+def _band_codes(model: nn.Module, gen: torch.Generator) -> Tensor:
+    cfg = model.config
+    return torch.randint(0, cfg.vocab_size, (BATCH, sum(cfg.stage_tokens)), generator=gen)
+
+
 INPUTS: dict[str, Callable[[nn.Module, torch.Generator], Tensor]] = {
     "channel_codes": _channel_codes,
     "token_sequence": _token_sequence,
     "signal": _signal,
     "band_stack": _band_stack,
     "binned_counts": _binned_counts,
+    "band_codes": _band_codes,
 }
 # Where time runs in each input kind and in each output kind.
 INPUT_TIME_AXIS = {
@@ -100,6 +106,7 @@ INPUT_TIME_AXIS = {
     "signal": -1,
     "band_stack": -1,
     "binned_counts": 1,
+    "band_codes": -1,
 }
 OUTPUT_TIME_AXIS = {"logits": -2, "prediction": -1, "noise": -1}
 
@@ -224,6 +231,29 @@ def _next_band_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
     return section, Batch(x=x, context=_batch_context(model, spec, x, gen))
 
 
+def _band_codes_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
+    import pytest
+
+    from neurofm.registry import TOKENIZERS, create
+
+    pytest.importorskip("vector_quantize_pytorch", reason="band_rvq codes need the vq extra")
+    cfg = model.config
+    # a tiny band_rvq tokenizer (the model's stage grid) fitted on windows of real EEG
+    n_times = 32
+    section = {"name": "band_rvq", "preset": "tiny", "n_times": n_times}
+    section["stage_tokens"] = list(cfg.stage_tokens)
+    section["codebook_size"] = cfg.vocab_size
+    tokenizer = create(TOKENIZERS, section)
+    tok = tokenizer.config
+    signals = np.stack([real_eeg(tok.n_chans, n_times, 800 + 40 * i) for i in range(24)])
+    tokenizer.fit(signals, fitted_on="contract:train")
+    codes = torch.as_tensor(tokenizer.encode(signals[[4, 20]]).codes)
+    label = torch.tensor([0, min(1, max(cfg.n_classes - 1, 0))])
+    section = {"name": "band_tokens", "use_labels": cfg.n_classes > 0}
+    gen = torch.Generator().manual_seed(0)
+    return section, Batch(x=codes, label=label, context=_batch_context(model, spec, codes, gen))
+
+
 def _batch_context(model: nn.Module, spec: ModelSpec, x: Tensor, gen: torch.Generator) -> dict:
     return {name: CONTEXT[name](model, x, gen) for name in spec.context}
 
@@ -248,5 +278,6 @@ def _binned_counts_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch
 LEARNING_BY_INPUT: dict[str, Callable[[nn.Module, ModelSpec], tuple[dict, Batch]]] = {
     "band_stack": _next_band_batch,
     "binned_counts": _binned_counts_batch,
+    "band_codes": _band_codes_batch,
 }
 """Input kinds trained by their own objective whatever their output kind."""

@@ -23,8 +23,11 @@ CASES: dict[str, tuple[int, int, int]] = {
     "block_causal": (2, 4, 64),
     "bpe": (2, 4, 64),
     "bands": (2, 3, 128),
+    "band_rvq": (2, 4, 32),
     "patch": (2, 3, 64),
 }
+# name -> the optional library it needs
+OPTIONAL = {"band_rvq": "vector_quantize_pytorch"}
 
 
 def _data(shape, seed):
@@ -46,6 +49,8 @@ def test_every_registered_tokenizer_has_a_case():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_tokenizer_contract(name, tmp_path):
     shape = CASES[name]
+    if name in OPTIONAL:
+        pytest.importorskip(OPTIONAL[name], reason=f"{name} needs the vq extra")
     tok = create(TOKENIZERS, {"name": name, "preset": "tiny"})
     assert isinstance(tok, Tokenizer) and tok.registry_name == name
     assert tok.fit(_data((4, *shape[1:]), 0), fitted_on="contract:train") is tok

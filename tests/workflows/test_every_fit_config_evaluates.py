@@ -66,6 +66,7 @@ TASKS = {
     ("signal", "prediction"): "continuous_forecasting",
     ("signal", "class_logits"): "decoding",
     ("band_stack", "prediction"): "next_band",
+    ("band_codes", "logits"): "band_tokens",
     ("channel_codes", "class_logits"): "decoding",
     ("token_sequence", "logits", "flow"): "generative",
     ("signal", "noise", "diffusion"): "generative",

@@ -56,6 +56,22 @@ def evaluate(
         )
         print(f"report: {result.report['out_dir']}/report.html")
         return
+    if result.report["task"] == "band_tokens":
+        report = result.report
+        print(f"{config.split}: cross-entropy per stage, nats/token (model | unigram)")
+        for stage, entry in report["one_step_ce"].items():
+            sc = entry["scores"]
+            print(f"  {stage}: {sc['model']['mean']:.4g} | {sc['unigram']['mean']:.4g}")
+        print(f"{config.split}: rollout MSE per stage (rollout | tokenizer floor | no new band)")
+        for stage, entry in report["rollout_mse"].items():
+            sc = entry["scores"]
+            print(
+                f"  {stage}: {sc['rollout']['mean']:.4g} | {sc['reconstruction']['mean']:.4g}"
+                f" | {sc['no_new_band']['mean']:.4g}"
+            )
+        print(f"plot: {report['plot']}")
+        print(f"report: {report['out_dir']}/report.html")
+        return
     if result.report["task"] == "next_band":
         print(f"{config.split}: one-step MSE per stage (model | no new band | ridge)")
         for stage, scores in result.report["one_step"].items():

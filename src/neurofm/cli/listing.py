@@ -15,6 +15,7 @@ SHAPES = {
     "signal": "signal (B, C, T)",
     "sensor_grid": "grid (B, T, H, W)",
     "band_stack": "bands (B, L, C, T)",
+    "band_codes": "band codes (B, N)",
     "spike_events": "spikes (B, N)",
     "binned_counts": "counts (B, T, U)",
     "signal_text": "signal + text",
@@ -34,6 +35,8 @@ def _spec_cells(entry: Any) -> list[str]:
     outputs = SHAPES[spec.outputs] + (" + log-variance" if spec.variance else "")
     if spec.inputs == "band_stack" and spec.outputs == "prediction":
         outputs = "prediction (B, L, C, T)"
+    if spec.inputs == "band_codes" and spec.outputs == "logits":
+        outputs = "logits (B, N, V)"
     return [
         f"{SHAPES[spec.inputs]} -> {outputs}",
         "yes" if spec.causal else "no",

@@ -33,6 +33,7 @@ import torch
 from neurofm.errors import ConfigError
 from neurofm.evaluation import baselines as bl
 from neurofm.evaluation import realism
+from neurofm.evaluation.band_tokens import evaluate_band_tokens_run
 from neurofm.evaluation.code_decoding import evaluate_code_decoding_run
 from neurofm.evaluation.common import (
     EvaluateConfig,
@@ -484,6 +485,7 @@ EVALUATIONS: dict[tuple[str, ...], Callable[..., EvaluationResult]] = {
     ("signal", "prediction"): evaluate_continuous_run,
     ("signal", "class_logits"): evaluate_decoding_run,
     ("band_stack", "prediction"): evaluate_next_band_run,
+    ("band_codes", "logits"): evaluate_band_tokens_run,
     ("channel_codes", "class_logits"): evaluate_code_decoding_run,
     ("token_sequence", "logits", "flow"): evaluate_generative_run,
     ("signal", "noise", "diffusion"): evaluate_generative_run,

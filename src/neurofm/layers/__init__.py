@@ -18,9 +18,12 @@
 - :class:`OscillatorSSM` (damped-oscillator state-space layer), :class:`OscillatorBlock`
 - :class:`TimestepEmbedding` (sinusoid + MLP), :class:`MaskedConv1d` (partial convolution over
   observed samples), :class:`AdaptiveConvBlock` (residual conv block with FiLM conditioning)
+- :class:`AdaLNBlock`, :class:`AdaLNOutput` (transformer block and final norm modulated by a
+  condition vector, DiT / VAR style)
 - :func:`init_gpt2` (GPT-2 initialisation with scaled residual projections)
 """
 
+from neurofm.layers.adaln import AdaLNBlock, AdaLNOutput
 from neurofm.layers.attention import KVCache, MultiHeadAttention, causal_mask
 from neurofm.layers.blocks import TransformerBlock
 from neurofm.layers.channelwise import ChannelCodeInput, ChannelHead, channel_ids_for
@@ -51,6 +54,8 @@ from neurofm.layers.ssm import OscillatorBlock, OscillatorSSM
 
 __all__ = [
     "ACTIVATIONS",
+    "AdaLNBlock",
+    "AdaLNOutput",
     "AdaptiveConvBlock",
     "MaskedConv1d",
     "TimestepEmbedding",

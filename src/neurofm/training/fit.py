@@ -111,7 +111,7 @@ def _tokenizer(
         log.info("fitting tokenizer %r on %d train windows", section["name"], len(windows))
         tokenizer.fit(
             (windows[i]["x"].numpy() for i in range(len(windows))),
-            fitted_on=f"{store.fingerprint or store.root.name}:{data.train_split}",
+            fitted_on=f"{getattr(store, 'fingerprint', None) or store.root.name}:{data.train_split}",
         )
     return tokenizer
 
@@ -126,7 +126,7 @@ def _check_compatible(
     """Data, tokenizer, model and objective fit together: the objective trains the model's
     kind (its spec), channel count and vocabulary size agree, windows fit ``max_seq_len``."""
     problems = [f"objective.name: {p}" for p in objective.problems_with(spec)]
-    codes = spec.inputs in ("channel_codes", "token_sequence")
+    codes = spec.inputs in ("channel_codes", "token_sequence", "band_codes")
     if codes and tokenizer is None:
         problems.append(f"tokenizer: model {cfg.model['name']!r} takes {spec.inputs}; add one")
     if not codes and tokenizer is not None and spec.inputs == "signal":
@@ -146,6 +146,8 @@ def _check_compatible(
     n_chans = int(first.shape[-2])
     if spec.inputs == "band_stack":
         problems += _band_problems(cfg, tuple(first.shape))
+    if spec.inputs == "band_codes" and tokenizer is not None:
+        problems += _band_code_problems(cfg, tokenizer, tuple(first.shape))
     model_chans = cfg.model.get("n_chans")
     if model_chans is not None and model_chans != n_chans:
         problems.append(
@@ -181,6 +183,26 @@ def _band_problems(cfg: FitConfig, shape: tuple[int, ...]) -> list[str]:
         problems.append(f"model.n_stages: {n_stages}, but the data has {shape[0]} bands")
     if n_times is not None and n_times < shape[-1]:
         problems.append(f"model.n_times: {n_times}, but the windows have {shape[-1]} samples")
+    return problems
+
+
+def _band_code_problems(cfg: FitConfig, tokenizer: Tokenizer, shape: tuple[int, ...]) -> list[str]:
+    """A model over band-stage codes gets the stage grid of a band tokenizer."""
+    grid = getattr(tokenizer.config, "stage_tokens", None)
+    if grid is None:
+        return [
+            f"tokenizer: model {cfg.model['name']!r} takes band-stage codes; use name: band_rvq"
+        ]
+    problems = []
+    if len(shape) == 3 and shape[0] != len(grid):
+        problems.append(
+            f"tokenizer.stage_tokens: {len(grid)} stages, the data has {shape[0]} bands"
+        )
+    model_grid = cfg.model.get("stage_tokens")
+    if model_grid is not None and list(model_grid) != list(grid):
+        problems.append(
+            f"model.stage_tokens: {list(model_grid)}, but the tokenizer's are {list(grid)}"
+        )
     return problems
 
 

@@ -84,7 +84,7 @@ def generate_run(
 
     run = load_run(run_dir, checkpoint=checkpoint)
     folder = Path(output) if output is not None else Path(run_dir) / "generated"
-    if model_spec(run.model).sampling == "next_band":
+    if model_spec(run.model).sampling in ("next_band", "band_tokens"):
         from neurofm.workflows.generate_bands import generate_bands_run
 
         split, index, _ = parse_prompt(prompt if ":" in str(prompt) else "test:0")
@@ -95,6 +95,9 @@ def generate_run(
             channel=channel,
             unconditional=unconditional,
             output=folder,
+            seed=seed,
+            temperature=temperature,
+            top_k=top_k,
         )
     if run.tokenizer is None:
         raise ConfigError(f"{run_dir}: the run has no tokenizer; generation continues codes")
