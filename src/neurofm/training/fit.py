@@ -8,7 +8,6 @@ count, vocabulary size).
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import warnings
@@ -18,7 +17,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 
@@ -27,16 +26,16 @@ from neurofm.config import load_yaml, save_yaml
 from neurofm.data.collate import collate
 from neurofm.data.store import PreparedStore
 from neurofm.errors import ConfigError
-from neurofm.fileio import atomic_open
 from neurofm.logging import get_logger
 from neurofm.objectives.base import Objective
 from neurofm.registry import MODELS, OBJECTIVES, TOKENIZERS, create, model_spec
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
 from neurofm.training.callbacks import RNGState, SafeCheckpointIO, StepCheckpoint
-from neurofm.training.checkpoint import latest_checkpoint
+from neurofm.training.checkpoint import latest_checkpoint, verify_checkpoint
 from neurofm.training.config import FitConfig, validate_fit_config
 from neurofm.training.data import build_dataset
 from neurofm.training.datamodule import FitDataModule
+from neurofm.training.metrics_log import AppendingCSVLogger, truncate_metrics
 from neurofm.training.module import FitModule
 from neurofm.training.run_folder import (
     CHECKPOINTS_DIR,
@@ -78,6 +77,7 @@ def _check_resume(cfg: FitConfig, run_dir: Path, resume: bool) -> Path | None:
         return None
     if latest is None:
         raise ConfigError(f"output.dir: {str(run_dir)!r} holds no complete checkpoint to resume")
+    verify_checkpoint(latest)
     saved = load_yaml(run_dir / CONFIG_FILE)
     new = cfg.to_dict()
     changed = [key for key in _FIXED_ON_RESUME if saved.get(key) != new.get(key)]
@@ -184,24 +184,10 @@ def _init_from_data(
     log.info("fit: model initialised from %d train windows: %s", len(indices), summary)
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop rows logged after ``step`` by a run that was killed (they will be logged again)."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-        fields = list(rows[0]) if rows else []
-    kept = [row for row in rows if row.get("step", "") == "" or int(row["step"]) < step]
-    with atomic_open(path, "w") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(kept)
-
-
 def _trainer(cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
     t = cfg.trainer
     loggers: list[Any] = [
-        CSVLogger(
+        AppendingCSVLogger(
             save_dir=run_dir, name="", version="", flush_logs_every_n_steps=t.log_every_n_steps
         )
     ]
@@ -332,16 +318,13 @@ def fit(
         if tokenizer is not None and checkpoint is None:
             tokenizer.save(run_dir / TOKENIZER_DIR)
         if checkpoint is not None:
-            _truncate_metrics(run_dir / METRICS_FILE, checkpoint_step(checkpoint.name))
+            truncate_metrics(run_dir / METRICS_FILE, checkpoint_step(checkpoint.name))
     log.info(
         "fit: run folder %s%s",
         os.fspath(run_dir),
         f", resuming from {checkpoint.name}" if checkpoint else "",
     )
     with warnings.catch_warnings():
-        # The CSV logger appends to metrics.csv (truncated above on resume); its warning about
-        # a non-empty folder does not apply.
-        warnings.filterwarnings("ignore", message="Experiment logs directory")
         # Raised inside Lightning's own tree utilities on recent torch; nothing a user can act on.
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
         trainer.fit(

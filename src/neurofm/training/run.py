@@ -6,7 +6,8 @@ imports Lightning: evaluation, generation and notebooks read runs without the tr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,11 @@ from neurofm.data.windows import WindowDataset
 from neurofm.errors import CheckpointError
 from neurofm.registry import MODELS, create
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
-from neurofm.training.checkpoint import latest_checkpoint, load_weights
+from neurofm.training.checkpoint import (
+    load_weights,
+    newest_verified_checkpoint,
+    verify_checkpoint,
+)
 from neurofm.training.config import DataConfig
 from neurofm.training.data import build_dataset
 from neurofm.training.pretrained import from_pretrained
@@ -28,6 +33,7 @@ from neurofm.training.run_folder import (
     MODEL_DIR,
     TOKENIZER_DIR,
     WEIGHTS_FILE,
+    checkpoint_step,
 )
 
 
@@ -47,6 +53,11 @@ class Run:
         The resolved config the run was trained with.
     store : PreparedStore
         The prepared store the run was trained on.
+    checkpoint : str
+        Where the weights came from: ``"final"`` (``model/``) or the checkpoint folder actually
+        read (``"step-<N>"``; ``"last"`` is resolved to the folder it names or fell back to).
+    warnings : list of str
+        What went wrong on the way (for example an unreadable ``last`` checkpoint passed over).
     """
 
     run_dir: Path
@@ -54,6 +65,8 @@ class Run:
     tokenizer: Tokenizer | None
     config: dict[str, Any]
     store: PreparedStore
+    checkpoint: str = "final"
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def data_config(self) -> DataConfig:
@@ -91,16 +104,32 @@ def load_run(
     if not (run_dir / CONFIG_FILE).is_file():
         raise CheckpointError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
     config = load_yaml(run_dir / CONFIG_FILE)
+    notes: list[str] = []
+    used = "final"
     if checkpoint is None:
         model = from_pretrained(run_dir / MODEL_DIR)
     else:
-        folder = (
-            latest_checkpoint(run_dir / CHECKPOINTS_DIR)
-            if checkpoint == "last"
-            else run_dir / CHECKPOINTS_DIR / checkpoint
-        )
-        if folder is None or not folder.is_dir():
-            raise CheckpointError(f"{run_dir}: no checkpoint {checkpoint!r}")
+        if checkpoint == "last":
+            folder, skipped = newest_verified_checkpoint(run_dir / CHECKPOINTS_DIR)
+            if folder is None:
+                detail = "; ".join(skipped) if skipped else "none was written"
+                raise CheckpointError(f"{run_dir}: no readable checkpoint for 'last' ({detail})")
+            if skipped:
+                notes.append(
+                    f"checkpoint 'last' is unreadable, used {folder.name} instead: "
+                    + "; ".join(skipped)
+                )
+                warnings.warn(notes[-1], stacklevel=2)
+        else:
+            if checkpoint_step(checkpoint) is None:
+                raise CheckpointError(
+                    f"{run_dir}: checkpoint {checkpoint!r} is not 'last' or a 'step-<N>' name"
+                )
+            folder = run_dir / CHECKPOINTS_DIR / checkpoint
+            if not folder.is_dir():
+                raise CheckpointError(f"{run_dir}: no checkpoint {checkpoint!r}")
+            verify_checkpoint(folder)
+        used = folder.name
         model = create(MODELS, config["model"], key="model")
         try:
             model.load_state_dict(load_weights(folder / WEIGHTS_FILE), strict=True)
@@ -113,4 +142,12 @@ def load_run(
         load_tokenizer(run_dir / TOKENIZER_DIR) if config.get("tokenizer") is not None else None
     )
     prepared = PreparedStore.open(store if store is not None else config["data"]["store"])
-    return Run(run_dir=run_dir, model=model, tokenizer=tokenizer, config=config, store=prepared)
+    return Run(
+        run_dir=run_dir,
+        model=model,
+        tokenizer=tokenizer,
+        config=config,
+        store=prepared,
+        checkpoint=used,
+        warnings=notes,
+    )
