@@ -43,7 +43,7 @@ from neurofm.data.prepare_splits import SplitConfig, compute_splits
 from neurofm.data.recording import sha256_file
 from neurofm.data.store import MANIFEST, PreparedStore, StoredRecording
 from neurofm.errors import ConfigError, RecordingError
-from neurofm.fileio import fsync_dir, write_json_atomic
+from neurofm.fileio import check_writable, fsync_dir, write_json_atomic
 from neurofm.io import read_recording
 from neurofm.logging import get_logger
 from neurofm.preprocessing import Pipeline, RobustScaler
@@ -252,6 +252,7 @@ def prepare(
         (unless ``scaler`` is None) ``["scaler"]``.
     """
     cfg = config if isinstance(config, PrepareConfig) else resolve_config(config, source=source)
+    check_writable(cfg.output, what="output")
     pipeline = Pipeline.from_config(cfg.preprocessing, source=source)
     fingerprint = pipeline.fingerprint()
     sources = find_inputs(cfg.inputs)

@@ -504,7 +504,14 @@ def evaluate_run(
     """
     from neurofm.training.run import load_run
 
+    from neurofm.fileio import check_writable
+
     cfg = config or EvaluateConfig()
+    # before the scoring pass: a report folder that cannot be written fails now, not at the end
+    check_writable(
+        Path(out_dir) if out_dir is not None else Path(run_dir) / f"eval-{cfg.split}",
+        what="report folder",
+    )
     run = load_run(run_dir, checkpoint=checkpoint)
     spec = model_spec(run.model)
     evaluation = EVALUATIONS.get((spec.inputs, spec.outputs))

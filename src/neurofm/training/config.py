@@ -4,8 +4,9 @@ A fit config is a YAML mapping with the sections ``data``, ``tokenizer``, ``mode
 ``objective``, ``optim``, ``trainer`` and ``output``. ``model``, ``objective`` and a tokenizer to
 fit name registry entries (``{name: ..., preset: ..., <fields>}``) and are validated by the
 entry's config dataclass; the other sections are the dataclasses below. :func:`validate_fit_config`
-checks every section and raises one :class:`~neurofm.errors.ConfigError` listing every problem,
-each with its key path, before anything is built or trained (reliability test R12).
+checks every section, the rules between sections and the hardware settings
+(:mod:`neurofm.training.preflight`) and raises one :class:`~neurofm.errors.ConfigError` listing
+every problem, each with its key path, before anything is built or trained (R12, R18).
 """
 
 from __future__ import annotations
@@ -261,6 +262,11 @@ def validate_fit_config(raw: dict[str, Any], *, source: str | None = None) -> Fi
         else {}
     )
     tokenizer = _tokenizer_section(raw.get("tokenizer"), problems)
+    from neurofm.training.preflight import cross_section_problems, hardware_problems
+
+    if "trainer" in built:
+        problems.extend(hardware_problems(built["trainer"]))
+    problems.extend(cross_section_problems(built.get("data"), model, objective, tokenizer))
     if problems:
         raise ConfigError(problems, source=source)
     return FitConfig(

@@ -26,6 +26,7 @@ from neurofm.config import load_yaml, save_yaml
 from neurofm.data.collate import collate
 from neurofm.data.store import PreparedStore
 from neurofm.errors import ConfigError
+from neurofm.fileio import check_writable
 from neurofm.logging import get_logger
 from neurofm.objectives.base import Objective
 from neurofm.registry import MODELS, OBJECTIVES, TOKENIZERS, create, model_spec
@@ -37,6 +38,7 @@ from neurofm.training.data import build_dataset
 from neurofm.training.datamodule import FitDataModule
 from neurofm.training.metrics_log import AppendingCSVLogger, truncate_metrics
 from neurofm.training.module import FitModule
+from neurofm.training.preflight import batch_problems
 from neurofm.training.run_folder import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
@@ -124,23 +126,22 @@ def _check_compatible(
 ) -> None:
     """Data, tokenizer, model and objective fit together: the objective trains the model's
     kind (its spec), channel count and vocabulary size agree, windows fit ``max_seq_len``."""
-    problems = [f"objective.name: {p}" for p in objective.problems_with(spec)]
-    codes = spec.inputs in ("channel_codes", "token_sequence")
-    if codes and tokenizer is None:
-        problems.append(f"tokenizer: model {cfg.model['name']!r} takes {spec.inputs}; add one")
-    if not codes and tokenizer is not None and spec.inputs == "signal":
-        problems.append(
-            f"tokenizer: model {cfg.model['name']!r} takes a float signal; remove the tokenizer"
-        )
+    problems: list[str] = []
     n_times = int(datamodule.train_dataset[0]["x"].shape[-1])
-    if (
-        spec.inputs == "channel_codes"
-        and spec.max_seq_len is not None
-        and n_times > spec.max_seq_len
-    ):
-        problems.append(
-            f"data: windows of {n_times} samples exceed the model's max_seq_len={spec.max_seq_len}"
-        )
+    if spec.max_seq_len is not None and spec.inputs in ("channel_codes", "signal"):
+        if n_times > spec.max_seq_len:
+            problems.append(
+                f"data: windows of {n_times} samples exceed the model's "
+                f"max_seq_len={spec.max_seq_len} (model.max_seq_len)"
+            )
+    elif spec.max_seq_len is not None and tokenizer is not None:
+        first = datamodule.train_dataset[0]["x"][None]
+        length = int(tokenizer.encode(first).codes.shape[-1])
+        if length > spec.max_seq_len:
+            problems.append(
+                f"data: windows of {n_times} samples give {length} tokens, more than the "
+                f"model's max_seq_len={spec.max_seq_len} (model.max_seq_len)"
+            )
     n_chans = int(datamodule.train_dataset[0]["x"].shape[0])
     model_chans = cfg.model.get("n_chans")
     if model_chans is not None and model_chans != n_chans:
@@ -297,8 +298,13 @@ def fit(
             "(pip install 'neurofm[tensorboard]'), or set output.tensorboard: false"
         )
     run_dir = Path(cfg.output.dir)
+    check_writable(run_dir, what="output.dir")
     checkpoint = _check_resume(cfg, run_dir, resume)
     store = PreparedStore.open(cfg.data.store)
+    train_windows = build_dataset(store, cfg.data, cfg.data.train_split)
+    early = batch_problems(cfg.trainer, cfg.data, len(train_windows))
+    if early:
+        raise ConfigError(early, source=source)
     pl.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     tokenizer = _tokenizer(cfg, store, run_dir, resuming=checkpoint is not None)
     datamodule = FitDataModule(

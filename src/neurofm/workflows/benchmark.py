@@ -241,7 +241,10 @@ def run_benchmark(
     from neurofm.fileio import write_json_atomic
     from neurofm.registry import unknown_name_message
 
+    from neurofm.fileio import check_writable
+
     output = Path(output)
+    check_writable(output, what="output")
     output.mkdir(parents=True, exist_ok=True)
     if store is None:
         from neurofm.data.recipes import prepare_recipe

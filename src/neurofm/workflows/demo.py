@@ -132,7 +132,10 @@ def run_demo(
     from neurofm.workflows.generate import generate_run
     from neurofm.workflows.inputs import check_inputs
 
+    from neurofm.fileio import check_writable
+
     output = Path(output)
+    check_writable(output, what="output")
     output.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 

@@ -75,8 +75,12 @@ def generate_run(
     from neurofm.data.collate import collate
     from neurofm.generation import SamplingConfig, generate
     from neurofm.registry import model_spec
+    from neurofm.fileio import check_writable
     from neurofm.training.run import load_run
 
+    check_writable(
+        Path(output) if output is not None else Path(run_dir) / "generated", what="output"
+    )
     run = load_run(run_dir, checkpoint=checkpoint)
     if run.tokenizer is None:
         raise ConfigError(f"{run_dir}: the run has no tokenizer; generation continues codes")
