@@ -320,7 +320,14 @@ def fit(
     trainer = _trainer(cfg, run_dir, list(callbacks or []))
     if rank_zero_only.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml({**cfg.to_dict(), "neurofm_version": __version__}, run_dir / CONFIG_FILE)
+        save_yaml(
+            {
+                **cfg.to_dict(),
+                "channels": train_windows.channel_names,
+                "neurofm_version": __version__,
+            },
+            run_dir / CONFIG_FILE,
+        )
         if tokenizer is not None and checkpoint is None:
             tokenizer.save(run_dir / TOKENIZER_DIR)
         if checkpoint is not None:

@@ -14,9 +14,10 @@ from typing import Any
 from torch import nn
 
 from neurofm.config import build_config, load_yaml
+from neurofm.data.channels import match_channels
 from neurofm.data.store import PreparedStore
 from neurofm.data.windows import WindowDataset
-from neurofm.errors import CheckpointError
+from neurofm.errors import ChannelMismatchError, CheckpointError
 from neurofm.registry import MODELS, create
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
 from neurofm.training.checkpoint import (
@@ -70,8 +71,13 @@ class Run:
 
     @property
     def data_config(self) -> DataConfig:
-        """The run's ``data`` section as a DataConfig."""
+        """The run's ``data`` section as a DataConfig.
+
+        When the run recorded its training channels, they are the channels read (by name, in
+        training order), so a store whose channels are reordered gives the same windows."""
         section = {k: v for k, v in self.config["data"].items()}
+        if self.config.get("channels"):
+            section["channels"] = list(self.config["channels"])
         return build_config(
             DataConfig, section, prefix="data", source=str(self.run_dir / CONFIG_FILE)
         )
@@ -79,6 +85,24 @@ class Run:
     def dataset(self, split: str) -> WindowDataset:
         """The windows of ``split`` built exactly as training built them (float signal ``x``)."""
         return build_dataset(self.store, self.data_config, split)
+
+
+def check_store_channels(config: dict[str, Any], store: PreparedStore, run_dir: Path) -> None:
+    """Match every recording of ``store`` against the channels the run was trained on (by name):
+    reordered channels are read in training order; missing or renamed ones raise a
+    ChannelMismatchError listing them (extra ones follow ``data.channel_policy``)."""
+    trained = config.get("channels")
+    if not trained:  # runs written before the training channels were recorded
+        return
+    policy = config.get("data", {}).get("channel_policy", "drop_extra")
+    for rec in store.recordings:
+        try:
+            match_channels(trained, rec.sensors.names, policy=policy)
+        except ChannelMismatchError as err:
+            raise ChannelMismatchError(
+                f"store {str(store.root)!r}, recording {rec.id!r} does not give the channels "
+                f"run {str(run_dir)!r} was trained on: {err}"
+            ) from err
 
 
 def load_run(
@@ -142,6 +166,7 @@ def load_run(
         load_tokenizer(run_dir / TOKENIZER_DIR) if config.get("tokenizer") is not None else None
     )
     prepared = PreparedStore.open(store if store is not None else config["data"]["store"])
+    check_store_channels(config, prepared, run_dir)
     return Run(
         run_dir=run_dir,
         model=model,
