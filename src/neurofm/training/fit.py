@@ -34,7 +34,7 @@ from neurofm.tokenizers.base import Tokenizer, load_tokenizer
 from neurofm.training.callbacks import RNGState, SafeCheckpointIO, StepCheckpoint
 from neurofm.training.checkpoint import latest_checkpoint, verify_checkpoint
 from neurofm.training.config import FitConfig, validate_fit_config
-from neurofm.training.data import build_dataset
+from neurofm.training.data import build_dataset, check_tokenizer_rate
 from neurofm.training.datamodule import FitDataModule
 from neurofm.training.metrics_log import AppendingCSVLogger, truncate_metrics
 from neurofm.training.module import FitModule
@@ -97,16 +97,19 @@ def _check_resume(cfg: FitConfig, run_dir: Path, resume: bool) -> Path | None:
 def _tokenizer(
     cfg: FitConfig, store: PreparedStore, run_dir: Path, resuming: bool
 ) -> Tokenizer | None:
-    """Load the run's tokenizer, a saved one, or build one and fit it on the train split."""
+    """Load the run's tokenizer, a saved one, or build one and fit it on the train split; it
+    must suit the store's sampling rate (:meth:`Tokenizer.check_data`)."""
     section = cfg.tokenizer
     if section is None:
         return None
     if resuming:
-        return load_tokenizer(run_dir / TOKENIZER_DIR)
-    if "dir" in section:
-        return load_tokenizer(section["dir"])
-    tokenizer = create(TOKENIZERS, section, key="tokenizer")
-    if tokenizer.requires_fit:
+        tokenizer = load_tokenizer(run_dir / TOKENIZER_DIR)
+    elif "dir" in section:
+        tokenizer = load_tokenizer(section["dir"])
+    else:
+        tokenizer = create(TOKENIZERS, section, key="tokenizer")
+    check_tokenizer_rate(tokenizer, store)
+    if not resuming and "dir" not in section and tokenizer.requires_fit:
         data = cfg.data
         windows = build_dataset(store, data, data.train_split)
         log.info("fitting tokenizer %r on %d train windows", section["name"], len(windows))

@@ -26,7 +26,7 @@ from neurofm.training.checkpoint import (
     verify_checkpoint,
 )
 from neurofm.training.config import DataConfig
-from neurofm.training.data import build_dataset
+from neurofm.training.data import build_dataset, check_tokenizer_rate
 from neurofm.training.pretrained import from_pretrained
 from neurofm.training.run_folder import (
     CHECKPOINTS_DIR,
@@ -167,6 +167,8 @@ def load_run(
     )
     prepared = PreparedStore.open(store if store is not None else config["data"]["store"])
     check_store_channels(config, prepared, run_dir)
+    if tokenizer is not None:
+        check_tokenizer_rate(tokenizer, prepared)
     return Run(
         run_dir=run_dir,
         model=model,
