@@ -11,6 +11,12 @@ policy and the scaler::
     splits: {by: recording, assign: {train: [S001R03], val: [S001R08], test: [S001R12]}, window: 2.0}
     scaler: {kind: robust, max_samples: 1000000}   # or null
     jobs: 2
+    reader: {sfreq: 250, ch_types: eeg}   # read_recording options (e.g. for .npy arrays)
+    channel_policy: same                  # same | intersect | keep (inputs' channel sets)
+
+An input folder stands for the recordings in it, companion files grouped with their header
+(:mod:`neurofm.data.prepare_inputs`, which also checks channel sets and the split policy against
+the inputs before anything is written).
 
 or ``recipe: eegbci_sample`` (a registered recipe supplies the sections; keys given beside it
 override the recipe's). Preparing is idempotent and resumable: a recording whose source sha256 and
@@ -39,6 +45,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from neurofm.config import build_config, load_yaml, save_yaml, to_dict
+from neurofm.data.prepare_inputs import (
+    channel_sets,
+    is_recording_folder,
+    reader_problems,
+    recordings_in_folder,
+    split_hint,
+)
 from neurofm.data.prepare_splits import SplitConfig, compute_splits
 from neurofm.data.recording import sha256_file
 from neurofm.data.store import MANIFEST, PreparedStore, StoredRecording
@@ -94,6 +107,8 @@ class PrepareConfig:
     scaler: ScalerConfig | None = field(default_factory=ScalerConfig)  # None: no scaler
     name: str | None = None  # dataset name (default: the output folder's name)
     jobs: int = 1  # recordings prepared in parallel (process pool)
+    reader: dict[str, Any] | None = None  # options of read_recording, e.g. {sfreq: 250}
+    channel_policy: Literal["same", "intersect", "keep"] = "same"  # inputs' channel sets
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -146,6 +161,8 @@ def resolve_config(data: Mapping[str, Any], *, source: str | None = None) -> Pre
         Pipeline.from_config(data.get("preprocessing"))
     except ConfigError as err:
         problems.extend(err.problems)
+    if isinstance(data.get("reader"), Mapping):
+        problems.extend(reader_problems(data["reader"]))
     try:
         cfg = build_config(PrepareConfig, data, source=source)
     except ConfigError as err:
@@ -169,7 +186,11 @@ def find_inputs(inputs: list[str] | BidsInputs) -> list[Source]:
         matches = sorted(glob.glob(os.path.expanduser(pattern)))
         if not matches:
             raise RecordingError("no file matches this input pattern", path=pattern)
-        sources += [Source(id=_stem(Path(m)), path=m) for m in matches]
+        files = []
+        for match in map(Path, matches):  # a plain folder stands for the recordings in it
+            is_folder = match.is_dir() and not is_recording_folder(match)
+            files += recordings_in_folder(match) if is_folder else [match]
+        sources += [Source(id=_stem(m), path=str(m)) for m in files]
     return _unique(sources)
 
 
@@ -256,6 +277,10 @@ def prepare(
     pipeline = Pipeline.from_config(cfg.preprocessing, source=source)
     fingerprint = pipeline.fingerprint()
     sources = find_inputs(cfg.inputs)
+    hint = split_hint(cfg.splits, len(sources))
+    if hint:
+        raise ConfigError(hint, source=source)
+    keep = channel_sets([(s.id, s.path) for s in sources], cfg.reader, cfg.channel_policy)
     root = Path(cfg.output)
     store = PreparedStore.create(
         root,
@@ -278,7 +303,8 @@ def prepare(
             todo.append((src, sha))
     log.info("preparing %d of %d recordings into %s", len(todo), len(sources), root)
     tasks = [
-        (src, sha, pipeline.to_config(), str(root / STAGING), fingerprint) for src, sha in todo
+        (src, sha, pipeline.to_config(), str(root / STAGING), fingerprint, cfg.reader, keep)
+        for src, sha in todo
     ]
     # Manifest saves after each recording run in one background thread, in order, while the
     # next recording (or the split and scaler fit) is computed; leaving the block waits for them.
@@ -294,13 +320,23 @@ def prepare(
 
 
 def _prepare_one(
-    src: Source, sha: str, steps: list[dict[str, Any]], stage: str, fingerprint: str
+    src: Source,
+    sha: str,
+    steps: list[dict[str, Any]],
+    stage: str,
+    fingerprint: str,
+    reader: dict[str, Any] | None = None,
+    channels: list[str] | None = None,
 ) -> dict[str, Any]:
     """Worker: read, preprocess and write one recording into the staging folder."""
     # The pipeline checks every sample (naming file, channel, sample) while loading it once;
     # flat channels are named by the scaler fit or dropped by a mark_bads step. Skipping the
     # reader's own whole-file scans keeps memory at one recording; the source is hashed once.
-    recording = read_recording(src.path, nan_policy="ignore", flat_policy="ignore", sha256=sha)
+    recording = read_recording(
+        src.path, nan_policy="ignore", flat_policy="ignore", sha256=sha, **dict(reader or {})
+    )
+    if channels is not None:  # channel_policy intersect: the channels all inputs share
+        recording = recording.pick(channels)
     ids = {k: v for k, v in src.entities.items() if v is not None and getattr(recording, k) is None}
     recording = replace(
         recording, source={**recording.source, "path": src.path, "sha256": sha}, **ids
