@@ -84,3 +84,29 @@ def test_validation_interval_past_the_whole_run(tiny_store, tmp_path):
     with pytest.raises(ConfigError, match=r"val_check_interval: 50 training batches.* 4 batches"):
         fit(config)
     assert not (tmp_path / "run").exists()
+
+
+def test_epoch_counter_of_a_step_bounded_run_with_a_batch_interval(tmp_path):
+    """The epoch count shown (``epoch k/n``) is finite and right when val_check_interval counts
+    batches across epochs; max_steps still ends the run."""
+    import csv
+
+    import lightning.pytorch as pl
+    from _tiny import make_store
+
+    store = make_store(tmp_path / "store", n_times=600)  # 53 train windows: 7 batches of 8
+    seen = []
+
+    class Spy(pl.Callback):
+        def on_validation_end(self, trainer, pl_module):
+            seen.append((trainer.current_epoch, trainer.max_epochs, trainer.global_step))
+
+    config = forecast_config(
+        store.root, tmp_path / "run", trainer={"max_steps": 9, "val_check_interval": 4}
+    )
+    run_dir = fit(config, callbacks=[Spy()])
+    assert seen == [(0, 2, 4), (1, 2, 8)]  # batches 4 and 8 (the second in epoch 1 of 0..1)
+    with open(run_dir / "metrics.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("train/loss")]
+    assert [int(r["step"]) for r in rows] == list(range(9))
+    assert [int(r["epoch"]) for r in rows] == [s // 7 for s in range(9)]

@@ -38,7 +38,7 @@ from neurofm.training.data import build_dataset, check_tokenizer_rate
 from neurofm.training.datamodule import FitDataModule
 from neurofm.training.metrics_log import AppendingCSVLogger, truncate_metrics
 from neurofm.training.module import FitModule
-from neurofm.training.preflight import batch_problems
+from neurofm.training.preflight import batch_problems, batches_per_epoch, epochs_for_steps
 from neurofm.training.run_folder import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
@@ -188,7 +188,9 @@ def _init_from_data(
     log.info("fit: model initialised from %d train windows: %s", len(indices), summary)
 
 
-def _trainer(cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
+def _trainer(
+    cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback], n_train_windows: int
+) -> pl.Trainer:
     t = cfg.trainer
     loggers: list[Any] = [
         AppendingCSVLogger(
@@ -218,6 +220,11 @@ def _trainer(cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.
             )
         )
     max_epochs = t.max_epochs if (t.max_epochs is not None or t.max_steps != -1) else 1
+    # a run bounded by steps gets the epochs they take, so that the progress bar counts
+    # "epoch k/n" (with no bound Lightning shows n = -2); max_steps still stops it
+    needed = epochs_for_steps(t, batches_per_epoch(cfg.data, n_train_windows))
+    if needed is not None:
+        max_epochs = needed
     optional = {
         key: value
         for key, value in (
@@ -320,7 +327,7 @@ def fit(
     if spec.data_init and checkpoint is None:
         _init_from_data(model, datamodule, tokenizer)
     module = FitModule(model=model, objective=objective, optim=cfg.optim)
-    trainer = _trainer(cfg, run_dir, list(callbacks or []))
+    trainer = _trainer(cfg, run_dir, list(callbacks or []), len(train_windows))
     if rank_zero_only.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_yaml(

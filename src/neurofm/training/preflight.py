@@ -167,14 +167,28 @@ def cross_section_problems(
     return problems
 
 
+def batches_per_epoch(data: Any, n_train_windows: int) -> int:
+    """Training batches in one epoch of one process."""
+    if data.drop_last:
+        return n_train_windows // data.batch_size
+    return -(-n_train_windows // data.batch_size)
+
+
+def epochs_for_steps(trainer: Any, per_epoch: int) -> int | None:
+    """The epochs ``trainer.max_steps`` optimizer steps take in one process (None when the run
+    is bounded by epochs, or runs on several devices, where an epoch is shared)."""
+    single = str(trainer.devices) in ("1", "auto") and trainer.num_nodes == 1
+    if trainer.max_steps == -1 or trainer.max_epochs is not None or not single or per_epoch < 1:
+        return None
+    if str(trainer.devices) == "auto" and str(trainer.accelerator).lower() not in ("cpu",):
+        return None  # "auto" devices on an accelerator may mean several
+    return -(-trainer.max_steps * trainer.accumulate_grad_batches // per_epoch)
+
+
 def batch_problems(trainer: Any, data: Any, n_train_windows: int) -> list[str]:
     """Problems of the validation interval against the training batches the data give."""
     problems: list[str] = []
-    per_epoch = (
-        n_train_windows // data.batch_size
-        if data.drop_last
-        else -(-n_train_windows // data.batch_size)
-    )
+    per_epoch = batches_per_epoch(data, n_train_windows)
     if per_epoch < 1:
         problems.append(
             f"data.batch_size: {data.batch_size} is larger than the {n_train_windows} windows of "
