@@ -221,7 +221,9 @@ def _tokenizer_section(raw: Any, problems: list[str]) -> dict[str, Any] | None:
     return _entry_section(TOKENIZERS, raw, "tokenizer", problems)
 
 
-def validate_fit_config(raw: dict[str, Any], *, source: str | None = None) -> FitConfig:
+def validate_fit_config(
+    raw: dict[str, Any], *, source: str | None = None, hardware: bool = True
+) -> FitConfig:
     """Check every section of a fit config; raise one ConfigError listing every problem.
 
     Parameters
@@ -230,6 +232,9 @@ def validate_fit_config(raw: dict[str, Any], *, source: str | None = None) -> Fi
         The config mapping (YAML plus command-line overrides).
     source : str, optional
         The config file, named in the error.
+    hardware : bool
+        Also check the trainer's accelerator, devices and precision against this machine
+        (False checks the file alone, e.g. a GPU config on a CPU machine).
     """
     problems: list[str] = []
     unknown = sorted(set(raw) - set(SECTIONS))
@@ -265,7 +270,7 @@ def validate_fit_config(raw: dict[str, Any], *, source: str | None = None) -> Fi
     from neurofm.training.preflight import cross_section_problems, hardware_problems
 
     if "trainer" in built:
-        problems.extend(hardware_problems(built["trainer"]))
+        problems.extend(hardware_problems(built["trainer"], machine=hardware))
     problems.extend(cross_section_problems(built.get("data"), model, objective, tokenizer))
     if problems:
         raise ConfigError(problems, source=source)

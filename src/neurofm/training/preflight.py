@@ -57,10 +57,11 @@ def _requested_devices(devices: int | str, key: str, problems: list[str]) -> int
     return devices
 
 
-def hardware_problems(trainer: Any) -> list[str]:
+def hardware_problems(trainer: Any, *, machine: bool = True) -> list[str]:
     """Problems of ``trainer.accelerator``, ``trainer.devices`` and ``trainer.precision`` on this
     machine: an unknown accelerator, one that is not present, more devices than exist, a
-    precision the accelerator does not run."""
+    precision the accelerator does not run. With ``machine=False`` only what holds on any
+    machine is checked (known accelerator, device count form, validation interval)."""
     import torch
 
     problems: list[str] = []
@@ -81,6 +82,9 @@ def hardware_problems(trainer: Any) -> list[str]:
             + ", ".join(ACCELERATORS)
             + _close(accelerator, list(ACCELERATORS))
         )
+        return problems
+    if not machine:
+        _requested_devices(trainer.devices, "trainer.devices", problems)
         return problems
     if accelerator == "auto":
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
