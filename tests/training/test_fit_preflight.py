@@ -12,9 +12,9 @@ from _tiny import forecast_config
 
 from neurofm.cli.main import main
 from neurofm.errors import ConfigError
+from neurofm.training.config import TrainerConfig
 from neurofm.training.fit import fit
 from neurofm.training.preflight import hardware_problems
-from neurofm.training.config import TrainerConfig
 
 
 def _cli(tmp_path, config, capsys):
@@ -65,8 +65,13 @@ def test_window_longer_than_max_seq_len_and_objective_kinds(tiny_store, tmp_path
         tiny_store.root,
         tmp_path / "run",
         tokenizer={"name": "mulaw", "preset": "tiny"},
-        model={"name": "gpt2meg", "preset": "tiny", "n_chans": 4, "vocab_size": 16,
-               "max_seq_len": 16},
+        model={
+            "name": "gpt2meg",
+            "preset": "tiny",
+            "n_chans": 4,
+            "vocab_size": 16,
+            "max_seq_len": 16,
+        },
         objective={"name": "forecast"},
     )
     with pytest.raises(ConfigError) as info:

@@ -91,9 +91,7 @@ def steps_markdown() -> str:
 
 
 def list_entries(
-    kind: Literal[
-        "all", "models", "tokenizers", "objectives", "datasets", "preprocessing"
-    ] = "all",
+    kind: Literal["all", "models", "tokenizers", "objectives", "datasets", "preprocessing"] = "all",
     markdown: bool = False,
 ) -> None:
     """List registered entries with their one-line summary.

@@ -502,9 +502,8 @@ def evaluate_run(
     resolved ``evaluate.yaml``. ``checkpoint`` is passed to
     :func:`~neurofm.training.run.load_run` (default: the final model).
     """
-    from neurofm.training.run import load_run
-
     from neurofm.fileio import check_writable
+    from neurofm.training.run import load_run
 
     cfg = config or EvaluateConfig()
     # before the scoring pass: a report folder that cannot be written fails now, not at the end

@@ -389,7 +389,8 @@ def write_report(
     report = {**report, "plots": images}
     write_json_atomic(out / "report.json", json_safe(report))
     what = ", ".join(
-        f"{k}: {_fmt(report[k])}" for k in ("model", "checkpoint", "split", "n_windows", "sfreq")
+        f"{k}: {_fmt(report[k])}"
+        for k in ("model", "checkpoint", "split", "n_windows", "sfreq")
         if k in report
     )
     what += "".join(

@@ -276,7 +276,9 @@ class BandsTokenizer(Tokenizer):
         signal = t.detach().cpu().numpy()
         levels = np.stack(
             [
-                cumulative_frequency_levels(item, self._rate(), self.config.bands, self.config.n_taps)
+                cumulative_frequency_levels(
+                    item, self._rate(), self.config.bands, self.config.n_taps
+                )
                 for item in signal
             ]
         )

@@ -15,9 +15,7 @@ def check_tokenizer_rate(tokenizer: Tokenizer, store: PreparedStore) -> None:
     the problems it reports, naming the store."""
     problems: list[str] = []
     for rate in sorted({float(rec.sfreq) for rec in store.recordings}):
-        problems.extend(
-            f"{p} (store {str(store.root)!r})" for p in tokenizer.check_data(rate)
-        )
+        problems.extend(f"{p} (store {str(store.root)!r})" for p in tokenizer.check_data(rate))
     if problems:
         raise ConfigError(problems)
 

@@ -73,9 +73,9 @@ def generate_run(
     import torch
 
     from neurofm.data.collate import collate
+    from neurofm.fileio import check_writable
     from neurofm.generation import SamplingConfig, generate
     from neurofm.registry import model_spec
-    from neurofm.fileio import check_writable
     from neurofm.training.run import load_run
 
     check_writable(
