@@ -14,9 +14,8 @@ policy and the scaler::
     reader: {sfreq: 250, ch_types: eeg}   # read_recording options (e.g. for .npy arrays)
     channel_policy: same                  # same | intersect | keep (inputs' channel sets)
 
-An input folder stands for the recordings in it, companion files grouped with their header
-(:mod:`neurofm.data.prepare_inputs`, which also checks channel sets and the split policy against
-the inputs before anything is written).
+An input folder stands for its recordings (:mod:`neurofm.data.prepare_inputs`, which also checks
+channel sets and the split policy before anything is written).
 
 or ``recipe: eegbci_sample`` (a registered recipe supplies the sections; keys given beside it
 override the recipe's). Preparing is idempotent and resumable: a recording whose source sha256 and
