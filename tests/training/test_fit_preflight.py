@@ -92,25 +92,34 @@ def test_validation_interval_past_the_whole_run(tiny_store, tmp_path):
 
 
 def test_epoch_counter_of_a_step_bounded_run_with_a_batch_interval(tmp_path):
-    """The epoch count shown (``epoch k/n``) is finite and right when val_check_interval counts
-    batches across epochs; max_steps still ends the run."""
+    """The epoch count shown (``Epoch k/n``) is right, not ``k/-2``, when val_check_interval
+    counts batches across epochs of a run bounded by max_steps."""
     import csv
 
     import lightning.pytorch as pl
     from _tiny import make_store
 
+    from neurofm.training.callbacks import epoch_description
+
+    assert (
+        epoch_description(1, -1, 2) == "Epoch 1/1" and epoch_description(0, -1, None) == "Epoch 0"
+    )
     store = make_store(tmp_path / "store", n_times=600)  # 53 train windows: 7 batches of 8
     seen = []
 
     class Spy(pl.Callback):
         def on_validation_end(self, trainer, pl_module):
-            seen.append((trainer.current_epoch, trainer.max_epochs, trainer.global_step))
+            bar = trainer.progress_bar_callback
+            text = bar._get_train_description(trainer.current_epoch).strip()
+            seen.append((trainer.current_epoch, trainer.global_step, text))
 
     config = forecast_config(
-        store.root, tmp_path / "run", trainer={"max_steps": 9, "val_check_interval": 4}
+        store.root,
+        tmp_path / "run",
+        trainer={"max_steps": 9, "val_check_interval": 4, "enable_progress_bar": True},
     )
     run_dir = fit(config, callbacks=[Spy()])
-    assert seen == [(0, 2, 4), (1, 2, 8)]  # batches 4 and 8 (the second in epoch 1 of 0..1)
+    assert seen == [(0, 4, "Epoch 0/1"), (1, 8, "Epoch 1/1")]
     with open(run_dir / "metrics.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("train/loss")]
     assert [int(r["step"]) for r in rows] == list(range(9))

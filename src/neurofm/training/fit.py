@@ -31,7 +31,12 @@ from neurofm.logging import get_logger
 from neurofm.objectives.base import Objective
 from neurofm.registry import MODELS, OBJECTIVES, TOKENIZERS, create, model_spec
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
-from neurofm.training.callbacks import RNGState, SafeCheckpointIO, StepCheckpoint
+from neurofm.training.callbacks import (
+    RNGState,
+    SafeCheckpointIO,
+    StepCheckpoint,
+    StepProgressBar,
+)
 from neurofm.training.checkpoint import latest_checkpoint, verify_checkpoint
 from neurofm.training.config import FitConfig, validate_fit_config
 from neurofm.training.data import build_dataset, check_tokenizer_rate
@@ -220,11 +225,11 @@ def _trainer(
             )
         )
     max_epochs = t.max_epochs if (t.max_epochs is not None or t.max_steps != -1) else 1
-    # a run bounded by steps gets the epochs they take, so that the progress bar counts
-    # "epoch k/n" (with no bound Lightning shows n = -2); max_steps still stops it
-    needed = epochs_for_steps(t, batches_per_epoch(cfg.data, n_train_windows))
-    if needed is not None:
-        max_epochs = needed
+    if t.enable_progress_bar and _rich_available():
+        # a run bounded by steps shows "Epoch k/n" with the epochs its steps take (Lightning
+        # shows n = -2 then); max_epochs stays unbounded, which exact resuming relies on
+        needed = epochs_for_steps(t, batches_per_epoch(cfg.data, n_train_windows))
+        all_callbacks.append(StepProgressBar(needed))
     optional = {
         key: value
         for key, value in (
@@ -260,6 +265,12 @@ def _trainer(
         default_root_dir=run_dir,
         **optional,
     )
+
+
+def _rich_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("rich") is not None
 
 
 def _tensorboard_available() -> bool:
