@@ -1,7 +1,9 @@
 """Shared benchmark helpers: interleaved A/B timing, machine description, result files.
 
-Every benchmark times ours and its peer in the same process, interleaved (A B A B ...), after a
-warm-up, and reports the median of each and the ratio of medians.
+Every benchmark times ours and its peer in the same process, interleaved after a warm-up, the
+order alternating between repetitions (A B, B A, A B, ...) so that neither side always runs on a
+cache or allocator state the other left behind, and reports the median of each and the ratio of
+medians.
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ def check_size(size: str) -> str:
 def interleaved(
     fns: dict[str, Callable[[], Any]], *, reps: int = 5, warmup: int = 1
 ) -> dict[str, list[float]]:
-    """Time each function ``reps`` times, interleaved (A B A B ...), after ``warmup`` calls each.
+    """Time each function ``reps`` times, interleaved, after ``warmup`` calls each.
 
     Parameters
     ----------
     fns : dict of str to callable
-        Zero-argument callables, run in dict order within each repetition.
+        Zero-argument callables, run in dict order in even repetitions and in reverse order in
+        odd ones (A B, B A, ...).
     reps : int
         Timed repetitions per function (>= 5 for a reported result).
     warmup : int
@@ -54,8 +57,9 @@ def interleaved(
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
+    forward = list(fns.items())
+    for rep in range(reps):
+        for name, fn in forward if rep % 2 == 0 else forward[::-1]:
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)

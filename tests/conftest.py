@@ -9,6 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "data" / "sample"
+TEST_DATA = REPO / "data" / "test"
 SHARED_DATA = Path(os.environ.get("NEUROFM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
@@ -16,6 +17,12 @@ SHARED_DATA = Path(os.environ.get("NEUROFM_SHARED_DATA", REPO.parent / "shared" 
 def sample_dir() -> Path:
     """The real EEG sample shipped in the repository (always present)."""
     return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def test_data() -> Path:
+    """Tiny real MEG, spike, LFP and BIDS files shipped in the repository (always present)."""
+    return TEST_DATA
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,8 @@ def _validate_fit(data: dict, source: str) -> None:
     from neurofm.registry import MODELS
     from neurofm.training.config import validate_fit_config
 
-    validate_fit_config(data, source=source)
+    # the file is checked alone: a GPU config is valid on a CPU machine until it is run
+    validate_fit_config(data, source=source, hardware=False)
     family = Path(source).parent.name
     name = data["model"]["name"]
     names = {name, MODELS.get(name).alias_of or name}

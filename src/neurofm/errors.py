@@ -51,6 +51,10 @@ class ChannelMismatchError(NeuroFMError, ValueError):
     """The channels given do not match the channels a model or dataset expects."""
 
 
+class OutputError(NeuroFMError, OSError):
+    """An output folder cannot be written (read-only, not a folder, or out of space)."""
+
+
 class ConfigError(NeuroFMError, ValueError):
     """One or more configuration values are invalid.
 

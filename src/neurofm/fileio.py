@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,3 +154,51 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
             path.unlink()
             removed.append(path)
     return removed
+
+
+MIN_FREE_BYTES = 16 * 1024 * 1024
+"""Free space an output folder must have before long work starts (a full disk is refused)."""
+
+WRITE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
+"""OS errors of a write that the user can fix (permissions, read-only or full filesystem)."""
+
+
+def check_writable(
+    path: str | Path, *, what: str = "output folder", min_free: int = MIN_FREE_BYTES
+) -> None:
+    """Check that the folder ``path`` (or, when it does not exist yet, the nearest existing
+    folder above it) can be written and has ``min_free`` bytes free, before long work starts.
+
+    A small file is created, written, fsynced and removed there: a read-only folder or
+    filesystem, a path below a file, or a full disk raise one
+    :class:`~neurofm.errors.OutputError` naming the path.
+    """
+    from neurofm.errors import OutputError
+
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(
+            f"{what} {str(path)!r} cannot be created: {str(existing)!r} is a file, not a folder"
+        )
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".neurofm-write-check.", dir=existing)
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as err:
+        raise OutputError(
+            f"{what} {str(path)!r} is not writable: {err.strerror or err} (in {str(existing)!r});"
+            " choose another folder or fix its permissions"
+        ) from err
+    free = shutil.disk_usage(existing).free
+    if free < min_free:
+        raise OutputError(
+            f"{what} {str(path)!r}: only {free / 1e6:.1f} MB free on its filesystem (at least "
+            f"{min_free / 1e6:.0f} MB needed); free some space or choose another folder"
+        )

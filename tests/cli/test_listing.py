@@ -33,3 +33,23 @@ def test_list_names_aliases(capsys):
     assert main(["list", "--kind", "models"]) == 0
     out = capsys.readouterr().out
     assert "gpt2meg_trf" in out and "conv_forecaster" in out
+
+
+STEPS_DOC = DOC.parent / "preprocessing.md"
+STEPS_SECTION = re.compile(r"<!-- steps-table:start[^\n]*-->\n(.*?)<!-- steps-table:end -->", re.S)
+
+
+def test_preprocessing_steps_are_listed_and_documented(capsys):
+    from neurofm.cli.listing import steps_markdown
+    from neurofm.preprocessing import STEPS
+
+    match = STEPS_SECTION.search(STEPS_DOC.read_text())
+    assert match, f"{STEPS_DOC}: no steps-table markers"
+    assert match.group(1) == steps_markdown(), (
+        "docs/preprocessing.md is out of date: paste the output of "
+        "`neurofm list --kind preprocessing --markdown` between its steps-table markers"
+    )
+    assert main(["list", "--kind", "preprocessing"]) == 0
+    out = capsys.readouterr().out
+    assert f"preprocessing ({len(STEPS.names())}):" in out
+    assert "bandpass" in out and "l_freq=None, h_freq=None" in out

@@ -20,8 +20,8 @@ def eeg_info(sample_dir):
 
 
 @pytest.fixture(scope="module")
-def meg_info(shared_data):
-    path = next((shared_data / "meg_sample_audvis_1s").glob("*.fif"))
+def meg_info(test_data):
+    path = test_data / "meg_evoked_as_raw.fif"
     return mne.io.read_raw_fif(path, verbose="error").pick("meg").info
 
 

@@ -216,16 +216,16 @@ def test_brainvision_export_matches_own_writer(written, source, tmp_path):
     assert "S001R04.vhdr" in str(info.value)
 
 
-def test_fif_with_meg_channels_round_trip(shared_data, tmp_path):
+def test_fif_with_meg_channels_round_trip(test_data, tmp_path):
     import mne
 
-    path = shared_data / "meg_sample_audvis_1s" / "sample_audvis_trunc_raw_sss.fif"
+    path = test_data / "meg_evoked_as_raw.fif"
     raw = mne.io.read_raw_fif(path, preload=True, verbose="error")
     raw.pick(["meg", "stim"]).crop(tmax=0.5)
     raw.set_annotations(mne.Annotations([0.1], [0.05], ["tone"]))  # 0.1 s after the first sample
     saved = write_fif(raw, tmp_path / "meg_raw.fif")
     rec = read_recording(saved, preload=True)
-    assert rec.sensors.counts_by_type() == {"grad": 204, "mag": 102, "stim": 9}
+    assert rec.sensors.counts_by_type() == {"grad": 204, "mag": 102, "stim": 1}
     assert rec.sensors.names == raw.ch_names and rec.n_times == raw.n_times
     assert rec.first_time == pytest.approx(raw.first_time)
     np.testing.assert_array_equal(rec.data, raw.get_data())

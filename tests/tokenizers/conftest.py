@@ -18,13 +18,10 @@ def eeg_signal(sample_dir):
 
 
 @pytest.fixture(scope="module")
-def meg_signal(shared_data):
-    """The 306 MEG channels (T and T/m) of the shared 1 s Vectorview recording, float32."""
+def meg_signal(test_data):
+    """The 306 MEG channels (T and T/m) of the shipped Vectorview file (0.1 s), float32."""
     import mne
 
-    files = sorted((shared_data / "meg_sample_audvis_1s").glob("*.fif"))
-    if not files:
-        pytest.skip("no FIF file in meg_sample_audvis_1s")
-    raw = mne.io.read_raw_fif(files[0], preload=True, verbose="error")
+    raw = mne.io.read_raw_fif(test_data / "meg_evoked_as_raw.fif", preload=True, verbose="error")
     raw.pick("meg")
     return raw.get_data().astype(np.float32)

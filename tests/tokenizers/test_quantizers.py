@@ -46,7 +46,10 @@ def check_round_trip(tok, x: np.ndarray) -> dict:
     width = np.abs(high - low)
     tol = 1e-4 * np.maximum(width, np.abs(x) * 1e-3) + 1e-30
     inside = (x >= low - tol) & (x <= high + tol)
-    assert out.n_clipped == int((~inside).sum())
+    # a sample within rounding of a bin edge may be counted either way (smooth averaged data
+    # hit the fitted maximum on a few samples); every other clipped one is counted exactly
+    at_edge = (np.abs(x - low) <= tol) | (np.abs(x - high) <= tol)
+    assert int((~inside).sum()) <= out.n_clipped <= int((~inside).sum() + at_edge.sum())
     decoded = tok.decode(out)
     assert decoded.shape == x.shape and decoded.dtype == np.float32
     dec_inside = (decoded >= low - tol) & (decoded <= high + tol)
@@ -140,8 +143,8 @@ def test_real_eeg_round_trip(name, eeg_signal):
 @pytest.mark.parametrize("name", QUANTIZERS)
 def test_real_meg_round_trip(name, meg_signal):
     tok = create(TOKENIZERS, {"name": name, "n_levels": 256})
-    # 1 s is too short to hold out a block: fit on even samples, test on odd ones
-    tok.fit(meg_signal[:, ::2], fitted_on="audvis:even-samples")
+    # 0.7 s is too short to hold out a block: fit on even samples, test on odd ones
+    tok.fit(meg_signal[:, ::2], fitted_on="meg:even-samples")
     held_out = meg_signal[:, 1::2]
     result = check_round_trip(tok, held_out)
     assert result["n_clipped"] < 0.02 * held_out.size

@@ -126,10 +126,16 @@ def test_sigkill_during_save_leaves_a_complete_checkpoint(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     finals = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    steps = [p for p in finals if p.name != "last"]
     for path in finals:
         assert path.name == "last" or re.fullmatch(r"step-\d+", path.name)
-    for path in list_checkpoints(tmp_path):
-        assert ckpt.is_complete(path)
+    assert steps, "at least the first checkpoint is at a final path"
+    # every folder at a final path, not only those list_checkpoints keeps, is complete and its
+    # content matches its hashes
+    for path in steps:
+        assert ckpt.is_complete(path), path
+        ckpt.verify_checkpoint(path)
+    assert list_checkpoints(tmp_path) == sorted(steps, key=lambda p: int(p.name[5:]))
     latest = latest_checkpoint(tmp_path)
     assert latest is not None
     weights, state, _ = load_checkpoint(latest)

@@ -32,8 +32,10 @@ def test_forecast_run_folder_and_load_run(tiny_store, tmp_path):
         "optim",
         "trainer",
         "output",
+        "channels",
         "neurofm_version",
     }
+    assert saved["channels"] == ["C0", "C1", "C2", "C3"]
     assert saved["model"]["d_model"] == 8  # the preset is resolved
     assert [p.name for p in list_checkpoints(run_dir / "checkpoints")] == ["step-8", "step-12"]
     assert latest_checkpoint(run_dir / "checkpoints").name == "step-12"

@@ -52,18 +52,23 @@ def describe(path: Path, options: dict[str, Any] | None = None) -> dict[str, Any
         return _describe_store(path)
     if path.is_dir() and _is_bids(path):
         return _describe_bids(path)
-    if path.is_dir() and path.suffix != ".ds":
+    from neurofm.data.prepare_inputs import is_recording_folder, recordings_in_folder
+
+    if path.is_dir() and not is_recording_folder(path):
         from neurofm.io._checks import format_from_name
 
+        # the recordings as prepare sees them (companion files with their header); notes and
+        # tables are text too: text files are listed only with a time unit
+        children = [] if "time_unit" in options else recordings_in_folder(path)
+        if "time_unit" in options:
+            for child in sorted(path.iterdir()):
+                try:
+                    format_from_name(child)
+                except RecordingError:
+                    continue
+                children.append(child)
         items = []
-        for child in sorted(path.iterdir()):
-            try:
-                fmt = format_from_name(child)
-            except RecordingError:
-                continue
-            # notes and tables are text too: text files are listed only with a time unit
-            if fmt == "text" and "time_unit" not in options:
-                continue
+        for child in children:
             try:
                 items.extend(_summaries(child, options))
             except RecordingError as err:

@@ -1,8 +1,10 @@
-"""``neurofm list``: registered models, tokenizers, objectives and datasets.
+"""``neurofm list``: registered models, tokenizers, objectives, datasets and preprocessing steps.
 
 ``neurofm list --markdown`` prints the models table of ``docs/models.md`` (between its
 ``models-table`` markers), generated from the registry: each model's spec, presets and aliases.
-A test checks the file is current.
+``neurofm list --kind preprocessing --markdown`` prints the steps table of
+``docs/preprocessing.md`` (between its ``steps-table`` markers). Tests check both files are
+current.
 """
 
 from __future__ import annotations
@@ -66,24 +68,55 @@ def models_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _step_fields(entry: Any) -> str:
+    """``name=default`` for each parameter of a preprocessing step (``name`` alone: required)."""
+    import dataclasses
+
+    parts = []
+    for f in dataclasses.fields(entry.config_cls):
+        if f.default is not dataclasses.MISSING:
+            parts.append(f"{f.name}={f.default!r}")
+        elif f.default_factory is not dataclasses.MISSING:
+            parts.append(f"{f.name}={f.default_factory()!r}")
+        else:
+            parts.append(f.name)
+    return ", ".join(parts)
+
+
+def steps_markdown() -> str:
+    """The preprocessing steps table (Markdown), one row per registered step."""
+    from neurofm.preprocessing import STEPS
+
+    lines = ["| step | what it does | parameters (defaults) |", "|---|---|---|"]
+    for entry in STEPS.entries():
+        what = entry.summary.replace("|", "\\|")
+        params = _step_fields(entry).replace("|", "\\|")
+        lines.append(f"| `{entry.name}` | {what} | {f'`{params}`' if params else '—'} |")
+    return "\n".join(lines) + "\n"
+
+
 def list_entries(
-    kind: Literal["all", "models", "tokenizers", "objectives", "datasets"] = "all",
+    kind: Literal["all", "models", "tokenizers", "objectives", "datasets", "preprocessing"] = "all",
     markdown: bool = False,
 ) -> None:
     """List registered entries with their one-line summary.
 
     Args:
-        kind: which registry to list.
-        markdown: print the models table of docs/models.md (generated from the registry).
+        kind: which registry to list (``preprocessing``: the steps of ``neurofm prepare``'s
+            ``preprocessing`` list, with their parameters).
+        markdown: print the models table of docs/models.md (with ``--kind preprocessing``: the
+            steps table of docs/preprocessing.md), generated from the registry.
     """
+    from neurofm.preprocessing import STEPS
     from neurofm.registry import REGISTRIES
 
     if markdown:
-        print(models_markdown(), end="")
+        print(steps_markdown() if kind == "preprocessing" else models_markdown(), end="")
         return
-    kinds = list(REGISTRIES) if kind == "all" else [kind]
+    registries = {**REGISTRIES, "preprocessing": STEPS}
+    kinds = list(registries) if kind == "all" else [kind]
     for name in kinds:
-        registry = REGISTRIES[name]
+        registry = registries[name]
         try:
             entries = registry.entries()
         except ModuleNotFoundError as err:
@@ -95,3 +128,5 @@ def list_entries(
             extra = f"  [presets: {', '.join(presets)}]" if presets else ""
             alias = f"  (alias of {entry.alias_of})" if entry.alias_of else ""
             print(f"  {entry.name:<24} {entry.summary}{alias}{extra}")
+            if name == "preprocessing":
+                print(f"  {'':<24}   ({_step_fields(entry)})")

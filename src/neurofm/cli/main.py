@@ -109,6 +109,31 @@ def gather_values(argv: list[str]) -> list[str]:
     return out
 
 
+SECTION_CONFIG_COMMANDS = ("fit",)
+"""Commands whose ``--config`` file is read here, section by section, rather than by
+jsonargparse: every section (a misspelled one too) reaches the command's own validation, which
+reports all problems at once with close matches instead of a usage error about the first one."""
+
+
+def take_config_file(argv: list[str], overrides: dict[str, Any]) -> tuple[list[str], dict]:
+    """For :data:`SECTION_CONFIG_COMMANDS`: ``argv`` without ``--config FILE`` and the file's
+    sections placed before the dotted overrides (which apply on top of them)."""
+    if not argv or argv[0] not in SECTION_CONFIG_COMMANDS:
+        return argv, overrides
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            path, rest = argv[i + 1], argv[:i] + argv[i + 2 :]
+            break
+        if arg.startswith("--config="):
+            path, rest = arg.split("=", 1)[1], argv[:i] + argv[i + 1 :]
+            break
+    else:
+        return argv, overrides
+    from neurofm.config import load_yaml
+
+    return rest, {**load_yaml(path), **overrides}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``neurofm`` command."""
     from jsonargparse import CLI
@@ -123,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         # `neurofm <command> FILE.yaml ...` is short for `neurofm <command> --config FILE.yaml ...`
         if len(argv) > 1 and argv[0] in COMMANDS and argv[1].endswith((".yaml", ".yml")):
             argv = [argv[0], "--config", *argv[1:]]
+        argv, overrides = take_config_file(argv, overrides)
         functions = {}
         for name, spec in COMMANDS.items():
             fn = _load(spec)
@@ -142,6 +168,14 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"neurofm: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        from neurofm.fileio import WRITE_ERRNOS
+
+        if debug or err.errno not in WRITE_ERRNOS:
+            raise
+        where = f" {err.filename!r}" if err.filename else ""
+        print(f"neurofm: error: cannot write{where}: {err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("neurofm: interrupted", file=sys.stderr)

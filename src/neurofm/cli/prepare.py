@@ -16,6 +16,7 @@ def prepare(
     name: Optional[str] = None,
     jobs: Optional[int] = None,
     reader: Optional[dict] = None,
+    channel_policy: Optional[str] = None,
     no_scaler: bool = False,
 ) -> None:
     """Preprocess recordings into a prepared store with splits and a train-fitted scaler.
@@ -29,7 +30,9 @@ def prepare(
     Args:
         recipe: a registered dataset recipe (``neurofm list datasets``), or
             ``{name: eegbci, path: DIR}``.
-        inputs: files or glob patterns, or ``{bids_root: DIR, subjects: [...], ...}``.
+        inputs: files, folders of recordings (companion files such as ``.vmrk``, ``.eeg``,
+            ``.fdt``, ``.dat`` go with their header) or glob patterns, or
+            ``{bids_root: DIR, subjects: [...], ...}``.
         output: folder of the prepared store.
         preprocessing: steps, e.g. ``[{name: bandpass, l_freq: 0.5, h_freq: 40}]``.
         splits: split policy: ``by`` (subject / session / recording / time), ``fractions``,
@@ -38,7 +41,11 @@ def prepare(
         name: dataset name (default: the output folder's name).
         jobs: recordings prepared in parallel.
         reader: options of the file reader, e.g. ``{data_format: int16}`` for Neuroscan .cnt
-            files whose header does not tell the sample width, ``{allow_truncated: true}``.
+            files whose header does not tell the sample width, ``{allow_truncated: true}``,
+            ``{sfreq: 250, ch_types: eeg}`` for ``.npy`` arrays (samples x channels need
+            ``ch_names`` or the array's own orientation).
+        channel_policy: recordings with other channel sets: ``same`` (refuse, the default),
+            ``intersect`` (keep the channels all share) or ``keep`` (store each as it is).
         no_scaler: store no scaler.
     """
     from neurofm.cli._context import take_overrides
@@ -55,6 +62,7 @@ def prepare(
         "name": name,
         "jobs": jobs,
         "reader": reader,
+        "channel_policy": channel_policy,
     }
     data: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if no_scaler:

@@ -11,7 +11,12 @@ policy and the scaler::
     splits: {by: recording, assign: {train: [S001R03], val: [S001R08], test: [S001R12]}, window: 2.0}
     scaler: {kind: robust, max_samples: 1000000}   # or null
     jobs: 2
-    reader: {data_format: int16}                # read_recording options (CNT sample width, ...)
+    reader: {data_format: int16}          # read_recording options (CNT sample width, .npy
+                                          # sfreq / ch_types, allow_truncated, ...)
+    channel_policy: same                  # same | intersect | keep (inputs' channel sets)
+
+An input folder stands for its recordings (:mod:`neurofm.data.prepare_inputs`, which also checks
+channel sets and the split policy before anything is written).
 
 or ``recipe: eegbci_sample`` (a registered recipe supplies the sections; keys given beside it
 override the recipe's). Preparing is idempotent and resumable: a recording whose source sha256 and
@@ -46,12 +51,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 from neurofm.config import build_config, load_yaml, save_yaml, to_dict
-from neurofm.data.prepare_guard import ReaderConfig, mark_incomplete, watch_parent
+from neurofm.data.prepare_guard import mark_incomplete, watch_parent
+from neurofm.data.prepare_inputs import (
+    channel_sets,
+    is_recording_folder,
+    reader_problems,
+    recordings_in_folder,
+    split_hint,
+)
 from neurofm.data.prepare_splits import SplitConfig, compute_splits
 from neurofm.data.recording import sha256_file
 from neurofm.data.store import INCOMPLETE, MANIFEST, PreparedStore, StoredRecording
 from neurofm.errors import ConfigError, RecordingError
-from neurofm.fileio import folder_lock, fsync_dir, remove_stale_temporaries, write_json_atomic
+from neurofm.fileio import (
+    check_writable,
+    folder_lock,
+    fsync_dir,
+    remove_stale_temporaries,
+    write_json_atomic,
+)
 from neurofm.io import read_recording
 from neurofm.logging import get_logger
 from neurofm.preprocessing import Pipeline, RobustScaler
@@ -102,7 +120,8 @@ class PrepareConfig:
     scaler: ScalerConfig | None = field(default_factory=ScalerConfig)  # None: no scaler
     name: str | None = None  # dataset name (default: the output folder's name)
     jobs: int = 1  # recordings prepared in parallel (process pool)
-    reader: ReaderConfig = field(default_factory=ReaderConfig)  # read_recording options
+    reader: dict[str, Any] | None = None  # options of read_recording, e.g. {sfreq: 250}
+    channel_policy: Literal["same", "intersect", "keep"] = "same"  # inputs' channel sets
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -155,6 +174,8 @@ def resolve_config(data: Mapping[str, Any], *, source: str | None = None) -> Pre
         Pipeline.from_config(data.get("preprocessing"))
     except ConfigError as err:
         problems.extend(err.problems)
+    if isinstance(data.get("reader"), Mapping):
+        problems.extend(reader_problems(data["reader"]))
     try:
         cfg = build_config(PrepareConfig, data, source=source)
     except ConfigError as err:
@@ -178,7 +199,11 @@ def find_inputs(inputs: list[str] | BidsInputs) -> list[Source]:
         matches = sorted(glob.glob(os.path.expanduser(pattern)))
         if not matches:
             raise RecordingError("no file matches this input pattern", path=pattern)
-        sources += [Source(id=_stem(Path(m)), path=m) for m in matches]
+        files = []
+        for match in map(Path, matches):  # a plain folder stands for the recordings in it
+            is_folder = match.is_dir() and not is_recording_folder(match)
+            files += recordings_in_folder(match) if is_folder else [match]
+        sources += [Source(id=_stem(m), path=str(m)) for m in files]
     return _unique(sources)
 
 
@@ -261,20 +286,25 @@ def prepare(
         (unless ``scaler`` is None) ``["scaler"]``.
     """
     cfg = config if isinstance(config, PrepareConfig) else resolve_config(config, source=source)
+    check_writable(cfg.output, what="output")
     pipeline = Pipeline.from_config(cfg.preprocessing, source=source)
     fingerprint = pipeline.fingerprint()
-    reader = to_dict(cfg.reader)
-    if reader != to_dict(ReaderConfig()):
+    reader = {k: v for k, v in (cfg.reader or {}).items() if v not in (None, False)}
+    if reader:
         # another way of reading gives other data: those recordings are prepared again
         fingerprint = hashlib.sha256(f"{fingerprint}:{sorted(reader.items())}".encode()).hexdigest()
     sources = find_inputs(cfg.inputs)
+    hint = split_hint(cfg.splits, len(sources))
+    if hint:
+        raise ConfigError(hint, source=source)
+    keep = channel_sets([(s.id, s.path) for s in sources], cfg.reader, cfg.channel_policy)
     root = Path(cfg.output)
     with folder_lock(root, command="neurofm prepare"):
         for path in remove_stale_temporaries(root) + remove_stale_temporaries(root / "recordings"):
             log.info("removed %s, left by an interrupted run", path)
         mark_incomplete(root)
         try:
-            store = _prepare_locked(cfg, pipeline, fingerprint, sources, root)
+            store = _prepare_locked(cfg, pipeline, fingerprint, sources, root, keep)
         except BaseException as err:
             mark_incomplete(root, error=f"{type(err).__name__}: {err}")
             raise
@@ -284,9 +314,15 @@ def prepare(
 
 
 def _prepare_locked(
-    cfg: PrepareConfig, pipeline: Pipeline, fingerprint: str, sources: list[Source], root: Path
+    cfg: PrepareConfig,
+    pipeline: Pipeline,
+    fingerprint: str,
+    sources: list[Source],
+    root: Path,
+    keep: list[str] | None,
 ) -> PreparedStore:
-    """The work of :func:`prepare`, run while holding the store's lock."""
+    """The work of :func:`prepare`, run while holding the store's lock (``keep``: the channels
+    every recording keeps, or None for all)."""
     store = PreparedStore.create(
         root,
         name=cfg.name,
@@ -314,7 +350,8 @@ def _prepare_locked(
             pipeline.to_config(),
             str(root / STAGING),
             fingerprint,
-            cfg.reader.options(src.path),
+            dict(cfg.reader or {}),
+            keep,
         )
         for src, sha in todo
     ]
@@ -338,14 +375,17 @@ def _prepare_one(
     stage: str,
     fingerprint: str,
     reader: dict[str, Any] | None = None,
+    channels: list[str] | None = None,
 ) -> dict[str, Any]:
     """Worker: read, preprocess and write one recording into the staging folder."""
     # The pipeline checks every sample (naming file, channel, sample) while loading it once;
     # flat channels are named by the scaler fit or dropped by a mark_bads step. Skipping the
     # reader's own whole-file scans keeps memory at one recording; the source is hashed once.
     recording = read_recording(
-        src.path, nan_policy="ignore", flat_policy="ignore", sha256=sha, **(reader or {})
+        src.path, nan_policy="ignore", flat_policy="ignore", sha256=sha, **dict(reader or {})
     )
+    if channels is not None:  # channel_policy intersect: the channels all inputs share
+        recording = recording.pick(channels)
     ids = {k: v for k, v in src.entities.items() if v is not None and getattr(recording, k) is None}
     recording = replace(
         recording, source={**recording.source, "path": src.path, "sha256": sha}, **ids

@@ -1,5 +1,5 @@
-"""Guards of ``neurofm prepare``: reader options, the incomplete-store marker, and workers that
-end with their parent."""
+"""Guards of ``neurofm prepare``: the incomplete-store marker, and workers that end with their
+parent."""
 
 from __future__ import annotations
 
@@ -9,28 +9,10 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 from neurofm.data.store import INCOMPLETE
 from neurofm.fileio import write_json_atomic
-from neurofm.io._checks import format_from_name
-
-
-@dataclass
-class ReaderConfig:
-    """Options given to :func:`~neurofm.io.read_recording` for every input."""
-
-    data_format: Literal["auto", "int16", "int32"] | None = None  # CNT sample width
-    allow_truncated: bool = False  # read the complete part of a truncated file (a warning)
-
-    def options(self, path: str) -> dict[str, Any]:
-        """The options that apply to the file at ``path``."""
-        out: dict[str, Any] = {"allow_truncated": self.allow_truncated}
-        if self.data_format is not None and format_from_name(Path(path)) == "cnt":
-            out["data_format"] = self.data_format
-        return out
 
 
 def mark_incomplete(root: Path, error: str | None = None) -> None:

@@ -251,6 +251,12 @@ class WindowDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self._n_windows
 
+    @property
+    def channel_names(self) -> list[str]:
+        """The channels of every window, in the order of ``x``'s channel axis."""
+        views = list(self._recs.values())
+        return list(views[0].names) if views else []
+
     def window_bounds(self, i: int) -> tuple[str, int, int]:
         """``(recording id, first sample, stop sample)`` of the samples item ``i`` reads."""
         start = int(self._start[i])

@@ -289,11 +289,15 @@ def write_run_report(
         run_dir=str(run.run_dir),
         split=config.split,
         out_dir=str(out),
-        checkpoint=checkpoint or "final",
+        checkpoint=getattr(run, "checkpoint", None) or checkpoint or "final",
+        checkpoint_requested=checkpoint or "final",
         model=run.config.get("model", {}).get("name"),
         filter_phase=filter_phase(run.store.manifest.get("preprocessing", {}).get("steps", [])),
         **(details or {}),
     )
+    run_warnings = list(getattr(run, "warnings", []) or [])
+    if run_warnings:
+        result.report["warnings"] = [*result.report.get("warnings", []), *run_warnings]
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(asdict(config), out / "evaluate.yaml")
     write_report(result.report, result.arrays, out)

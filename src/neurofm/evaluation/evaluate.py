@@ -519,9 +519,15 @@ def evaluate_run(
     resolved ``evaluate.yaml``. ``checkpoint`` is passed to
     :func:`~neurofm.training.run.load_run` (default: the final model).
     """
+    from neurofm.fileio import check_writable
     from neurofm.training.run import load_run
 
     cfg = config or EvaluateConfig()
+    # before the scoring pass: a report folder that cannot be written fails now, not at the end
+    check_writable(
+        Path(out_dir) if out_dir is not None else Path(run_dir) / f"eval-{cfg.split}",
+        what="report folder",
+    )
     run = load_run(run_dir, checkpoint=checkpoint)
     spec = model_spec(run.model)
     evaluation = evaluation_for(spec)

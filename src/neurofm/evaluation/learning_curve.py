@@ -116,7 +116,7 @@ def learning_curve(
         for name in REFERENCES
     }
     context = model_context(run.model, test["batch"])
-    for step, name in steps:
+    for _, name in steps:
         log.info("learning curve: scoring %s on %d held-out windows", name, len(codes))
         model = load_run(run_dir, checkpoint=name).model
         predictor = ModelPredictor(model, bins, context=context, spec=spec)

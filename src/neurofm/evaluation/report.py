@@ -429,7 +429,12 @@ def write_report(
     report = {**report, "plots": images}
     write_json_atomic(out / "report.json", json_safe(report))
     what = ", ".join(
-        f"{k}: {_fmt(report[k])}" for k in ("model", "split", "n_windows", "sfreq") if k in report
+        f"{k}: {_fmt(report[k])}"
+        for k in ("model", "checkpoint", "split", "n_windows", "sfreq")
+        if k in report
+    )
+    what += "".join(
+        f"</p><p><b>warning</b>: {html.escape(str(w))}" for w in report.get("warnings", [])
     )
     defs = "".join(
         f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>"

@@ -204,7 +204,8 @@ def _default_bands() -> list[list[float]]:
 
 @dataclass
 class BandsConfig:
-    sfreq: float = 160.0  # sampling frequency of the inputs (Hz)
+    sfreq: float | None = None  # sampling frequency of the inputs (Hz); None: the data's
+
     bands: list[list[float]] = field(default_factory=_default_bands)  # [low, high] Hz, ascending
     n_taps: int | None = None  # FIR length (odd); None: 3.3 / narrowest transition seconds
     include_residual: bool = True  # add the full signal as a last level (exact decoding)
@@ -214,11 +215,12 @@ class BandsConfig:
     }
 
     def __post_init__(self) -> None:
-        if not self.sfreq > 0:
+        if self.sfreq is not None and not self.sfreq > 0:
             raise ValueError(f"sfreq must be > 0, got {self.sfreq}")
         if any(len(b) != 2 for b in self.bands):
             raise ValueError(f"bands: each band is [low, high], got {self.bands}")
-        check_bands(self.bands, self.sfreq)
+        if self.sfreq is not None:
+            check_bands(self.bands, self.sfreq)
         if self.n_taps is not None and (self.n_taps < 1 or self.n_taps % 2 == 0):
             raise ValueError(f"n_taps must be a positive odd number, got {self.n_taps}")
 
@@ -237,6 +239,33 @@ class BandsTokenizer(Tokenizer):
     def codes_shape(self, input_shape: tuple[int, ...]) -> None:
         return None
 
+    def check_data(self, sfreq: float) -> list[str]:
+        """Take the data's sampling rate when ``sfreq`` is not set; a set one must equal it (the
+        band filters are designed for that rate)."""
+        sfreq = float(sfreq)
+        if self.config.sfreq is None:
+            try:
+                check_bands(self.config.bands, sfreq)
+            except ValueError as err:
+                return [f"tokenizer.bands: {err}"]
+            self.config.sfreq = sfreq
+            return []
+        if not math.isclose(self.config.sfreq, sfreq, rel_tol=1e-9):
+            return [
+                f"tokenizer.sfreq: {self.config.sfreq} Hz, but the data are sampled at {sfreq} "
+                "Hz; the band filters would pass the wrong frequencies: remove tokenizer.sfreq "
+                "(it is then taken from the data) or set it to the data's rate"
+            ]
+        return []
+
+    def _rate(self) -> float:
+        if self.config.sfreq is None:
+            raise RuntimeError(
+                "tokenizer 'bands' has no sfreq: set it, or let fit take it from the data "
+                "(check_data(sfreq))"
+            )
+        return float(self.config.sfreq)
+
     def embeddings_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         *batch, n_chans, n_times = input_shape
         return (*batch, self.n_levels, n_chans, n_times)
@@ -248,7 +277,7 @@ class BandsTokenizer(Tokenizer):
         levels = np.stack(
             [
                 cumulative_frequency_levels(
-                    item, self.config.sfreq, self.config.bands, self.config.n_taps
+                    item, self._rate(), self.config.bands, self.config.n_taps
                 )
                 for item in signal
             ]

@@ -136,6 +136,13 @@ class Tokenizer(nn.Module):
             self.mark_fitted(str(fitted_on))
         return self
 
+    def check_data(self, sfreq: float) -> list[str]:
+        """Problems of tokenizing data sampled at ``sfreq`` Hz (one line each, empty: none).
+
+        A tokenizer whose design depends on the sampling rate takes it here when its config
+        leaves it unset, and reports a set rate that differs from the data's."""
+        return []
+
     def mark_fitted(self, fitted_on: str | None) -> None:
         """Record ``fitted_on`` on this tokenizer and on the tokenizers it is built from."""
         for module in self.modules():

@@ -23,6 +23,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
+from lightning.pytorch.callbacks import RichProgressBar
 
 from neurofm.errors import TrainingError
 from neurofm.fileio import atomic_open
@@ -139,6 +140,28 @@ class RNGState(pl.Callback):
             self._pending = None
 
 
+def epoch_description(current_epoch: int, max_epochs: int | None, epochs_needed: int | None) -> str:
+    """``Epoch k/n`` for the progress bar: ``n`` from ``max_epochs``, or, for a run bounded by
+    steps (Lightning's ``max_epochs`` is then -1 and would show ``k/-2``), from the epochs
+    its steps take; ``Epoch k`` when neither is known."""
+    total = max_epochs if max_epochs is not None and max_epochs > 0 else epochs_needed
+    return f"Epoch {current_epoch}" + (f"/{total - 1}" if total else "")
+
+
+class StepProgressBar(RichProgressBar):
+    """Lightning's rich progress bar with a right epoch count for step-bounded runs."""
+
+    def __init__(self, epochs_needed: int | None) -> None:
+        super().__init__()
+        self.epochs_needed = epochs_needed
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        text = epoch_description(current_epoch, self.trainer.max_epochs, self.epochs_needed)
+        if len(self.validation_description) > len(text):
+            text = f"{text:{len(self.validation_description)}}"
+        return text
+
+
 class StepCheckpoint(pl.Callback):
     """Checkpoint every ``every_n_steps`` optimizer steps and at the end; save the final model.
 
@@ -193,6 +216,11 @@ class StepCheckpoint(pl.Callback):
                 f"non-finite weights at step {step} ({', '.join(bad[:5])}); "
                 "no checkpoint written, the last complete one is kept"
             )
+        # rows logged so far reach metrics.csv before the checkpoint a resume starts from (a
+        # resumed run logs only the steps after it; the logger would otherwise hold up to
+        # log_every_n_steps rows in memory, lost with the process)
+        for logger in trainer.loggers:
+            logger.save()
         trainer.save_checkpoint(self.checkpoints_dir / checkpoint_name(step), weights_only=False)
         self.last_saved_step = step
         if trainer.is_global_zero:

@@ -10,7 +10,9 @@ A checkpoint is a folder ``<run_dir>/checkpoints/step-<N>/`` holding
     numbers, strings and containers, so that ``torch.load(weights_only=True)`` reads it and a
     checkpoint can never execute code.
 ``meta.json``
-    Step, epoch, neurofm version, and the byte size of each file (checked on load).
+    Step, epoch, neurofm version, the byte size of each file (checked when listing) and its
+    SHA-256 content hash (checked on load, so a file corrupted without changing its size is
+    detected).
 
 Writing is atomic: the files go to a hidden temporary folder beside the final one, are fsynced,
 and the folder is renamed to ``step-<N>``; only then is the ``last`` pointer file (its content is
@@ -21,6 +23,7 @@ path. :func:`latest_checkpoint` trusts ``last`` only when it names a complete fo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -68,6 +71,15 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+    """The hex SHA-256 digest of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def save_checkpoint(
     checkpoints_dir: str | Path,
     step: int,
@@ -108,10 +120,12 @@ def save_checkpoint(
             os.fsync(fh.fileno())
         _fsync_file(tmp / WEIGHTS_FILE)
         sizes = {name: (tmp / name).stat().st_size for name in (WEIGHTS_FILE, STATE_FILE)}
+        hashes = {name: file_sha256(tmp / name) for name in (WEIGHTS_FILE, STATE_FILE)}
         info = {
             "step": int(step),
             "neurofm_version": __version__,
             "file_sizes": sizes,
+            "sha256": hashes,
             **(meta or {}),
         }
         with atomic_open(tmp / META_FILE, "w") as fh:
@@ -142,6 +156,36 @@ def is_complete(path: str | Path) -> bool:
         return False
 
 
+def verify_checkpoint(path: str | Path) -> None:
+    """Check a checkpoint folder's files against the sizes and SHA-256 hashes in meta.json.
+
+    Checkpoints written before hashes were recorded are checked by size only. Raises
+    CheckpointError naming the file whose content differs.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such checkpoint folder")
+    if not is_complete(path):
+        raise CheckpointError(
+            f"{path}: incomplete checkpoint (meta.json missing or file sizes differ)"
+        )
+    meta = json.loads((path / META_FILE).read_text())
+    hashes = meta.get("sha256")
+    if hashes is None:
+        return
+    if not isinstance(hashes, dict):
+        raise CheckpointError(f"{path / META_FILE}: 'sha256' must map file names to hashes")
+    for name, expected in hashes.items():
+        if name not in (WEIGHTS_FILE, STATE_FILE):
+            raise CheckpointError(f"{path / META_FILE}: unexpected file {name!r} in 'sha256'")
+        actual = file_sha256(path / name)
+        if actual != expected:
+            raise CheckpointError(
+                f"{path / name}: content does not match its SHA-256 in meta.json (expected "
+                f"{str(expected)[:12]}..., found {actual[:12]}...); the file is corrupt"
+            )
+
+
 def list_checkpoints(checkpoints_dir: str | Path) -> list[Path]:
     """Complete checkpoint folders under ``checkpoints_dir``, oldest step first."""
     checkpoints_dir = Path(checkpoints_dir)
@@ -166,6 +210,29 @@ def latest_checkpoint(checkpoints_dir: str | Path) -> Path | None:
         return checkpoints_dir / name
     complete = list_checkpoints(checkpoints_dir)
     return complete[-1] if complete else None
+
+
+def newest_verified_checkpoint(checkpoints_dir: str | Path) -> tuple[Path | None, list[str]]:
+    """The checkpoint ``last`` names if it verifies (:func:`verify_checkpoint`), else the newest
+    one that does; with one line per checkpoint passed over and why."""
+    checkpoints_dir = Path(checkpoints_dir)
+    try:
+        name = (checkpoints_dir / LAST_FILE).read_text().strip()
+    except OSError:
+        name = ""
+    candidates = list(reversed(list_checkpoints(checkpoints_dir)))
+    if checkpoint_step(name) is not None:
+        pointed = checkpoints_dir / name
+        candidates = [pointed] + [c for c in candidates if c != pointed]
+    skipped: list[str] = []
+    for folder in candidates:
+        try:
+            verify_checkpoint(folder)
+        except CheckpointError as err:
+            skipped.append(str(err))
+            continue
+        return folder, skipped
+    return None, skipped
 
 
 def prune_checkpoints(checkpoints_dir: str | Path, keep: int) -> None:
@@ -217,11 +284,6 @@ def load_checkpoint(
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     """Read a checkpoint folder: ``(weights, state, meta)``; problems raise CheckpointError."""
     path = Path(path)
-    if not path.is_dir():
-        raise CheckpointError(f"{path}: no such checkpoint folder")
-    if not is_complete(path):
-        raise CheckpointError(
-            f"{path}: incomplete checkpoint (meta.json missing or file sizes differ)"
-        )
+    verify_checkpoint(path)
     meta = json.loads((path / META_FILE).read_text())
     return load_weights(path / WEIGHTS_FILE), load_state(path / STATE_FILE), meta

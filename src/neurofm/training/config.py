@@ -4,8 +4,9 @@ A fit config is a YAML mapping with the sections ``data``, ``tokenizer``, ``mode
 ``objective``, ``optim``, ``trainer`` and ``output``. ``model``, ``objective`` and a tokenizer to
 fit name registry entries (``{name: ..., preset: ..., <fields>}``) and are validated by the
 entry's config dataclass; the other sections are the dataclasses below. :func:`validate_fit_config`
-checks every section and raises one :class:`~neurofm.errors.ConfigError` listing every problem,
-each with its key path, before anything is built or trained (reliability test R12).
+checks every section, the rules between sections and the hardware settings
+(:mod:`neurofm.training.preflight`) and raises one :class:`~neurofm.errors.ConfigError` listing
+every problem, each with its key path, before anything is built or trained (R12, R18).
 """
 
 from __future__ import annotations
@@ -235,7 +236,9 @@ def _tokenizer_section(raw: Any, problems: list[str]) -> dict[str, Any] | None:
     return _entry_section(TOKENIZERS, raw, "tokenizer", problems)
 
 
-def validate_fit_config(raw: dict[str, Any], *, source: str | None = None) -> FitConfig:
+def validate_fit_config(
+    raw: dict[str, Any], *, source: str | None = None, hardware: bool = True
+) -> FitConfig:
     """Check every section of a fit config; raise one ConfigError listing every problem.
 
     Parameters
@@ -244,6 +247,9 @@ def validate_fit_config(raw: dict[str, Any], *, source: str | None = None) -> Fi
         The config mapping (YAML plus command-line overrides).
     source : str, optional
         The config file, named in the error.
+    hardware : bool
+        Also check the trainer's accelerator, devices and precision against this machine
+        (False checks the file alone, e.g. a GPU config on a CPU machine).
     """
     problems: list[str] = []
     unknown = sorted(set(raw) - set(SECTIONS))
@@ -276,6 +282,11 @@ def validate_fit_config(raw: dict[str, Any], *, source: str | None = None) -> Fi
         else {}
     )
     tokenizer = _tokenizer_section(raw.get("tokenizer"), problems)
+    from neurofm.training.preflight import cross_section_problems, hardware_problems
+
+    if "trainer" in built:
+        problems.extend(hardware_problems(built["trainer"], machine=hardware))
+    problems.extend(cross_section_problems(built.get("data"), model, objective, tokenizer))
     if problems:
         raise ConfigError(problems, source=source)
     return FitConfig(

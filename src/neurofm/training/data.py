@@ -14,7 +14,22 @@ from neurofm.data.store import PreparedStore
 from neurofm.data.windows import WindowDataset
 from neurofm.errors import ConfigError
 from neurofm.tokenizers.band_data import BandFolder, BandWindowDataset, LimitedDataset
+from neurofm.tokenizers.base import Tokenizer
 from neurofm.training.config import DataConfig
+
+
+def check_tokenizer_rate(tokenizer: Tokenizer, store: PreparedStore | BandFolder) -> None:
+    """Give the store's sampling rates to ``tokenizer`` (:meth:`Tokenizer.check_data`); raise
+    the problems it reports, naming the store (a band folder: its rate)."""
+    if isinstance(store, BandFolder):
+        rates = {float(store.dataset("train").sfreq)}
+    else:
+        rates = {float(rec.sfreq) for rec in store.recordings}
+    problems: list[str] = []
+    for rate in sorted(rates):
+        problems.extend(f"{p} (store {str(store.root)!r})" for p in tokenizer.check_data(rate))
+    if problems:
+        raise ConfigError(problems)
 
 
 def open_data(data: DataConfig) -> PreparedStore | BandFolder:

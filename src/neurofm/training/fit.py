@@ -8,7 +8,6 @@ count, vocabulary size).
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import warnings
@@ -18,7 +17,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 
@@ -27,17 +26,25 @@ from neurofm.config import load_yaml, save_yaml
 from neurofm.data.collate import collate
 from neurofm.data.store import PreparedStore
 from neurofm.errors import ConfigError
-from neurofm.fileio import atomic_open, folder_lock
+from neurofm.fileio import check_writable, folder_lock
 from neurofm.logging import get_logger
 from neurofm.objectives.base import Objective
 from neurofm.registry import MODELS, OBJECTIVES, TOKENIZERS, create, model_spec
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
-from neurofm.training.callbacks import BestModel, RNGState, SafeCheckpointIO, StepCheckpoint
-from neurofm.training.checkpoint import latest_checkpoint
+from neurofm.training.callbacks import (
+    BestModel,
+    RNGState,
+    SafeCheckpointIO,
+    StepCheckpoint,
+    StepProgressBar,
+)
+from neurofm.training.checkpoint import latest_checkpoint, verify_checkpoint
 from neurofm.training.config import FitConfig, validate_fit_config
-from neurofm.training.data import build_dataset, open_data
+from neurofm.training.data import build_dataset, check_tokenizer_rate, open_data
 from neurofm.training.datamodule import FitDataModule
+from neurofm.training.metrics_log import AppendingCSVLogger, truncate_metrics
 from neurofm.training.module import FitModule
+from neurofm.training.preflight import batch_problems, batches_per_epoch, epochs_for_steps
 from neurofm.training.run_folder import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
@@ -79,6 +86,7 @@ def _check_resume(cfg: FitConfig, run_dir: Path, resume: bool) -> Path | None:
         return None
     if latest is None:
         raise ConfigError(f"output.dir: {str(run_dir)!r} holds no complete checkpoint to resume")
+    verify_checkpoint(latest)
     saved = load_yaml(run_dir / CONFIG_FILE)
     new = cfg.to_dict()
     changed = [key for key in _FIXED_ON_RESUME if saved.get(key) != new.get(key)]
@@ -96,16 +104,19 @@ def _check_resume(cfg: FitConfig, run_dir: Path, resume: bool) -> Path | None:
 def _tokenizer(
     cfg: FitConfig, store: PreparedStore, run_dir: Path, resuming: bool
 ) -> Tokenizer | None:
-    """Load the run's tokenizer, a saved one, or build one and fit it on the train split."""
+    """Load the run's tokenizer, a saved one, or build one and fit it on the train split; it
+    must suit the store's sampling rate (:meth:`Tokenizer.check_data`)."""
     section = cfg.tokenizer
     if section is None:
         return None
     if resuming:
-        return load_tokenizer(run_dir / TOKENIZER_DIR)
-    if "dir" in section:
-        return load_tokenizer(section["dir"])
-    tokenizer = create(TOKENIZERS, section, key="tokenizer")
-    if tokenizer.requires_fit:
+        tokenizer = load_tokenizer(run_dir / TOKENIZER_DIR)
+    elif "dir" in section:
+        tokenizer = load_tokenizer(section["dir"])
+    else:
+        tokenizer = create(TOKENIZERS, section, key="tokenizer")
+    check_tokenizer_rate(tokenizer, store)
+    if not resuming and "dir" not in section and tokenizer.requires_fit:
         data = cfg.data
         windows = build_dataset(store, data, data.train_split)
         log.info("fitting tokenizer %r on %d train windows", section["name"], len(windows))
@@ -125,23 +136,24 @@ def _check_compatible(
 ) -> None:
     """Data, tokenizer, model and objective fit together: the objective trains the model's
     kind (its spec), channel count and vocabulary size agree, windows fit ``max_seq_len``."""
-    problems = [f"objective.name: {p}" for p in objective.problems_with(spec)]
-    codes = spec.inputs in ("channel_codes", "token_sequence", "band_codes")
-    if codes and tokenizer is None:
-        problems.append(f"tokenizer: model {cfg.model['name']!r} takes {spec.inputs}; add one")
-    if not codes and tokenizer is not None and spec.inputs == "signal":
-        problems.append(
-            f"tokenizer: model {cfg.model['name']!r} takes a float signal; remove the tokenizer"
-        )
+    problems: list[str] = []
     n_times = int(datamodule.train_dataset[0]["x"].shape[-1])
-    if (
-        spec.inputs == "channel_codes"
-        and spec.max_seq_len is not None
-        and n_times > spec.max_seq_len
+    if spec.max_seq_len is not None and spec.inputs in ("channel_codes", "signal"):
+        if n_times > spec.max_seq_len:
+            problems.append(
+                f"data: windows of {n_times} samples exceed the model's "
+                f"max_seq_len={spec.max_seq_len} (model.max_seq_len)"
+            )
+    elif spec.max_seq_len is not None and tokenizer is not None and spec.inputs in (
+        "token_sequence",
     ):
-        problems.append(
-            f"data: windows of {n_times} samples exceed the model's max_seq_len={spec.max_seq_len}"
-        )
+        first = datamodule.train_dataset[0]["x"][None]
+        length = int(tokenizer.encode(first).codes.shape[-1])
+        if length > spec.max_seq_len:
+            problems.append(
+                f"data: windows of {n_times} samples give {length} tokens, more than the "
+                f"model's max_seq_len={spec.max_seq_len} (model.max_seq_len)"
+            )
     first = datamodule.train_dataset[0]["x"]
     n_chans = int(first.shape[-2])
     if spec.inputs == "band_stack":
@@ -227,24 +239,12 @@ def _init_from_data(
     log.info("fit: model initialised from %d train windows: %s", len(indices), summary)
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop rows logged after ``step`` by a run that was killed (they will be logged again)."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-        fields = list(rows[0]) if rows else []
-    kept = [row for row in rows if row.get("step", "") == "" or int(row["step"]) < step]
-    with atomic_open(path, "w") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(kept)
-
-
-def _trainer(cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
+def _trainer(
+    cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback], n_train_windows: int
+) -> pl.Trainer:
     t = cfg.trainer
     loggers: list[Any] = [
-        CSVLogger(
+        AppendingCSVLogger(
             save_dir=run_dir, name="", version="", flush_logs_every_n_steps=t.log_every_n_steps
         )
     ]
@@ -273,6 +273,11 @@ def _trainer(cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.
             )
         )
     max_epochs = t.max_epochs if (t.max_epochs is not None or t.max_steps != -1) else 1
+    if t.enable_progress_bar and _rich_available():
+        # a run bounded by steps shows "Epoch k/n" with the epochs its steps take (Lightning
+        # shows n = -2 then); max_epochs stays unbounded, which exact resuming relies on
+        needed = epochs_for_steps(t, batches_per_epoch(cfg.data, n_train_windows))
+        all_callbacks.append(StepProgressBar(needed))
     optional = {
         key: value
         for key, value in (
@@ -308,6 +313,12 @@ def _trainer(cfg: FitConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.
         default_root_dir=run_dir,
         **optional,
     )
+
+
+def _rich_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("rich") is not None
 
 
 def _tensorboard_available() -> bool:
@@ -352,13 +363,16 @@ def fit(
         Another process is writing the run folder.
     """
     cfg = validate_fit_config(config, source=source)
+    check_writable(cfg.output.dir, what="output.dir")
     if rank_zero_only.rank != 0:  # the other processes of a distributed run: rank 0 holds it
-        return _fit(cfg, resume=resume, callbacks=callbacks)
+        return _fit(cfg, resume=resume, callbacks=callbacks, source=source)
     with folder_lock(cfg.output.dir, command="neurofm fit"):
-        return _fit(cfg, resume=resume, callbacks=callbacks)
+        return _fit(cfg, resume=resume, callbacks=callbacks, source=source)
 
 
-def _fit(cfg: FitConfig, *, resume: bool, callbacks: list[pl.Callback] | None) -> Path:
+def _fit(
+    cfg: FitConfig, *, resume: bool, callbacks: list[pl.Callback] | None, source: str | None
+) -> Path:
     """The work of :func:`fit`, run while holding the run folder's lock."""
     if cfg.output.tensorboard and not _tensorboard_available():
         raise ConfigError(
@@ -366,8 +380,13 @@ def _fit(cfg: FitConfig, *, resume: bool, callbacks: list[pl.Callback] | None) -
             "(pip install 'neurofm[tensorboard]'), or set output.tensorboard: false"
         )
     run_dir = Path(cfg.output.dir)
+    check_writable(run_dir, what="output.dir")
     checkpoint = _check_resume(cfg, run_dir, resume)
     store = open_data(cfg.data)
+    train_windows = build_dataset(store, cfg.data, cfg.data.train_split)
+    early = batch_problems(cfg.trainer, cfg.data, len(train_windows))
+    if early:
+        raise ConfigError(early, source=source)
     pl.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     tokenizer = _tokenizer(cfg, store, run_dir, resuming=checkpoint is not None)
     datamodule = FitDataModule(
@@ -380,23 +399,27 @@ def _fit(cfg: FitConfig, *, resume: bool, callbacks: list[pl.Callback] | None) -
     if spec.data_init and checkpoint is None:
         _init_from_data(model, datamodule, tokenizer)
     module = FitModule(model=model, objective=objective, optim=cfg.optim)
-    trainer = _trainer(cfg, run_dir, list(callbacks or []))
+    trainer = _trainer(cfg, run_dir, list(callbacks or []), len(train_windows))
     if rank_zero_only.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml({**cfg.to_dict(), "neurofm_version": __version__}, run_dir / CONFIG_FILE)
+        save_yaml(
+            {
+                **cfg.to_dict(),
+                "channels": train_windows.channel_names,
+                "neurofm_version": __version__,
+            },
+            run_dir / CONFIG_FILE,
+        )
         if tokenizer is not None and checkpoint is None:
             tokenizer.save(run_dir / TOKENIZER_DIR)
         if checkpoint is not None:
-            _truncate_metrics(run_dir / METRICS_FILE, checkpoint_step(checkpoint.name))
+            truncate_metrics(run_dir / METRICS_FILE, checkpoint_step(checkpoint.name))
     log.info(
         "fit: run folder %s%s",
         os.fspath(run_dir),
         f", resuming from {checkpoint.name}" if checkpoint else "",
     )
     with warnings.catch_warnings():
-        # The CSV logger appends to metrics.csv (truncated above on resume); its warning about
-        # a non-empty folder does not apply.
-        warnings.filterwarnings("ignore", message="Experiment logs directory")
         # Raised inside Lightning's own tree utilities on recent torch; nothing a user can act on.
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
         trainer.fit(

@@ -6,23 +6,29 @@ imports Lightning: evaluation, generation and notebooks read runs without the tr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from neurofm.config import build_config, load_yaml
+from neurofm.data.channels import match_channels
 from neurofm.data.store import PreparedStore
 from neurofm.data.windows import WindowDataset
-from neurofm.errors import CheckpointError
+from neurofm.errors import ChannelMismatchError, CheckpointError
 from neurofm.fileio import resolve_inside
 from neurofm.registry import MODELS, create
 from neurofm.tokenizers.band_data import BandFolder
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
-from neurofm.training.checkpoint import latest_checkpoint, load_weights
+from neurofm.training.checkpoint import (
+    load_weights,
+    newest_verified_checkpoint,
+    verify_checkpoint,
+)
 from neurofm.training.config import DataConfig
-from neurofm.training.data import build_dataset, open_data
+from neurofm.training.data import build_dataset, check_tokenizer_rate, open_data
 from neurofm.training.pretrained import from_pretrained
 from neurofm.training.run_folder import (
     BEST_DIR,
@@ -31,6 +37,7 @@ from neurofm.training.run_folder import (
     MODEL_DIR,
     TOKENIZER_DIR,
     WEIGHTS_FILE,
+    checkpoint_step,
 )
 
 
@@ -50,6 +57,11 @@ class Run:
         The resolved config the run was trained with.
     store : PreparedStore or BandFolder
         The prepared store (or ``.npz`` band folder) the run was trained on.
+    checkpoint : str
+        Where the weights came from: ``"final"`` (``model/``) or the checkpoint folder actually
+        read (``"step-<N>"``; ``"last"`` is resolved to the folder it names or fell back to).
+    warnings : list of str
+        What went wrong on the way (for example an unreadable ``last`` checkpoint passed over).
     """
 
     run_dir: Path
@@ -57,11 +69,18 @@ class Run:
     tokenizer: Tokenizer | None
     config: dict[str, Any]
     store: PreparedStore | BandFolder
+    checkpoint: str = "final"
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def data_config(self) -> DataConfig:
-        """The run's ``data`` section as a DataConfig."""
+        """The run's ``data`` section as a DataConfig.
+
+        When the run recorded its training channels, they are the channels read (by name, in
+        training order), so a store whose channels are reordered gives the same windows."""
         section = {k: v for k, v in self.config["data"].items()}
+        if self.config.get("channels"):
+            section["channels"] = list(self.config["channels"])
         return build_config(
             DataConfig, section, prefix="data", source=str(self.run_dir / CONFIG_FILE)
         )
@@ -69,6 +88,24 @@ class Run:
     def dataset(self, split: str) -> WindowDataset | Any:
         """The windows of ``split`` built exactly as training built them (float ``x``)."""
         return build_dataset(self.store, self.data_config, split)
+
+
+def check_store_channels(config: dict[str, Any], store: PreparedStore, run_dir: Path) -> None:
+    """Match every recording of ``store`` against the channels the run was trained on (by name):
+    reordered channels are read in training order; missing or renamed ones raise a
+    ChannelMismatchError listing them (extra ones follow ``data.channel_policy``)."""
+    trained = config.get("channels")
+    if not trained:  # runs written before the training channels were recorded
+        return
+    policy = config.get("data", {}).get("channel_policy", "drop_extra")
+    for rec in store.recordings:
+        try:
+            match_channels(trained, rec.sensors.names, policy=policy)
+        except ChannelMismatchError as err:
+            raise ChannelMismatchError(
+                f"store {str(store.root)!r}, recording {rec.id!r} does not give the channels "
+                f"run {str(run_dir)!r} was trained on: {err}"
+            ) from err
 
 
 def load_run(
@@ -95,6 +132,8 @@ def load_run(
     if not (run_dir / CONFIG_FILE).is_file():
         raise CheckpointError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
     config = load_yaml(run_dir / CONFIG_FILE)
+    notes: list[str] = []
+    used = "final"
     if checkpoint is None:
         model = from_pretrained(run_dir / MODEL_DIR)
     elif checkpoint == "best":
@@ -102,15 +141,29 @@ def load_run(
             raise CheckpointError(f"{run_dir}: no best model (it needs a validation split)")
         model = from_pretrained(run_dir / BEST_DIR)
     else:
-        folder = (
-            latest_checkpoint(run_dir / CHECKPOINTS_DIR)
-            if checkpoint == "last"
-            else resolve_inside(
+        if checkpoint == "last":
+            folder, skipped = newest_verified_checkpoint(run_dir / CHECKPOINTS_DIR)
+            if folder is None:
+                detail = "; ".join(skipped) if skipped else "none was written"
+                raise CheckpointError(f"{run_dir}: no readable checkpoint for 'last' ({detail})")
+            if skipped:
+                notes.append(
+                    f"checkpoint 'last' is unreadable, used {folder.name} instead: "
+                    + "; ".join(skipped)
+                )
+                warnings.warn(notes[-1], stacklevel=2)
+        else:
+            folder = resolve_inside(
                 run_dir / CHECKPOINTS_DIR, checkpoint, source=run_dir, field="checkpoint"
             )
-        )
-        if folder is None or not folder.is_dir():
-            raise CheckpointError(f"{run_dir}: no checkpoint {checkpoint!r}")
+            if checkpoint_step(checkpoint) is None:
+                raise CheckpointError(
+                    f"{run_dir}: checkpoint {checkpoint!r} is not 'last' or a 'step-<N>' name"
+                )
+            if not folder.is_dir():
+                raise CheckpointError(f"{run_dir}: no checkpoint {checkpoint!r}")
+            verify_checkpoint(folder)
+        used = folder.name
         model = create(MODELS, config["model"], key="model")
         try:
             model.load_state_dict(load_weights(folder / WEIGHTS_FILE), strict=True)
@@ -129,4 +182,16 @@ def load_run(
         source=str(run_dir / CONFIG_FILE),
     )
     prepared = open_data(data)
-    return Run(run_dir=run_dir, model=model, tokenizer=tokenizer, config=config, store=prepared)
+    if isinstance(prepared, PreparedStore):
+        check_store_channels(config, prepared, run_dir)
+    if tokenizer is not None:
+        check_tokenizer_rate(tokenizer, prepared)
+    return Run(
+        run_dir=run_dir,
+        model=model,
+        tokenizer=tokenizer,
+        config=config,
+        store=prepared,
+        checkpoint=used,
+        warnings=notes,
+    )

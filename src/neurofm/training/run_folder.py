@@ -2,7 +2,10 @@
 
 Run folder format::
 
-    <run_dir>/config.yaml            the resolved config (all sections) + "neurofm_version"
+    <run_dir>/config.yaml            the resolved config (all sections) + "channels" (the
+                                     training channel names, in the model's channel order,
+                                     matched by name when the run reads another store) +
+                                     "neurofm_version"
     <run_dir>/model/                 the final model, model hub form (save_pretrained):
         config.json                  {"name": <registry name>, "config": {...}, "neurofm_version"}
         model.safetensors            the model's state_dict
@@ -13,7 +16,8 @@ Run folder format::
             state.pt                 optimizer, scheduler, RNG states, sampler/data position, step,
                                      epoch, loop progress; plain data, read with
                                      torch.load(weights_only=True)
-            meta.json                step, epoch, neurofm_version, byte size of each file
+            meta.json                step, epoch, neurofm_version, byte size and SHA-256
+                                     of each file (the hash is verified on load)
         last                         text file naming the newest complete checkpoint ("step-<N>")
     <run_dir>/best/                  the model of the lowest val/loss so far (save_pretrained
                                      form) with best.json: its step and val/loss

@@ -238,10 +238,11 @@ def run_benchmark(
     from neurofm.errors import ConfigError
     from neurofm.evaluation.common import EvaluateConfig
     from neurofm.evaluation.plots import plot_leaderboard
-    from neurofm.fileio import write_json_atomic
+    from neurofm.fileio import check_writable, write_json_atomic
     from neurofm.registry import unknown_name_message
 
     output = Path(output)
+    check_writable(output, what="output")
     output.mkdir(parents=True, exist_ok=True)
     if store is None:
         from neurofm.data.recipes import prepare_recipe

@@ -127,12 +127,13 @@ def run_demo(
     from neurofm.data.prepare import prepare
     from neurofm.data.recipes import prepare_recipe
     from neurofm.evaluation.evaluate import EvaluateConfig, evaluate_run
-    from neurofm.fileio import write_json_atomic
+    from neurofm.fileio import check_writable, write_json_atomic
     from neurofm.training.fit import fit
     from neurofm.workflows.generate import generate_run
     from neurofm.workflows.inputs import check_inputs
 
     output = Path(output)
+    check_writable(output, what="output")
     output.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 

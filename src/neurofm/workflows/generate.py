@@ -78,10 +78,14 @@ def generate_run(
     import torch
 
     from neurofm.data.collate import collate
+    from neurofm.fileio import check_writable
     from neurofm.generation import SamplingConfig, generate
     from neurofm.registry import model_spec
     from neurofm.training.run import load_run
 
+    check_writable(
+        Path(output) if output is not None else Path(run_dir) / "generated", what="output"
+    )
     run = load_run(run_dir, checkpoint=checkpoint)
     folder = Path(output) if output is not None else Path(run_dir) / "generated"
     if model_spec(run.model).sampling in ("next_band", "band_tokens"):
