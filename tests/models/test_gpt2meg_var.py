@@ -114,3 +114,65 @@ def test_bad_settings_are_refused():
         create(MODELS, {"name": "gpt2meg_trf", "preset": "tiny", "linear_init": "train_ridge"})
     with pytest.raises(Exception, match="ordinal_head"):
         create(MODELS, {"name": "gpt2meg_trf", "preset": "tiny", "var_order": 2})
+
+
+@pytest.mark.parametrize("name", ["gpt2meg_trf", "gpt2meg_mix", "gpt2meg"])
+def test_volatility_is_causal_and_cached_generation_matches(name):
+    model = _model(name, volatility=True).eval()
+    with torch.no_grad():
+        model.ordinal.var.normal_(0, 0.5)
+        model.ordinal.vol_gain.fill_(0.8)
+        model.ordinal.vol_ref.normal_(-6.0, 1.0)
+    x = torch.randint(0, 64, (2, 3, 10), generator=torch.Generator().manual_seed(1))
+    changed = x.clone()
+    changed[..., 6:] = (x[..., 6:] + 5) % 64
+    with torch.no_grad():
+        a, b = model(x).logits[..., :6, :], model(changed).logits[..., :6, :]
+    assert torch.equal(a, b)
+    greedy = SamplingConfig(temperature=0.0)
+    codes, logits = generate_with_logits(model, x[..., :2], 8, greedy)  # prompt < window
+    full, full_logits = generate_with_logits(
+        model, x[..., :2], 8, SamplingConfig(temperature=0.0, use_cache=False)
+    )
+    assert torch.equal(codes, full)
+    assert (logits - full_logits).abs().max() <= 1e-4
+
+
+def test_log_energy_counts_real_changes_only():
+    head = OrdinalLogits(8, 64, var_order=3, n_chans=1, volatility=True)
+    codes = torch.tensor([[[5, 5, 10, 20, 20]]])  # 2 history codes, then 3 inputs
+    values = head.amplitudes(codes)[0, 0]
+    d2 = values.diff().square()
+    no_real = head.log_energy(codes, seen=0)[0, 0]
+    assert torch.isnan(no_real[0])  # no real change ends at the first input yet
+    expected = (d2[2] + head.vol_floor).log()  # only 10 -> 20 is between real inputs
+    torch.testing.assert_close(no_real[1], expected)
+    one_real = head.log_energy(codes, seen=1)[0, 0]  # the code 5 before the inputs is real
+    torch.testing.assert_close(one_real[0], (d2[1] + head.vol_floor).log())
+
+
+def test_volatility_fit_finds_the_gain_of_a_heteroscedastic_process():
+    """Noise whose scale switches between bursts: the fitted gain is clearly positive and the
+    scaled Gaussians give a lower NLL than the fixed width."""
+    gen = torch.Generator().manual_seed(0)
+    n, c, t = 40, 2, 120
+    scale = torch.where(torch.rand(n, 1, 1, generator=gen) < 0.5, 0.01, 0.06)
+    scale = scale * torch.ones(n, c, t)
+    scale[:, :, t // 2 :] = scale.flip(0)[:, :, t // 2 :]  # a switch within some windows
+    x = (scale * torch.randn(n, c, t, generator=gen)).cumsum(-1).clamp(-0.9, 0.9) * 0.5
+    model = _model(linear_init="train_ridge", var_order=8, volatility=True, n_chans=c)
+    mu = model.ordinal.mu
+    codes = ((torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu) + 1) / 2 * 63).round()
+    codes = codes.long()
+    summary = model.init_from_data(Batch(x=codes))
+    assert summary["volatility_gain"] > 0.3
+
+    def nll(m):
+        with torch.no_grad():
+            lp = m(codes[..., :-1]).logits.log_softmax(-1)
+        return -lp.gather(-1, codes[..., 1:, None])[..., 16:, :].mean()
+
+    with_vol = nll(model)
+    with torch.no_grad():
+        model.ordinal.vol_gain.zero_()
+    assert with_vol < nll(model)

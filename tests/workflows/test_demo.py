@@ -51,3 +51,13 @@ def test_demo_end_to_end_on_the_shipped_sample(tmp_path, capsys):
     assert generated.shape[0] == 64 and np.isfinite(generated).all()
     assert (out / "run" / "model" / "model.safetensors").is_file()
     assert (out / "run" / "config.yaml").is_file()
+    # the learning curve: every checkpoint scored on the same windows, baselines as flat lines
+    curve = json.loads((out / "report" / "learning_curve.json").read_text())
+    assert [p["step"] for p in curve["points"]] == [1, 2, 3]
+    assert curve["best_linear"] in ("linear_ar", "ridge_var")
+    for point in curve["points"]:
+        low, high = point["minus_best_linear_interval"]
+        assert low <= point["minus_best_linear"] <= high
+        assert point["below_zero"] == (high < 0)
+    assert (out / "report" / "learning_curve.png").is_file()
+    assert summary["learning_curve"]["best_linear"] == curve["best_linear"]

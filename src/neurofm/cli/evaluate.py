@@ -16,8 +16,9 @@ def evaluate(
 
     Scores the model (bits per channel-sample, next-step accuracy, forecast MSE / R² after
     decoding, rollout error against horizon), the baselines fitted on train (last value, linear
-    AR, unigram) and the controls (the model fed time-shuffled input and noise codes) on the same
-    windows, and compares continuations of held-out prompts with real signal (PSD, band power,
+    AR and ridge VAR sized on the validation split, bigram, unigram, uniform) and the controls
+    (the model reading another window's real input, and only the last k codes) on every
+    non-overlapping held-out window with 95% block-bootstrap intervals, and compares continuations of held-out prompts with real signal (PSD, band power,
     channel correlations, amplitudes, MMD two-sample test, drift). A window classifier is
     scored by accuracy, balanced accuracy (with a label-permutation
     p-value), cross-entropy and confusion matrix, next to chance, band-power LDA and the model fed

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "bands": "neurofm.cli.bands:bands",
     "fit": "neurofm.cli.fit:fit",
     "evaluate": "neurofm.cli.evaluate:evaluate",
+    "learning-curve": "neurofm.cli.learning_curve:learning_curve",
     "decode": "neurofm.cli.decode:decode",
     "generate": "neurofm.cli.generate:generate",
     "benchmark": "neurofm.cli.benchmark:benchmark",

@@ -48,7 +48,9 @@ class EvaluateConfig:
     val_windows: int | None = 64  # validation windows the baselines' sizes are chosen on
     ar_orders: list[int] = field(default_factory=lambda: [8, 16, 32, 64])  # per-channel AR p
     var_lags: list[int] = field(default_factory=lambda: [4, 8, 16])  # ridge VAR lags
-    var_ridges: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])  # ridge
+    var_ridges: list[float] = field(  # ridge strengths (relative to the mean feature variance)
+        default_factory=lambda: [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+    )
     context_steps: list[int] = field(default_factory=lambda: [1, 8])  # truncated-context controls
     n_bootstrap: int = 1000  # block-bootstrap resamples of the held-out windows
     bootstrap_block: int | None = None  # windows per bootstrap block (None: ceil(sqrt(M)))

@@ -50,6 +50,7 @@ class ARPast:
 
     layers: Any
     codes: Tensor
+    seen: int = 0  # how many of ``codes`` are real inputs (the rest: edge padding)
 
 
 class OrdinalLogits(nn.Module):
@@ -79,8 +80,11 @@ class OrdinalLogits(nn.Module):
         n_chans: int = 0,
         amplitude: str = "code",
         mu: float | None = None,
+        volatility: bool = False,
     ) -> None:
         super().__init__()
+        if volatility and not var_order:
+            raise ValueError("volatility reads the VAR's history window: set var_order > 0")
         if var_order and n_chans < 1:
             raise ValueError(f"var_order={var_order} needs the channel vocabulary n_chans >= 1")
         if amplitude not in ORDINAL_SIGMA0:
@@ -109,6 +113,12 @@ class OrdinalLogits(nn.Module):
         # with the VAR: a log precision per channel, added to the one read from the hidden state
         self.channel_log_precision = nn.Parameter(torch.zeros(n_chans)) if var_order else None
         self.history = max(ar_order, var_order)
+        # with volatility: the log precision also falls with the log of the recent mean squared
+        # one-step change of each channel (over the history window), relative to its train mean
+        self.vol_gain = nn.Parameter(torch.zeros(())) if volatility else None
+        if volatility:
+            self.register_buffer("vol_ref", torch.zeros(n_chans))
+            self.register_buffer("vol_floor", torch.tensor(1e-6))
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.proj.weight, std=0.02)
@@ -121,6 +131,8 @@ class OrdinalLogits(nn.Module):
             if self.var is not None:
                 self.var.zero_()
                 self.channel_log_precision.zero_()
+            if self.vol_gain is not None:
+                self.vol_gain.zero_()
 
     def amplitudes(self, codes: Tensor) -> Tensor:
         """The values of ``codes`` in the head's domain: code values, or mu-law-expanded."""
@@ -151,6 +163,42 @@ class OrdinalLogits(nn.Module):
                 lagged = values[..., q - 1 - lag : q - 1 - lag + n_times]  # (B, C, T)
                 out = out + torch.einsum("bcd,bdt->bct", weights[lag].to(values.dtype), lagged)
         return out
+
+    def log_energy(self, codes: Tensor, seen: int = 0) -> Tensor:
+        """Log of the recent mean squared one-step change (B, C, T) of each channel.
+
+        ``codes`` (B, C, q - 1 + T) are the ``q - 1`` codes before the inputs then the inputs, of
+        which only the last ``seen`` of the ``q - 1`` are real (the others: edge padding, never
+        counted). At input ``t`` the mean runs over the ``q - 1`` changes ending at ``t``; where
+        none is real it is 0 (the channel's reference level)."""
+        values = self.amplitudes(codes).float()
+        h = self.history - 1
+        if h < 1:
+            raise ValueError("log_energy needs a history window (var_order > 1)")
+        d2 = values.diff(dim=-1).square()  # (B, C, h + T - 1): change j -> j + 1
+        real = (torch.arange(d2.shape[-1], device=codes.device) >= h - min(seen, h)).to(d2)
+        zero = d2.new_zeros(*d2.shape[:-1], 1)
+        total = torch.cat((zero, (d2 * real).cumsum(-1)), -1)  # (B, C, h + T)
+        count = torch.cat((zero[0, 0], real.cumsum(-1)))  # (h + T,)
+        n_times = values.shape[-1] - h
+        sums = total[..., h:] - total[..., :n_times]
+        counts = count[h:] - count[:n_times]
+        mean = sums / counts.clamp_min(1.0)
+        return torch.where(counts > 0, (mean + self.vol_floor).log(), torch.nan)
+
+    def volatility(
+        self, codes: Tensor, seen: int = 0, channel_ids: Tensor | None = None
+    ) -> Tensor | None:
+        """The volatility term of the log precision (B, C, T): ``-g / 2 (log e_t - ref_c)``
+        (:meth:`log_energy`), 0 where no real change is known yet; None without volatility."""
+        if self.vol_gain is None:
+            return None
+        log_e = self.log_energy(codes, seen)
+        b, c = log_e.shape[:2]
+        ids = torch.arange(c, device=codes.device) if channel_ids is None else channel_ids
+        ref = self.vol_ref[ids.expand(b, c)][..., None]
+        centred = torch.nan_to_num(log_e - ref, nan=0.0)
+        return -0.5 * self.vol_gain * centred
 
     def channel_precision(self, b: int, c: int, channel_ids: Tensor | None) -> Tensor | None:
         """Per-channel log precisions (B, C, 1) of the channels ``channel_ids`` (default
@@ -214,13 +262,20 @@ def split_past(who: str, p: int, past: object | None) -> object | None:
     return past.layers
 
 
-def join_past(layers: object, x: Tensor, history: Tensor | None) -> object:
+def join_past(layers: object, x: Tensor, history: Tensor | None, seen: int = 0) -> object:
     """The cache to return: ``layers``, with the newest ``p - 1`` codes when the model has an
-    AR filter (``history`` not None)."""
+    AR filter (``history`` not None) and how many of them are real (``seen`` of the history
+    were before this call)."""
     if history is None:
         return layers
     codes = torch.cat((history, x), dim=-1)
-    return ARPast(layers, codes[..., codes.shape[-1] - history.shape[-1] :].clone())
+    keep = history.shape[-1]
+    return ARPast(layers, codes[..., codes.shape[-1] - keep :].clone(), min(keep, seen + x.shape[-1]))
+
+
+def seen_of(past: object | None) -> int:
+    """How many codes of a cache's history are real inputs (0 without a cache)."""
+    return past.seen if isinstance(past, ARPast) else 0
 
 
 def lagged_values(values: Tensor, order: int) -> Tensor:

@@ -78,7 +78,7 @@ def demo_config(output: Path, *, max_steps: int, seed: int) -> dict[str, Any]:
             "log_every_n_steps": 10,
             "seed": seed,
         },
-        "output": {"dir": str(output / "run"), "checkpoint_every_n_steps": max_steps},
+        "output": {"dir": str(output / "run"), "checkpoint_every_n_steps": max(1, max_steps // 4)},
     }
 
 
@@ -127,6 +127,7 @@ def run_demo(
     from neurofm.data.prepare import prepare
     from neurofm.data.recipes import prepare_recipe
     from neurofm.evaluation.evaluate import EvaluateConfig, evaluate_run
+    from neurofm.evaluation.learning_curve import learning_curve
     from neurofm.fileio import check_writable, write_json_atomic
     from neurofm.training.fit import fit
     from neurofm.workflows.generate import generate_run
@@ -173,6 +174,11 @@ def run_demo(
     timings["evaluate_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    log.info("    learning curve: every checkpoint on the same held-out windows")
+    curve = learning_curve(run_dir, config=eval_cfg, out_dir=output / "report")
+    timings["learning_curve_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
     log.info("4/4 generating %.1f s of signal after a held-out prompt", generate_seconds)
     paths = generate_run(
         run_dir, prompt="test:0", seconds=generate_seconds, seed=seed, output=output / "generated"
@@ -183,6 +189,15 @@ def run_demo(
         "data": data,
         "scores": bits_table(result.report),
         "windows": result.report.get("windows"),
+        "learning_curve": {
+            "png": str(output / "report" / "learning_curve.png"),
+            "best_linear": curve["best_linear"],
+            "wins_from_step": curve["wins_from_step"],
+            "points": [
+                {k: p[k] for k in ("step", "bits", "minus_best_linear_interval")}
+                for p in curve["points"]
+            ],
+        },
         "timings": timings,
         "report": str(output / "report" / "report.html"),
         "generated": {key: str(value) for key, value in paths.items()},
@@ -239,10 +254,20 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"split:     {summary['data']['split']['text']}",
         *bits_lines(summary["scores"]),
     ]
+    curve = summary.get("learning_curve")
+    if curve:
+        steps = ", ".join(f"{p['step']}: {p['bits']:.3f}" for p in curve["points"])
+        lines.append(f"learning curve (step: model bits): {steps}")
+        lines.append(
+            f"model better than {curve['best_linear']} (whole 95% interval below 0) from step: "
+            f"{curve['wins_from_step']}  ({curve['png']})"
+        )
     t = summary["timings"]
     lines.append(
         "time: prepare {prepare_s:.0f} s, fit {fit_s:.0f} s, evaluate {evaluate_s:.0f} s, "
-        "generate {generate_s:.0f} s".format(**t)
+        "learning curve {learning_curve_s:.0f} s, generate {generate_s:.0f} s".format(
+            **{"learning_curve_s": 0.0, **t}
+        )
     )
     lines.append(f"report:    {summary['report']}")
     lines.append(f"generated: {summary['generated'].get('fif', '')}")

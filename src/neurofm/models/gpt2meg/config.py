@@ -99,6 +99,9 @@ class GPT2MEGConfig:
     mu: float | None = None  # mu-law strength of amplitude "mulaw" (None: vocab_size - 1)
     linear_init: Literal["zero", "train_ridge"] = "zero"  # VAR filter at init: zeros, or a
     # ridge fit on the train windows' codes before the first step (needs var_order > 0)
+    linear_trainable: bool = True  # False: the VAR filter stays as initialised (not trained)
+    volatility: bool = False  # log precision also falls with the log of each channel's recent
+    # mean squared change over the VAR's window (fitted with the filter by linear_init)
     # GPT2MEGMix only
     channel_dropout: float = 0.1  # training only: probability of hiding each input channel
 
@@ -115,6 +118,8 @@ class GPT2MEGConfig:
         even_head_size(self)
         needs(self, "ar_order", "ordinal_head", "it shifts its mean")
         needs(self, "var_order", "ordinal_head", "it shifts its mean")
+        if self.volatility and self.var_order < 2:
+            raise ValueError("volatility reads the VAR's history window: set var_order >= 2")
         optional_positive(self, "mu")
         if self.linear_init == "train_ridge" and not self.var_order:
             raise ValueError("linear_init='train_ridge' fits the VAR filter: set var_order > 0")

@@ -25,7 +25,7 @@ import inspect
 from torch import Tensor, nn
 
 from neurofm.layers import init_gpt2
-from neurofm.layers.ordinal import code_history, join_past, split_past
+from neurofm.layers.ordinal import code_history, join_past, seen_of, split_past
 from neurofm.models.gpt2meg import parts
 from neurofm.models.gpt2meg.config import GPT2MEGConfig, channel_codes_spec
 from neurofm.registry import MODELS
@@ -137,9 +137,11 @@ class GPT2MEG(parts.LinearPathInit, nn.Module):
         out = self.gpt2(
             inputs_embeds=h.reshape(b * c, t, -1), use_cache=use_cache, **{self._cache_arg: layers}
         )
+        seen = seen_of(past)
         logits = parts.code_logits(
-            self.head, self.ordinal, out.last_hidden_state, x, history, channel_ids
+            self.head, self.ordinal, out.last_hidden_state, x, history, channel_ids, seen
         )
         if not use_cache:
             return ModelOutput(logits=logits)
-        return ModelOutput(logits=logits, past=join_past(getattr(out, self._cache_arg), x, history))
+        layers = getattr(out, self._cache_arg)
+        return ModelOutput(logits=logits, past=join_past(layers, x, history, seen))

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurofm.layers import KVCache, check_ids, make_norm
-from neurofm.layers.ordinal import ARPast
+from neurofm.layers.ordinal import ARPast, seen_of
 from neurofm.models.gpt2meg import parts
 from neurofm.models.gpt2meg.config import GPT2MEGConfig, channel_codes_spec
 from neurofm.registry import MODELS
@@ -153,5 +153,6 @@ class GPT2MEGMix(parts.LinearPathInit, nn.Module):
             h = block(h, causal=cfg.causal, cache=None if layers is None else layers[i])
         z = self.norm(h)[:, None]  # (B, 1, T, D)
         z = z * self.out_gain(ids)[:, :, None] + self.out_bias(ids)[:, :, None]  # (B, C, T, D)
-        logits = parts.code_logits(self.head, self.ordinal, z, x, history, channel_ids)
-        return parts.output(cfg, logits, self.blocks, x, history, layers, use_cache)
+        seen = seen_of(past)
+        logits = parts.code_logits(self.head, self.ordinal, z, x, history, channel_ids, seen)
+        return parts.output(cfg, logits, self.blocks, x, history, layers, use_cache, seen)

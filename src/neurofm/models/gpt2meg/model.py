@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurofm.layers import KVCache, make_norm
-from neurofm.layers.ordinal import ARPast
+from neurofm.layers.ordinal import ARPast, seen_of
 from neurofm.models.gpt2meg import parts
 from neurofm.models.gpt2meg.config import GPT2MEGConfig, channel_codes_spec
 from neurofm.registry import MODELS
@@ -147,8 +147,9 @@ class GPT2MEG_Trf(parts.LinearPathInit, nn.Module):  # noqa: N801 (the family's 
                 h = block(h, causal=cfg.causal, cache=cache)
             h = h.view(b, c, t, -1)
         h = self.norm(h)
-        logits = parts.code_logits(self.head, self.ordinal, h, x, history, channel_ids)
-        return parts.output(cfg, logits, self.blocks, x, history, layers, use_cache)
+        seen = seen_of(past)
+        logits = parts.code_logits(self.head, self.ordinal, h, x, history, channel_ids, seen)
+        return parts.output(cfg, logits, self.blocks, x, history, layers, use_cache, seen)
 
 
 MODELS.alias("gpt2meg_moe", "gpt2meg_trf", defaults={"mlp": "moe"})

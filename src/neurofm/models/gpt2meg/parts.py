@@ -100,7 +100,7 @@ def ordinal_head(cfg: GPT2MEGConfig) -> OrdinalLogits | None:
     """The ordinal head when ``ordinal_head`` is set (with the AR filter of ``ar_order``)."""
     if not cfg.ordinal_head:
         return None
-    return OrdinalLogits(
+    head = OrdinalLogits(
         cfg.d_model,
         cfg.vocab_size,
         ar_order=cfg.ar_order,
@@ -108,7 +108,13 @@ def ordinal_head(cfg: GPT2MEGConfig) -> OrdinalLogits | None:
         n_chans=cfg.n_chans,
         amplitude=cfg.amplitude,
         mu=cfg.mu,
+        volatility=cfg.volatility,
     )
+    if head.var is not None and not cfg.linear_trainable:
+        # a filter fitted in closed form is at its optimum: Adam's per-weight steps of about
+        # the learning rate would only make it random-walk around it
+        head.var.requires_grad_(False)
+    return head
 
 
 DATA_INIT_FREE_WEIGHT = 0.03
@@ -147,12 +153,48 @@ def init_linear_path(model: nn.Module, batch: Batch) -> dict[str, Any]:
         # DATA_INIT_FREE_WEIGHT of it for the tails
         ordinal.proj.bias[2] = math.log((1 - DATA_INIT_FREE_WEIGHT) / DATA_INIT_FREE_WEIGHT)
         ordinal.channel_log_precision[ids] = -residual.clamp_min(1e-6).log().to(ids.device)
-    return {
-        "var_order": model.config.var_order,
-        "penalty": penalty,
-        "residual": round(float(residual.mean()), 6),
-        "windows": len(codes),
-    }
+        summary = {
+            "var_order": model.config.var_order,
+            "penalty": penalty,
+            "residual": round(float(residual.mean()), 6),
+            "windows": len(codes),
+        }
+        if ordinal.vol_gain is not None:
+            summary["volatility_gain"] = fit_volatility(ordinal, codes, ids)
+    return summary
+
+
+def fit_volatility(ordinal: OrdinalLogits, codes: Tensor, ids: Tensor) -> float:
+    """Fit the volatility term of the ordinal head on train codes (N, C, T) of channels ``ids``
+    (the VAR filter already fitted): the floor of the energy, each channel's reference log
+    energy, the gain ``g`` (slope of the log squared VAR residual on the centred log energy,
+    pooled over channels, in [0, 2]) and each channel's log precision so that the residuals have
+    unit variance on average under the scaled Gaussians. Positions with a full real history
+    window only. Returns ``g``."""
+    h = ordinal.history - 1
+    values = ordinal.amplitudes(codes).float()
+    ordinal.vol_floor.fill_(1e-3 * float(values.diff(dim=-1).square().mean()))
+    log_e, residual = [], []
+    for lo in range(0, len(codes), 64):
+        part = codes[lo : lo + 64]
+        padded = torch.cat((part[..., :1].expand(*part.shape[:2], h), part), dim=-1)
+        anchor = ordinal.anchor(padded, ids)  # mean of the next value at each input
+        log_e.append(ordinal.log_energy(padded)[..., h:-1])
+        residual.append((values[lo : lo + 64, :, h + 1 :] - anchor[..., h:-1]).double())
+    x, r = torch.cat(log_e).double(), torch.cat(residual)
+    if x.shape[-1] < 2:
+        raise ValueError(f"volatility: train windows of {codes.shape[-1]} codes are too short")
+    ref = x.mean(dim=(0, 2))  # (C,)
+    xc = x - ref[None, :, None]
+    y = r.square().clamp_min(1e-12).log()
+    y = y - y.mean(dim=(0, 2), keepdim=True)
+    gain = float((xc * y).sum() / xc.square().sum().clamp_min(1e-12))
+    gain = min(max(gain, 0.0), 2.0)
+    scale = (r.square() * torch.exp(-gain * xc)).mean(dim=(0, 2))  # (C,)
+    ordinal.vol_ref[ids] = ref.float().to(ordinal.vol_ref.device)
+    ordinal.vol_gain.fill_(gain)
+    ordinal.channel_log_precision[ids] = (-0.5 * scale.log()).float().to(ids.device)
+    return round(gain, 4)
 
 
 class LinearPathInit:
@@ -219,13 +261,15 @@ def code_logits(
     x: Tensor,
     history: Tensor | None = None,
     channel_ids: Tensor | None = None,
+    seen: int = 0,
 ) -> Tensor:
     """Logits (B, C, T, V) of the final hidden states ``h`` (B, C, T, D) (or (B*C, T, D)) for
     the inputs ``x`` (B, C, T[, D]).
 
     The free logits ``head(h)``, or with the ordinal head the mixture's log-probabilities,
     anchored on the input codes (and with the AR filter on them and the preceding codes
-    ``history`` (B, C, p - 1)) when ``x`` holds codes.
+    ``history`` (B, C, p - 1), of which the last ``seen`` are real inputs) when ``x`` holds
+    codes; with ``volatility`` the log precision also reads the recent changes of the codes.
     """
     b, c, t = x.shape[:3]
     h = h.reshape(b, c, t, -1)
@@ -233,10 +277,14 @@ def code_logits(
     if ordinal is None:
         return logits
     anchor = None
+    precision = ordinal.channel_precision(b, c, channel_ids)
     if not x.dtype.is_floating_point:
         codes = x if history is None else torch.cat((history, x), dim=-1)
         anchor = ordinal.anchor(codes, channel_ids)
-    return ordinal(logits, h, anchor, ordinal.channel_precision(b, c, channel_ids))
+        volatility = ordinal.volatility(codes, seen, channel_ids)
+        if volatility is not None:
+            precision = volatility if precision is None else precision + volatility
+    return ordinal(logits, h, anchor, precision)
 
 
 def output(
@@ -247,6 +295,7 @@ def output(
     history: Tensor | None,
     layers: list[KVCache] | None,
     use_cache: bool,
+    seen: int = 0,
 ) -> ModelOutput:
     """The ``ModelOutput`` of a forward call on neurofm blocks.
 
@@ -256,7 +305,7 @@ def output(
     ``"router_z"``, the weighted router z-loss, when ``router_z_weight > 0``), and
     ``extras["router"]`` the unweighted averages for logging.
     """
-    past = join_past(layers, x, history) if use_cache else None
+    past = join_past(layers, x, history, seen) if use_cache else None
     if cfg.mlp != "moe":
         return ModelOutput(logits=logits, past=past)
     load_balance = router_z = 0.0
