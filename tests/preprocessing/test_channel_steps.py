@@ -5,7 +5,7 @@ from __future__ import annotations
 import mne
 import numpy as np
 import pytest
-from tests.preprocessing.conftest import sines
+from preprocessing_signals import sines
 
 from neurofm.errors import RecordingError
 from neurofm.preprocessing import (

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from tests.preprocessing.conftest import amplitude, sines
+from preprocessing_signals import amplitude, sines
 
 from neurofm.errors import RecordingError
 from neurofm.preprocessing import bandpass, clip, notch, resample

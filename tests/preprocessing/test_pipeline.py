@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from tests.preprocessing.conftest import sines
+from preprocessing_signals import sines
 
 from neurofm.errors import ConfigError
 from neurofm.preprocessing import STEPS, Pipeline

@@ -47,10 +47,13 @@ def checkpoints_of(run_dir: str | Path) -> list[tuple[int, str]]:
 
 
 def _window_bits(predictor: Any, codes: np.ndarray, signal: np.ndarray, start: int, batch: int):
+    """Bits per channel-sample of each window; ``predictor`` is a fitted baseline, or a function
+    of a slice of the windows giving the model's predictor for them (its context sliced)."""
     acc = ForecastAccumulator(codes.shape[1])
     for lo in range(0, len(codes), batch):
         part = codes[lo : lo + batch]
-        log_probs, point = predictor.predict(part, start)
+        step = predictor(slice(lo, lo + len(part))) if callable(predictor) else predictor
+        log_probs, point = step.predict(part, start)
         acc.update(log_probs, part[..., start:], point, signal[lo : lo + batch, :, start:])
     return acc.window_bits()
 
@@ -119,7 +122,11 @@ def learning_curve(
     for _, name in steps:
         log.info("learning curve: scoring %s on %d held-out windows", name, len(codes))
         model = load_run(run_dir, checkpoint=name).model
-        predictor = ModelPredictor(model, bins, context=context, spec=spec)
+
+        def predictor(part: slice, model: Any = model) -> ModelPredictor:
+            window_context = {k: v[part] for k, v in context.items()}
+            return ModelPredictor(model, bins, context=window_context, spec=spec)
+
         per_window[name] = _window_bits(predictor, codes, signal, start, cfg.batch_size)
     means = {name: float(np.mean(v)) for name, v in per_window.items()}
     best = min(LINEAR, key=lambda n: means[n])

@@ -270,7 +270,9 @@ def join_past(layers: object, x: Tensor, history: Tensor | None, seen: int = 0) 
         return layers
     codes = torch.cat((history, x), dim=-1)
     keep = history.shape[-1]
-    return ARPast(layers, codes[..., codes.shape[-1] - keep :].clone(), min(keep, seen + x.shape[-1]))
+    return ARPast(
+        layers, codes[..., codes.shape[-1] - keep :].clone(), min(keep, seen + x.shape[-1])
+    )
 
 
 def seen_of(past: object | None) -> int:

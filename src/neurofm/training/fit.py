@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from neurofm.config import load_yaml, save_yaml
 from neurofm.data.collate import collate
 from neurofm.data.store import PreparedStore
 from neurofm.errors import ConfigError
-from neurofm.fileio import check_writable, folder_lock
+from neurofm.fileio import LOCK_FILE, check_writable, folder_lock
 from neurofm.logging import get_logger
 from neurofm.objectives.base import Objective
 from neurofm.registry import MODELS, OBJECTIVES, TOKENIZERS, create, model_spec
@@ -144,8 +145,10 @@ def _check_compatible(
                 f"data: windows of {n_times} samples exceed the model's "
                 f"max_seq_len={spec.max_seq_len} (model.max_seq_len)"
             )
-    elif spec.max_seq_len is not None and tokenizer is not None and spec.inputs in (
-        "token_sequence",
+    elif (
+        spec.max_seq_len is not None
+        and tokenizer is not None
+        and spec.inputs in ("token_sequence",)
     ):
         first = datamodule.train_dataset[0]["x"][None]
         length = int(tokenizer.encode(first).codes.shape[-1])
@@ -315,6 +318,14 @@ def _trainer(
     )
 
 
+def _channel_names(dataset: Any) -> list[str] | None:
+    """The channel names of a training dataset (a band dataset: of the windows it wraps)."""
+    inner = getattr(dataset, "dataset", dataset)  # a LimitedDataset
+    inner = getattr(inner, "windows", inner)  # a BandWindowDataset
+    names = getattr(inner, "channel_names", None)
+    return None if names is None else list(names)
+
+
 def _rich_available() -> bool:
     import importlib.util
 
@@ -366,8 +377,16 @@ def fit(
     check_writable(cfg.output.dir, what="output.dir")
     if rank_zero_only.rank != 0:  # the other processes of a distributed run: rank 0 holds it
         return _fit(cfg, resume=resume, callbacks=callbacks, source=source)
-    with folder_lock(cfg.output.dir, command="neurofm fit"):
-        return _fit(cfg, resume=resume, callbacks=callbacks, source=source)
+    run_dir = Path(cfg.output.dir)
+    existed = run_dir.exists()
+    try:
+        with folder_lock(run_dir, command="neurofm fit"):
+            return _fit(cfg, resume=resume, callbacks=callbacks, source=source)
+    except BaseException:
+        # a run refused before anything was written leaves no folder behind (only its lock)
+        if not existed and {p.name for p in run_dir.iterdir()} <= {LOCK_FILE}:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _fit(
@@ -405,7 +424,8 @@ def _fit(
         save_yaml(
             {
                 **cfg.to_dict(),
-                "channels": train_windows.channel_names,
+                # the channel names the windows hold (None: a band folder names none)
+                "channels": _channel_names(train_windows),
                 "neurofm_version": __version__,
             },
             run_dir / CONFIG_FILE,
