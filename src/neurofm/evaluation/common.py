@@ -47,7 +47,7 @@ class EvaluateConfig:
     baseline_train_windows: int | None = None  # non-overlapping train windows fitted on (None: all)
     val_windows: int | None = 64  # validation windows the baselines' sizes are chosen on
     ar_orders: list[int] = field(default_factory=lambda: [8, 16, 32, 64])  # per-channel AR p
-    var_lags: list[int] = field(default_factory=lambda: [4, 8, 16])  # ridge VAR lags
+    var_lags: list[int] = field(default_factory=lambda: [4, 8, 16, 24, 32])  # ridge VAR lags
     var_ridges: list[float] = field(  # ridge strengths (relative to the mean feature variance)
         default_factory=lambda: [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
     )
