@@ -58,11 +58,33 @@ def _window_bits(predictor: Any, codes: np.ndarray, signal: np.ndarray, start: i
     return acc.window_bits()
 
 
+def _reference_bits(
+    report: dict[str, Any], n_windows: int, start: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The baselines' per-window bits and selection from an evaluation report of the same
+    windows (checked: window count and first scored position)."""
+    bits = (report.get("per_window") or {}).get("bits_per_channel_sample") or {}
+    if report.get("n_windows") != n_windows or report.get("score_start") != start:
+        raise ValueError(
+            f"learning curve: the reference report scored {report.get('n_windows')} windows "
+            f"from position {report.get('score_start')}, the curve {n_windows} from {start}"
+        )
+    missing = [name for name in REFERENCES if name not in bits]
+    if missing:
+        raise ValueError(
+            f"learning curve: the reference report has no per-window bits of {missing}"
+        )
+    return {name: np.asarray(bits[name], dtype=np.float64) for name in REFERENCES}, dict(
+        report.get("selection") or {}
+    )
+
+
 def learning_curve(
     run_dir: str | Path,
     *,
     config: EvaluateConfig | None = None,
     out_dir: str | Path | None = None,
+    reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score every checkpoint of a run of a model over channel codes; write the curve.
 
@@ -75,6 +97,10 @@ def learning_curve(
         Split, window caps, baselines' size grids, bootstrap settings (as ``neurofm evaluate``).
     out_dir : path, optional
         Folder for ``learning_curve.json`` and ``.png`` (default ``<run_dir>/learning-curve``).
+    reference : dict, optional
+        The report of ``neurofm evaluate`` on the same split and settings: its baselines'
+        per-window bits and their selection are reused instead of fitting them again (the
+        windows must match: same count and first scored position).
 
     Returns
     -------
@@ -106,18 +132,25 @@ def learning_curve(
         )
     sets = forecast_windows(run, cfg)
     test = windows_of(sets["test"], sets["test_index"], run.tokenizer)
-    train = windows_of(sets["train"], sets["train_index"], run.tokenizer)
-    val = None if sets["val"] is None else windows_of(sets["val"], sets["val_index"], run.tokenizer)
     codes, signal = test["codes"], test["signal"].astype(np.float64)
     start = default_start(codes.shape[-1], cfg)
     bins = CodeBins.from_tokenizer(run.tokenizer, codes.shape[1])
-    fitted, selection = code_baselines(
-        bins, train["codes"], None if val is None else val["codes"], start, cfg
-    )
-    per_window = {
-        name: _window_bits(fitted[name], codes, signal, start, cfg.batch_size)
-        for name in REFERENCES
-    }
+    if reference is not None:
+        per_window, selection = _reference_bits(reference, len(codes), start)
+    else:
+        train = windows_of(sets["train"], sets["train_index"], run.tokenizer)
+        val = (
+            None
+            if sets["val"] is None
+            else windows_of(sets["val"], sets["val_index"], run.tokenizer)
+        )
+        fitted, selection = code_baselines(
+            bins, train["codes"], None if val is None else val["codes"], start, cfg
+        )
+        per_window = {
+            name: _window_bits(fitted[name], codes, signal, start, cfg.batch_size)
+            for name in REFERENCES
+        }
     context = model_context(run.model, test["batch"])
     for _, name in steps:
         log.info("learning curve: scoring %s on %d held-out windows", name, len(codes))

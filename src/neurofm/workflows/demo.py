@@ -184,7 +184,9 @@ def run_demo(
 
     start = time.perf_counter()
     log.info("    learning curve: every checkpoint on the same held-out windows")
-    curve = learning_curve(run_dir, config=eval_cfg, out_dir=output / "report")
+    curve = learning_curve(
+        run_dir, config=eval_cfg, out_dir=output / "report", reference=result.report
+    )
     timings["learning_curve_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
