@@ -33,8 +33,8 @@ from neurofm.evaluation.common import EvaluateConfig, EvaluationResult, evenly
 from neurofm.evaluation.intervals import bootstrap_intervals
 from neurofm.evaluation.next_band import (
     _sfreq_and_bands,
-    plot_band_rollout,
     rollout_metrics,
+    rollout_sample,
     stack,
 )
 from neurofm.fileio import atomic_open
@@ -156,22 +156,15 @@ def evaluate_band_tokens_run(
     scores = evaluate_band_tokens(run.model, run.tokenizer, test, train, config, labels)
     rollout = scores.pop("_rollout")
     sfreq, bands = _sfreq_and_bands(run, test_set)
-    window, channel = min(config.plot_window, len(test) - 1), config.plot_channel
-    if not 0 <= channel < test.shape[2]:
-        raise ValueError(f"plot_channel: {channel} is not among the {test.shape[2]} channels")
-    out = Path(out_dir) if out_dir is not None else Path(run.run_dir) / f"eval-{config.split}"
-    out.mkdir(parents=True, exist_ok=True)
-    sample = rollout_metrics(
-        test[window, :, channel : channel + 1], rollout[window, :, channel : channel + 1]
-    )
-    sample.update(channel=channel, window=int(test_index[window]), split=config.split)
-    png = plot_band_rollout(
-        out / "rollout.png",
-        test[window, :, channel],
-        rollout[window, :, channel],
-        sfreq=sfreq,
-        bands=bands,
-        title=f"{config.split} window {int(test_index[window])}, channel {channel}: "
+    out, sample, png = rollout_sample(
+        run,
+        test,
+        rollout,
+        test_index,
+        config,
+        out_dir,
+        sfreq,
+        bands,
         "token rollout from the lowest stage",
     )
     report = {

@@ -177,6 +177,40 @@ def evaluate_next_band(
     }
 
 
+def rollout_sample(
+    run: Any,
+    test: np.ndarray,
+    rollout: np.ndarray,
+    test_index: np.ndarray,
+    config: Any,
+    out_dir: str | Path | None,
+    sfreq: float,
+    bands: list | None,
+    what: str,
+) -> tuple[Path, dict[str, Any], Path]:
+    """The report folder (created), the rollout metrics of the configured window and channel
+    (``plot_window``, ``plot_channel``) and the path of its ``rollout.png``; ``what`` names the
+    rollout in the plot's title."""
+    window, channel = min(config.plot_window, len(test) - 1), config.plot_channel
+    if not 0 <= channel < test.shape[2]:
+        raise ValueError(f"plot_channel: {channel} is not among the {test.shape[2]} channels")
+    out = Path(out_dir) if out_dir is not None else Path(run.run_dir) / f"eval-{config.split}"
+    out.mkdir(parents=True, exist_ok=True)
+    sample = rollout_metrics(
+        test[window, :, channel : channel + 1], rollout[window, :, channel : channel + 1]
+    )
+    sample.update(channel=channel, window=int(test_index[window]), split=config.split)
+    png = plot_band_rollout(
+        out / "rollout.png",
+        test[window, :, channel],
+        rollout[window, :, channel],
+        sfreq=sfreq,
+        bands=bands,
+        title=f"{config.split} window {int(test_index[window])}, channel {channel}: {what}",
+    )
+    return out, sample, png
+
+
 def evaluate_next_band_run(
     run: Any,
     *,
@@ -196,23 +230,15 @@ def evaluate_next_band_run(
     scores = evaluate_next_band(run.model, test, train, config)
     rollout = scores.pop("_rollout")
     sfreq, bands = _sfreq_and_bands(run, test_set)
-    window = min(config.plot_window, len(test) - 1)
-    channel = config.plot_channel
-    if not 0 <= channel < test.shape[2]:
-        raise ValueError(f"plot_channel: {channel} is not among the {test.shape[2]} channels")
-    out = Path(out_dir) if out_dir is not None else Path(run.run_dir) / f"eval-{config.split}"
-    out.mkdir(parents=True, exist_ok=True)
-    sample = rollout_metrics(
-        test[window, :, channel : channel + 1], rollout[window, :, channel : channel + 1]
-    )
-    sample.update(channel=channel, window=int(test_index[window]), split=config.split)
-    png = plot_band_rollout(
-        out / "rollout.png",
-        test[window, :, channel],
-        rollout[window, :, channel],
-        sfreq=sfreq,
-        bands=bands,
-        title=f"{config.split} window {int(test_index[window])}, channel {channel}: "
+    out, sample, png = rollout_sample(
+        run,
+        test,
+        rollout,
+        test_index,
+        config,
+        out_dir,
+        sfreq,
+        bands,
         "rollout from the lowest band",
     )
     report = {
