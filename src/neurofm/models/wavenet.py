@@ -141,18 +141,19 @@ def _check_codes(x: Tensor, where: str) -> None:
         )
 
 
-def _channel_spec(cfg: WavenetConfig) -> ModelSpec:
+def _spec(context: tuple[str, ...]) -> ModelSpec:
+    """Both WaveNets: causal over channel codes, with a cache of block states."""
     return ModelSpec(
         inputs="channel_codes",
         outputs="logits",
         causal=True,
         cache=True,
-        context=("channel_ids",),
+        context=context,
         sampling="autoregressive",
     )
 
 
-@MODELS.register("wavenet", config=WavenetConfig, spec=_channel_spec)
+@MODELS.register("wavenet", config=WavenetConfig, spec=_spec(("channel_ids",)))
 class WavenetFullChannel(nn.Module):
     """WaveNet over all channels jointly: codes (B, C, T) -> next-code logits (B, C, T, V)."""
 
@@ -197,18 +198,7 @@ class WavenetFullChannel(nn.Module):
         return ModelOutput(logits=self.head(hidden, ids), past=states if use_cache else None)
 
 
-def _grid_spec(cfg: WavenetConfig) -> ModelSpec:
-    return ModelSpec(
-        inputs="channel_codes",
-        outputs="logits",
-        causal=True,
-        cache=True,
-        context=("positions",),
-        sampling="autoregressive",
-    )
-
-
-@MODELS.register("wavenet3d", config=WavenetConfig, spec=_grid_spec)
+@MODELS.register("wavenet3d", config=WavenetConfig, spec=_spec(("positions",)))
 class Wavenet3D(nn.Module):
     """WaveNet on a sensor grid: codes (B, C, T) at positions (B, C, 3) -> logits (B, C, T, V)."""
 
