@@ -92,12 +92,19 @@ def test_oracle_model_scores_like_the_ar_and_controls_expose_it(data):
     assert mismatched > one["model"]["bits_per_channel_sample"] + 0.5
     diff = res.report["bootstrap"]["differences"]["control_mismatched_context"]
     assert diff["below_zero"] and diff["high"] < 0
-    # an AR(4) reads 4 steps: truncating its context to 4 steps changes nothing
+    # an AR(4) reads 4 steps: truncating its context to 4 steps changes nothing (the control
+    # scores every control_stride-th target: the AR's own bits on those targets)
+    every = TINY.control_stride
+    log_probs, _ = ar.predict(data["test_codes"], 32)
+    taken = np.take_along_axis(
+        log_probs[..., ::every, :], data["test_codes"][..., 32::every, None], -1
+    )
     assert one["control_context_4"]["bits_per_channel_sample"] == pytest.approx(
-        one["model"]["bits_per_channel_sample"], abs=1e-4
+        -taken.mean() / np.log(2), abs=1e-4
     )
     low, high = one["model"]["bits_interval"]
     assert low < one["model"]["bits_per_channel_sample"] < high
+    assert one.pop("control_context_4")["n_scored"] == 8 * 3 * (64 - 32) // every
     assert {o["n_scored"] for o in one.values()} == {8 * 3 * (64 - 32)}
     assert res.report["selection"]["linear_ar"]["order"] == 4
     assert "no validation split" in res.report["selection"]["validation"]

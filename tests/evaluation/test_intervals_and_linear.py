@@ -66,6 +66,11 @@ def test_ridge_var_recovers_a_var1_and_beats_per_channel_ar():
     ar = baselines.LinearAR(BINS, order=4).fit_signal(train)
     codes = BINS.encode(test)
     assert bits_on(var, test, codes, 4) < bits_on(ar, test, codes, 4) - 0.3
+    # the candidates' cheap score (targets' bins alone) is the full distribution's bits
+    for predictor in (var, ar):
+        log_probs, _ = predictor.predict_signal(test, 4)
+        full = -np.take_along_axis(log_probs, codes[..., 4:, None], -1).mean() / np.log(2)
+        assert bits_on(predictor, test, codes, 4) == pytest.approx(full, abs=1e-9)
     forecast = var.forecast_signal(test[..., :4], 2)
     np.testing.assert_allclose(forecast[..., 0], var.predict_signal(test[..., :5], 4)[1][..., 0])
 

@@ -54,6 +54,8 @@ def test_demo_end_to_end_on_the_shipped_sample(tmp_path, capsys):
     # the learning curve: every checkpoint scored on the same windows, baselines as flat lines
     curve = json.loads((out / "report" / "learning_curve.json").read_text())
     assert [p["step"] for p in curve["points"]] == [1, 2, 3]
+    # the last checkpoint is the final model: the same bits as the evaluation report's
+    assert abs(curve["points"][-1]["bits"] - scores["model"]["bits"]) < 1e-9
     assert curve["best_linear"] in ("linear_ar", "ridge_var")
     for point in curve["points"]:
         low, high = point["minus_best_linear_interval"]

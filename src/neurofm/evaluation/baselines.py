@@ -145,6 +145,17 @@ class CodeBins:
         p = np.maximum(p, PROB_FLOOR)
         return np.log(p / p.sum(axis=-1, keepdims=True))
 
+    def target_log_prob(self, mean: np.ndarray, std: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Log-probabilities ``(B, C, T)`` of the codes ``targets`` under
+        :meth:`discretised_gaussian` ``(mean, std)``, from the targets' bins alone: the same
+        masses, without renormalising the floored bins (a relative difference of at most
+        ``V * PROB_FLOOR``). For scoring many candidates cheaply."""
+        edges = self.edges[self.rows(mean.shape[1])]  # (C, V + 1)
+        ch = np.arange(mean.shape[1])[None, :, None]
+        low, high = edges[ch, targets], edges[ch, targets + 1]
+        p = ndtr((high - mean) / std) - ndtr((low - mean) / std)
+        return np.log(np.maximum(p, PROB_FLOOR))
+
 
 def _check_codes(codes: Any, bins: CodeBins, what: str) -> np.ndarray:
     codes = _as_numpy(codes).astype(np.int64)
@@ -370,6 +381,12 @@ class LinearAR:
     def predict_signal(self, values: Any, start: int) -> tuple[np.ndarray, np.ndarray]:
         """Predictions for the targets ``values[..., start:]`` from signal values ``(B, C, T)``:
         log-probabilities over the code bins ``(B, C, T - start, V)`` and the means."""
+        mean = self.mean_signal(values, start)
+        std = np.broadcast_to(self.residual_std[:, None], mean.shape)
+        return self.bins.discretised_gaussian(mean, std), mean
+
+    def mean_signal(self, values: Any, start: int) -> np.ndarray:
+        """Predictive means ``(B, C, T - start)`` of the targets ``values[..., start:]``."""
         if self.coef is None:
             raise RuntimeError("LinearAR: call fit() first")
         if start < self.order:
@@ -377,9 +394,7 @@ class LinearAR:
                 f"LinearAR: scoring must start at t >= order ({self.order}), got {start}"
             )
         v = _as_numpy(values).astype(np.float64)
-        mean = self._mean_next(v[..., :-1])[..., start - self.order :]
-        std = np.broadcast_to(self.residual_std[:, None], mean.shape)
-        return self.bins.discretised_gaussian(mean, std), mean
+        return self._mean_next(v[..., :-1])[..., start - self.order :]
 
     def forecast(self, context: Any, horizon: int) -> np.ndarray:
         """Iterated mean forecasts ``(B, C, horizon)`` from code context ``(B, C, L >= order)``."""

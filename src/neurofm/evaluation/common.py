@@ -52,6 +52,9 @@ class EvaluateConfig:
         default_factory=lambda: [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
     )
     context_steps: list[int] = field(default_factory=lambda: [1, 8])  # truncated-context controls
+    # truncated-context controls score every control_stride-th target of each window (each target
+    # needs its own short model call: k + 1 codes; the stride bounds that cost)
+    control_stride: int = 4
     n_bootstrap: int = 1000  # block-bootstrap resamples of the held-out windows
     bootstrap_block: int | None = None  # windows per bootstrap block (None: ceil(sqrt(M)))
     # realism suite: calibrated against real-vs-real comparisons (see neurofm.evaluation.realism)
@@ -112,6 +115,7 @@ class EvaluateConfig:
             "max_windows",
             "max_train_windows",
             "batch_size",
+            "control_stride",
             "n_bootstrap",
             "rollout_windows",
             "rollout_samples",

@@ -136,13 +136,16 @@ def _one_step(
         if "control_mismatched_context" in acc:
             other = codes[partner[lo:hi]]
             predictions["control_mismatched_context"] = predictor.predict(part, start, inputs=other)
-        for k in steps:
-            predictions[f"control_context_{k}"] = (
-                predictor.truncated_log_probs(part, start, k),
-                None,
-            )
         for name, (log_probs, point) in predictions.items():
             acc[name].update(log_probs, targets, point, truth)
+        every = cfg.control_stride
+        for k in steps:
+            acc[f"control_context_{k}"].update(
+                predictor.truncated_log_probs(part, start, k, stride=every),
+                part[..., start::every],
+                None,
+                truth[..., ::every],
+            )
     per_window = {n: a.window_bits() for n, a in acc.items()}
     return {n: a.result() for n, a in acc.items()}, per_window
 
@@ -349,7 +352,8 @@ def evaluate_forecasting(
             "residual variance per channel integrated over the code bins",
             **{
                 f"control_context_{k}": f"same model reading only the last {k} real code(s) "
-                "before each target (a window of k + 1 codes)"
+                f"before each target (a window of k + 1 codes); every {cfg.control_stride}"
+                "th target position of each window is scored"
                 for k in steps
             },
             "flat layout": None

@@ -52,9 +52,11 @@ def _window_bits(predictor: Any, codes: np.ndarray, signal: np.ndarray, start: i
     acc = ForecastAccumulator(codes.shape[1])
     for lo in range(0, len(codes), batch):
         part = codes[lo : lo + batch]
-        step = predictor(slice(lo, lo + len(part))) if callable(predictor) else predictor
-        log_probs, point = step.predict(part, start)
-        acc.update(log_probs, part[..., start:], point, signal[lo : lo + batch, :, start:])
+        if callable(predictor):  # the model: its log-probabilities only (no point forecast)
+            log_probs = predictor(slice(lo, lo + len(part))).log_probs(part, start)
+        else:
+            log_probs, _ = predictor.predict(part, start)
+        acc.update(log_probs, part[..., start:], None, signal[lo : lo + batch, :, start:])
     return acc.window_bits()
 
 
@@ -79,6 +81,25 @@ def _reference_bits(
     )
 
 
+def _final_model_bits(report: dict[str, Any] | None, run_dir: Path) -> np.ndarray | None:
+    """The final model's per-window bits from an evaluation report of this run's final model
+    (None otherwise)."""
+    if report is None or report.get("checkpoint", "final") != "final":
+        return None
+    if Path(report.get("run_dir", run_dir)).resolve() != Path(run_dir).resolve():
+        return None
+    bits = (report.get("per_window") or {}).get("bits_per_channel_sample") or {}
+    return None if "model" not in bits else np.asarray(bits["model"], dtype=np.float64)
+
+
+def same_weights(a: Any, b: Any) -> bool:
+    """Whether two models hold identical parameters and buffers (same names, exactly equal)."""
+    import torch
+
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def learning_curve(
     run_dir: str | Path,
     *,
@@ -100,7 +121,8 @@ def learning_curve(
     reference : dict, optional
         The report of ``neurofm evaluate`` on the same split and settings: its baselines'
         per-window bits and their selection are reused instead of fitting them again (the
-        windows must match: same count and first scored position).
+        windows must match: same count and first scored position); a checkpoint whose weights
+        equal the final model's takes the report's model bits (the report of the final model).
 
     Returns
     -------
@@ -152,9 +174,14 @@ def learning_curve(
             for name in REFERENCES
         }
     context = model_context(run.model, test["batch"])
+    final_bits = _final_model_bits(reference, Path(run_dir))
     for _, name in steps:
-        log.info("learning curve: scoring %s on %d held-out windows", name, len(codes))
         model = load_run(run_dir, checkpoint=name).model
+        if final_bits is not None and same_weights(model, run.model):
+            log.info("learning curve: %s is the final model; its bits from the report", name)
+            per_window[name] = final_bits
+            continue
+        log.info("learning curve: scoring %s on %d held-out windows", name, len(codes))
 
         def predictor(part: slice, model: Any = model) -> ModelPredictor:
             window_context = {k: v[part] for k, v in context.items()}

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from neurofm.evaluation.baselines import FIT_CHUNK, CodeBins, LinearAR
-from neurofm.evaluation.metrics import LN2, _as_numpy, _gather
+from neurofm.evaluation.metrics import LN2, _as_numpy
 
 
 class RidgeVAR:
@@ -104,6 +104,12 @@ class RidgeVAR:
     def predict_signal(self, values: Any, start: int) -> tuple[np.ndarray, np.ndarray]:
         """Predictions for the targets ``values[..., start:]`` from values ``(B, C, T)``:
         log-probabilities over the code bins ``(B, C, T - start, V)`` and the means."""
+        mean = self.mean_signal(values, start)
+        std = np.broadcast_to(self.residual_std[:, None], mean.shape)
+        return self.bins.discretised_gaussian(mean, std), mean
+
+    def mean_signal(self, values: Any, start: int) -> np.ndarray:
+        """Predictive means ``(B, C, T - start)`` of the targets ``values[..., start:]``."""
         if self.coef is None:
             raise RuntimeError("RidgeVAR: call fit() first")
         if start < self.lags:
@@ -112,9 +118,7 @@ class RidgeVAR:
             )
         v = _as_numpy(values).astype(np.float64)
         feats = self._features(v[..., :-1])[:, start - self.lags :]  # (B, T - start, C * lags)
-        mean = (feats @ self.coef + self.intercept).transpose(0, 2, 1)  # (B, C, T - start)
-        std = np.broadcast_to(self.residual_std[:, None], mean.shape)
-        return self.bins.discretised_gaussian(mean, std), mean
+        return (feats @ self.coef + self.intercept).transpose(0, 2, 1)
 
     def predict(self, codes: Any, start: int) -> tuple[np.ndarray, np.ndarray]:
         return self.predict_signal(self.bins.decode(codes), start)
@@ -138,13 +142,16 @@ class RidgeVAR:
 
 
 def bits_on(predictor: Any, values: np.ndarray, codes: np.ndarray, start: int) -> float:
-    """Bits per channel-sample of a linear baseline's ``predict_signal`` on ``codes[..., start:]``
-    (windows in chunks, so ``(N, C, T, V)`` is never held at once)."""
+    """Bits per channel-sample of a linear baseline (Gaussian ``mean_signal`` with its
+    ``residual_std``, integrated over the code bins) on ``codes[..., start:]``, from the targets'
+    bins alone (:meth:`~neurofm.evaluation.baselines.CodeBins.target_log_prob`: the full
+    distribution's bits within ``V * PROB_FLOOR``): cheap enough to score every candidate size."""
     nats, count = 0.0, 0
-    for lo in range(0, len(values), 8):
-        log_probs, _ = predictor.predict_signal(values[lo : lo + 8], start)
-        targets = codes[lo : lo + 8, :, start:]
-        nats -= float(_gather(log_probs, targets).sum())
+    for lo in range(0, len(values), 32):
+        mean = predictor.mean_signal(values[lo : lo + 32], start)
+        std = np.broadcast_to(predictor.residual_std[:, None], mean.shape)
+        targets = codes[lo : lo + 32, :, start:]
+        nats -= float(predictor.bins.target_log_prob(mean, std, targets).sum())
         count += targets.size
     return nats / count / LN2
 

@@ -156,22 +156,28 @@ class ModelPredictor:
             out[..., 1:] = draws.reshape(b, self.n_samples, c, horizon).mean(axis=1)[..., 1:]
         return out
 
-    def truncated_log_probs(self, codes: Any, start: int, steps: int) -> np.ndarray:
-        """Log-probabilities ``(B, C, T - start, V)`` of ``codes[..., start:]``, each target at
-        ``t`` predicted from the ``steps`` codes ``t - steps .. t - 1`` only (a window of
-        ``steps + 1`` codes whose last one is the target, so a causal model never reads it).
-        Per-window context is repeated; per-time context is cut like the codes."""
+    def truncated_log_probs(
+        self, codes: Any, start: int, steps: int, stride: int = 1
+    ) -> np.ndarray:
+        """Log-probabilities ``(B, C, P, V)`` of the targets ``codes[..., start::stride]``
+        (``P`` of them), each target at ``t`` predicted from the ``steps`` codes
+        ``t - steps .. t - 1`` only (a window of ``steps + 1`` codes whose last one is the target,
+        so a causal model never reads it). Per-window context is repeated; per-time context is
+        cut like the codes."""
         if not 1 <= steps <= start:
             raise ValueError(f"truncated context: need 1 <= steps <= start={start}, got {steps}")
+        if stride < 1:
+            raise ValueError(f"truncated context: stride must be >= 1, got {stride}")
         codes = _as_numpy(codes)
         b, c, n_times = codes.shape
-        n_pos = n_times - start
         cut = np.lib.stride_tricks.sliding_window_view(codes[..., start - steps :], steps + 1, -1)
+        cut = cut[:, :, ::stride]  # (B, C, P, steps + 1)
+        n_pos = cut.shape[2]
         cut = cut.transpose(0, 2, 1, 3).reshape(b * n_pos, c, steps + 1)  # (B * P, C, steps + 1)
         context = {}
         for name, value in self.spec.context_of(self.context).items():
             if CONTEXT_FIELDS[name] == "time":
-                value = value.unfold(-1, steps + 1, 1)[..., start - steps :, :]  # (B, ..., P, k)
+                value = value.unfold(-1, steps + 1, 1)[..., start - steps :, :][..., ::stride, :]
                 value = value.movedim(-2, 1).reshape(b * n_pos, *value.shape[1:-2], steps + 1)
             else:
                 value = value.repeat_interleave(n_pos, dim=0)
