@@ -159,9 +159,13 @@ class OrdinalLogits(nn.Module):
             ids = torch.arange(c, device=codes.device) if channel_ids is None else channel_ids
             ids = ids.expand(b, c)
             weights = VAR_GAIN * self.var[:, ids[:, :, None], ids[:, None, :]]  # (p, B, C, C)
-            for lag in range(weights.shape[0]):
-                lagged = values[..., q - 1 - lag : q - 1 - lag + n_times]  # (B, C, T)
-                out = out + torch.einsum("bcd,bdt->bct", weights[lag].to(values.dtype), lagged)
+            p = weights.shape[0]
+            # one product over (channel, lag): lagged[b, d, k, t] = v_d(x_{t-k})
+            lagged = torch.stack(
+                [values[..., q - 1 - lag : q - 1 - lag + n_times] for lag in range(p)], dim=2
+            )
+            mixed = weights.permute(1, 2, 3, 0).reshape(b, c, c * p).to(values.dtype)
+            out = out + torch.bmm(mixed, lagged.reshape(b, c * p, n_times))
         return out
 
     def log_energy(self, codes: Tensor, seen: int = 0) -> Tensor:
