@@ -147,14 +147,20 @@ def permutation_test(
     }
 
 
-def _model_log_probs(model: torch.nn.Module, x: np.ndarray, batch_size: int) -> np.ndarray:
+def _as_input(x: np.ndarray) -> torch.Tensor:
+    """Float windows as float32, integer codes as int64 (a quantized classifier's input)."""
+    dtype = np.int64 if np.issubdtype(np.asarray(x).dtype, np.integer) else np.float32
+    return torch.from_numpy(np.ascontiguousarray(x, dtype))
+
+
+def model_log_probs(model: torch.nn.Module, x: np.ndarray, batch_size: int) -> np.ndarray:
     params = next(iter(model.parameters()), None)
     device = params.device if params is not None else torch.device("cpu")
     parts = []
     model.eval()
     with torch.no_grad():
         for lo in range(0, len(x), batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(x[lo : lo + batch_size], np.float32))
+            xb = _as_input(x[lo : lo + batch_size])
             logits = model(xb.to(device)).logits
             if logits is None or logits.ndim != 2 or logits.shape[0] != xb.shape[0]:
                 got = None if logits is None else tuple(logits.shape)
@@ -214,7 +220,7 @@ def evaluate_decoding(
     train_x = _as_numpy(train_x).astype(np.float64)
     test_x = _as_numpy(test_x).astype(np.float64)
     rng = np.random.default_rng(cfg.seed)
-    log_probs = {"model": _model_log_probs(model, test_x, cfg.batch_size)}
+    log_probs = {"model": model_log_probs(model, test_x, cfg.batch_size)}
     n_win, n_classes = log_probs["model"].shape
     y_test = _check_labels(test_labels, n_classes, "held-out windows")
     y_train = _check_labels(train_labels, n_classes, "train windows")
@@ -228,7 +234,7 @@ def evaluate_decoding(
     lda = BandPowerLDA(sfreq).fit(train_x, y_train)
     log_probs["band_power_lda"] = _lda_log_probs(lda, test_x, n_classes)
     for name, inputs in _controls(test_x, rng).items():
-        log_probs[name] = _model_log_probs(model, inputs, cfg.batch_size)
+        log_probs[name] = model_log_probs(model, inputs, cfg.batch_size)
 
     log.info("scoring %d held-out windows, %d classes", n_win, n_classes)
     decoding = {}
@@ -434,7 +440,7 @@ def _band_filtered(x: np.ndarray, sfreq: float, band: tuple[float, float]) -> np
     return signal.sosfiltfilt(sos, x, axis=-1)
 
 
-def _train_classifier(
+def train_classifier(
     model_spec: dict[str, Any],
     x: np.ndarray,
     y: np.ndarray,
@@ -450,7 +456,7 @@ def _train_classifier(
     n_classes = int(y.max()) + 1
     model = create(MODELS, {**model_spec, "n_chans": x.shape[1], "n_classes": n_classes})
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
-    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+    xt = _as_input(x)
     yt = torch.from_numpy(y)
     generator = torch.Generator().manual_seed(seed)
     model.train()
@@ -545,7 +551,6 @@ def cross_validate_runs(
         the labels. The neurofm model is trained once per fold, so its test permutes the held-out
         labels with its predictions fixed (a test that its predictions depend on the labels).
     """
-    from neurofm.data.recipes import EEGBCI_PREPROCESSING
     from neurofm.evaluation.realism import band_power
 
     labels = dict(labels or {"T1": 0, "T2": 1})
@@ -554,21 +559,16 @@ def cross_validate_runs(
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
     if len(runs) < 2:
         raise ValueError(f"cross-validation over runs needs >= 2 runs, got {list(runs)}")
-    steps = [dict(s) for s in (EEGBCI_PREPROCESSING if preprocessing is None else preprocessing)]
-    recordings = _read_runs(Path(folder), tuple(runs), steps)
-    sfreq = float(next(iter(recordings.values())).sfreq)
-    parts = {r: _event_windows(rec, labels, window) for r, rec in recordings.items()}
-    x = np.concatenate([p[0] for p in parts.values()])
-    y = np.concatenate([p[1] for p in parts.values()])
-    groups = np.concatenate([np.full(len(p[1]), r) for r, p in parts.items()])
+    x, y, groups, sfreq, steps = eegbci_windows(
+        folder, runs=runs, labels=labels, window=window, preprocessing=preprocessing
+    )
     log.info("decoding %d windows of %d runs (%d channels)", len(y), len(runs), x.shape[1])
 
     power, _ = band_power(x, sfreq)
     band_features = np.log10(power + 1e-30).reshape(len(x), -1)
     filtered = _band_filtered(x, sfreq, csp_band)
 
-    rng = np.random.default_rng(seed)
-    permuted = [_within_run_permutation(y, groups, rng) for _ in range(n_permutations)]
+    permuted = permuted_labels(y, groups, n_permutations, seed)
     decoders: dict[str, dict[str, Any]] = {}
     for name, estimator, inputs in (
         ("band_power_lda", shrinkage_lda(), band_features),
@@ -581,9 +581,8 @@ def cross_validate_runs(
         predicted = np.empty_like(y)
         for i, r in enumerate(runs):
             test = groups == r
-            mean = x[~test].mean(axis=(0, 2), keepdims=True)
-            std = x[~test].std(axis=(0, 2), keepdims=True) + 1e-12
-            net = _train_classifier(
+            mean, std = fold_standardisation(x, test)
+            net = train_classifier(
                 model,
                 (x[~test] - mean) / std,
                 y[~test],
@@ -591,12 +590,9 @@ def cross_validate_runs(
                 batch_size=batch_size,
                 seed=seed + i,
             )
-            log_probs = _model_log_probs(net, (x[test] - mean) / std, batch_size)
+            log_probs = model_log_probs(net, (x[test] - mean) / std, batch_size)
             predicted[test] = log_probs.argmax(axis=1)
-        null = np.array([np.mean(predicted == p) for p in permuted])
-        decoders["model"] = _cv_scores(
-            predicted, y, groups, null, "held-out labels permuted, predictions fixed"
-        )
+        decoders["model"] = held_out_scores(predicted, y, groups, permuted)
     return {
         "task": "decoding_cross_validated",
         "folder": str(folder),
@@ -624,6 +620,70 @@ def cross_validate_runs(
             "chance": "0.5 for balanced classes; null_mean is the permutation estimate",
         },
     }
+
+
+def eegbci_windows(
+    folder: str | Path,
+    *,
+    runs: tuple[int, ...] = EEGBCI_LEFT_RIGHT_RUNS,
+    labels: dict[str, int] | None = None,
+    window: tuple[float, float] = (0.0, 4.0),
+    preprocessing: list[dict[str, Any]] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, list[dict[str, Any]]]:
+    """The labelled event windows that :func:`cross_validate_runs` decodes.
+
+    Parameters are those of :func:`cross_validate_runs`.
+
+    Returns
+    -------
+    x : array, shape (N, C, T)
+        Windows of all runs (float64), in run order then event order.
+    y : array, shape (N,)
+        Their classes.
+    groups : array, shape (N,)
+        Their run numbers (one leave-one-run-out fold per run).
+    sfreq : float
+        Sampling frequency (Hz).
+    preprocessing : list of dict
+        The preprocessing steps applied.
+    """
+    from neurofm.data.recipes import EEGBCI_PREPROCESSING
+
+    labels = dict(labels or {"T1": 0, "T2": 1})
+    steps = [dict(s) for s in (EEGBCI_PREPROCESSING if preprocessing is None else preprocessing)]
+    recordings = _read_runs(Path(folder), tuple(runs), steps)
+    sfreq = float(next(iter(recordings.values())).sfreq)
+    parts = {r: _event_windows(rec, labels, window) for r, rec in recordings.items()}
+    x = np.concatenate([p[0] for p in parts.values()])
+    y = np.concatenate([p[1] for p in parts.values()])
+    groups = np.concatenate([np.full(len(p[1]), r) for r, p in parts.items()])
+    return x, y, groups, sfreq, steps
+
+
+def fold_standardisation(x: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (+1e-12) of the train windows ``x[~test]``,
+    shaped (1, C, 1): the standardisation a fold's network sees (train and held-out windows)."""
+    train = x[~test]
+    return train.mean(axis=(0, 2), keepdims=True), train.std(axis=(0, 2), keepdims=True) + 1e-12
+
+
+def permuted_labels(
+    y: np.ndarray, groups: np.ndarray, n_permutations: int, seed: int
+) -> list[np.ndarray]:
+    """``n_permutations`` permutations of ``y`` within runs (``groups``), as the p-values of
+    :func:`cross_validate_runs` draw them with ``seed``."""
+    rng = np.random.default_rng(seed)
+    return [_within_run_permutation(y, groups, rng) for _ in range(n_permutations)]
+
+
+def held_out_scores(
+    predicted: np.ndarray, y: np.ndarray, groups: np.ndarray, permuted: list[np.ndarray]
+) -> dict[str, Any]:
+    """Scores of a network's pooled held-out predictions, as :func:`cross_validate_runs` reports
+    its ``model``: accuracy with its exact 95% interval, balanced and per-run accuracy, and the
+    p-value of the held-out labels permuted (``permuted``) with the predictions fixed."""
+    null = np.array([np.mean(predicted == p) for p in permuted])
+    return _cv_scores(predicted, y, groups, null, "held-out labels permuted, predictions fixed")
 
 
 def _cv_scores(
