@@ -128,7 +128,9 @@ def memory_probe(root: str) -> None:
 
 def _peer_read_check(peer: PeerServer, ours, start: int) -> float:
     """Largest difference between our window and braindecode's at ``start`` (same data)."""
-    theirs = np.asarray(peer.call({"op": "window", "variant": "fixed_preload_reads", "index": start})["x"])
+    theirs = np.asarray(
+        peer.call({"op": "window", "variant": "fixed_preload_reads", "index": start})["x"]
+    )
     return float(np.abs(ours[start]["x"].numpy() - theirs).max())
 
 
@@ -161,14 +163,22 @@ def run(size: str = "smoke") -> dict:
         if python is not None:
             peer = stack.enter_context(PeerServer(python))
             loaded = peer.call(
-                {"op": "p1_load", "fif": str(fif), "window": WINDOW, "starts": starts,
-                 "order": order, "event_reads": event_reads}
+                {
+                    "op": "p1_load",
+                    "fif": str(fif),
+                    "window": WINDOW,
+                    "starts": starts,
+                    "order": order,
+                    "event_reads": event_reads,
+                }
             )
             peer_info["windows"] = loaded
             sizes = loaded["sizes"]
             if sizes["fixed_preload_reads"] != len(ours) or sizes["events_lazy"] != len(epoch_ds):
-                raise RuntimeError(f"braindecode windows {sizes} differ from ours ({len(ours)} "
-                                   f"reads, {len(epoch_ds)} epoch windows)")
+                raise RuntimeError(
+                    f"braindecode windows {sizes} differ from ours ({len(ours)} "
+                    f"reads, {len(epoch_ds)} epoch windows)"
+                )
             peer_info["max_abs_difference_of_a_window"] = _peer_read_check(peer, ours, starts[0])
             assert peer_info["max_abs_difference_of_a_window"] < 1e-20
 
@@ -177,7 +187,9 @@ def run(size: str = "smoke") -> dict:
 
         read_fns = {
             "floor": lambda: [np.array(floor[s : s + WINDOW]) for s in starts],
-            "floor_channel_major": lambda: [np.array(floor[s : s + WINDOW]).T.copy() for s in starts],
+            "floor_channel_major": lambda: [
+                np.array(floor[s : s + WINDOW]).T.copy() for s in starts
+            ],
             "ours": lambda: [ours[s] for s in starts],
         }
         if peer is not None:
@@ -286,9 +298,9 @@ def run(size: str = "smoke") -> dict:
         result["speedup"] = speedups["reads_vs_braindecode_preload"]
         result["speedups"] = speedups
         for kind, target in (("preload", 2.0), ("lazy", 4.5)):
-            result["met"][f"braindecode_{kind}"] = min(
-                v for k, v in speedups.items() if k.endswith(f"_{kind}")
-            ) >= target
+            result["met"][f"braindecode_{kind}"] = (
+                min(v for k, v in speedups.items() if k.endswith(f"_{kind}")) >= target
+            )
     else:
         result["speedup"] = None
         result["met"].update(braindecode_preload=None, braindecode_lazy=None)

@@ -113,7 +113,9 @@ class PeerServer:
             raise RuntimeError(f"braindecode worker exited (code {self.proc.wait()}) on {request}")
         answer = json.loads(line)
         if isinstance(answer, dict) and "error" in answer:
-            raise RuntimeError(f"braindecode worker, request {request.get('op')}: {answer['error']}")
+            raise RuntimeError(
+                f"braindecode worker, request {request.get('op')}: {answer['error']}"
+            )
         return answer
 
     def close(self) -> None:

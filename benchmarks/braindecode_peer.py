@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-
 # braindecode 1.8 imports raise MNE's montage-name FutureWarnings; they say nothing of the peer.
 warnings.filterwarnings("ignore", category=FutureWarning, module="braindecode")
 
@@ -63,8 +62,9 @@ def _build(name: str, n_chans: int, n_outputs: int, n_times: int, sfreq: float) 
     return cls(**kwargs)
 
 
-def _train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int,
-           seed: int) -> torch.nn.Module:
+def _train(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int, seed: int
+) -> torch.nn.Module:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
     generator = torch.Generator().manual_seed(seed)
     model.train()
@@ -77,12 +77,20 @@ def _train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int
     return model.eval()
 
 
+def folds(arrays: Any) -> Any:
+    """Yield ``(i, test, xs)`` per leave-one-run-out fold of the windows file's ``arrays``: the
+    fold index, the held-out mask (run ``runs[i]``) and all windows standardised with the
+    fold's ``mean`` / ``std`` (float32), as neurofm's networks see them."""
+    x, groups, runs = arrays["x"], arrays["groups"], arrays["runs"]
+    for i, run in enumerate(runs):
+        yield i, groups == run, ((x - arrays["mean"][i]) / arrays["std"][i]).astype(np.float32)
+
+
 def decode(data: str, out: str, epochs: int, batch: int, seed: int) -> dict[str, Any]:
     """Held-out predictions of each braindecode model over the leave-one-run-out folds."""
     torch.set_num_threads(1)
-    arrays = np.load(data)
-    x, y, groups = arrays["x"], arrays["y"].astype(np.int64), arrays["groups"]
-    runs, means, stds = arrays["runs"], arrays["mean"], arrays["std"]
+    arrays = dict(np.load(data))
+    x, y = arrays["x"], arrays["y"].astype(np.int64)
     sfreq = float(arrays["sfreq"])
     n_classes = int(y.max()) + 1
     result: dict[str, Any] = {"versions": versions(), "models": {}}
@@ -90,14 +98,16 @@ def decode(data: str, out: str, epochs: int, batch: int, seed: int) -> dict[str,
         predicted = np.empty_like(y)
         start = time.perf_counter()
         n_params = 0
-        for i, run in enumerate(runs):
-            test = groups == run
-            xs = ((x - means[i]) / stds[i]).astype(np.float32)
+        for i, test, xs in folds(arrays):
             torch.manual_seed(seed + i)
             model = _build(name, x.shape[1], n_classes, x.shape[2], sfreq)
             n_params = sum(p.numel() for p in model.parameters())
             _train(
-                model, torch.from_numpy(xs[~test]), torch.from_numpy(y[~test]), epochs, batch,
+                model,
+                torch.from_numpy(xs[~test]),
+                torch.from_numpy(y[~test]),
+                epochs,
+                batch,
                 seed + i,
             )
             with torch.no_grad():
@@ -151,11 +161,15 @@ class WindowServer:
         self.order: list[int] = []
         self.event_reads: list[int] = []
 
-    def p1_load(self, fif: str, window: int, starts: list[int], order: list[int],
-                event_reads: list[int]) -> dict[str, Any]:
+    def p1_load(
+        self, fif: str, window: int, starts: list[int], order: list[int], event_reads: list[int]
+    ) -> dict[str, Any]:
         import mne
         from braindecode.datasets import BaseConcatDataset, RawDataset
-        from braindecode.preprocessing import create_fixed_length_windows, create_windows_from_events
+        from braindecode.preprocessing import (
+            create_fixed_length_windows,
+            create_windows_from_events,
+        )
 
         torch.set_num_threads(1)
         self.starts, self.order, self.event_reads = starts, order, event_reads
@@ -167,8 +181,11 @@ class WindowServer:
             for stride, role in ((1, "reads"), (window, "epoch")):
                 start = time.perf_counter()
                 self.sets[f"fixed_{kind}_{role}"] = create_fixed_length_windows(
-                    concat, window_size_samples=window, window_stride_samples=stride,
-                    on_last_window="drop", preload=preload,
+                    concat,
+                    window_size_samples=window,
+                    window_stride_samples=stride,
+                    on_last_window="drop",
+                    preload=preload,
                 )
                 built[f"fixed_{kind}_{role}"] = time.perf_counter() - start
             events = raw.copy()
@@ -177,8 +194,10 @@ class WindowServer:
             start = time.perf_counter()
             self.sets[f"events_{kind}"] = create_windows_from_events(
                 BaseConcatDataset([RawDataset(events, description={"id": "rec"})]),
-                trial_start_offset_samples=0, trial_stop_offset_samples=window,
-                mapping={"w": 0}, preload=preload,
+                trial_start_offset_samples=0,
+                trial_stop_offset_samples=window,
+                mapping={"w": 0},
+                preload=preload,
             )
             built[f"events_{kind}"] = time.perf_counter() - start
         return {"sizes": {k: len(v) for k, v in self.sets.items()}, "build_seconds": built}

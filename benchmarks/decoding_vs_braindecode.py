@@ -24,6 +24,7 @@ Run: ``python -m benchmarks.decoding_vs_braindecode [--epochs 15] [--folder ...]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 from benchmarks._common import RESULTS_DIR, machine_info, versions
 from benchmarks._peer import find_peer, run_peer
+from benchmarks.braindecode_peer import folds
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT.parent / "shared" / "data" / "eegbci_S001"
@@ -58,6 +60,23 @@ def fold_arrays(x: np.ndarray, groups: np.ndarray, runs: list[int]) -> dict[str,
     return {"mean": np.stack([m for m, _ in stats]), "std": np.stack([s for _, s in stats])}
 
 
+def save_windows(
+    path: Path, x: np.ndarray, y: np.ndarray, groups: np.ndarray, runs: list[int], sfreq: float
+) -> dict[str, np.ndarray]:
+    """Write the windows file the braindecode side reads: float32 windows, labels, runs and
+    each fold's standardisation (:func:`fold_arrays`). Returns the arrays written."""
+    arrays = {
+        "x": x.astype(np.float32),
+        "y": y,
+        "groups": groups,
+        "runs": np.asarray(runs),
+        "sfreq": np.float64(sfreq),
+        **fold_arrays(x, groups, runs),
+    }
+    np.savez(path, **arrays)
+    return arrays
+
+
 def _mulaw_codes(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from neurofm.registry import TOKENIZERS, create
 
@@ -68,30 +87,38 @@ def _mulaw_codes(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def neurofm_predictions(
-    name: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray, runs: list[int],
-    folds: dict[str, np.ndarray], *, epochs: int, seed: int,
+    name: str, arrays: dict[str, np.ndarray], *, epochs: int, seed: int
 ) -> tuple[np.ndarray, float, int]:
-    """Held-out predictions of a fresh neurofm network per fold; seconds; parameters."""
+    """Held-out predictions of a fresh neurofm network per fold (the folds and standardised
+    windows of :func:`benchmarks.braindecode_peer.folds`, as the braindecode side sees them);
+    seconds; parameters."""
     from neurofm.evaluation.decoding import model_log_probs, train_classifier
 
+    y = arrays["y"]
     predicted = np.empty_like(y)
     start, n_params = time.perf_counter(), 0
-    for i, r in enumerate(runs):
-        test = groups == r
-        xs = ((x - folds["mean"][i]) / folds["std"][i]).astype(np.float32)
+    for i, test, xs in folds(arrays):
         train_in, test_in = xs[~test], xs[test]
         if name in QUANTIZED:
             train_in, test_in = _mulaw_codes(train_in, test_in)
         spec = {"name": NETWORKS[name], "preset": "small"}
-        net = train_classifier(spec, train_in, y[~test], epochs=epochs, batch_size=BATCH,
-                               seed=seed + i)
+        net = train_classifier(
+            spec, train_in, y[~test], epochs=epochs, batch_size=BATCH, seed=seed + i
+        )
         n_params = sum(p.numel() for p in net.parameters())
         predicted[test] = model_log_probs(net, test_in, BATCH).argmax(axis=1)
     return predicted, time.perf_counter() - start, int(n_params)
 
 
-def run(folder: Path = FOLDER, *, epochs: int = 15, n_permutations: int = 1000,
-        n_ref_permutations: int = 100, seed: int = 0, write_doc: bool = True) -> dict[str, Any]:
+def run(
+    folder: Path = FOLDER,
+    *,
+    epochs: int = 15,
+    n_permutations: int = 1000,
+    n_ref_permutations: int = 100,
+    seed: int = 0,
+    write_doc: bool = True,
+) -> dict[str, Any]:
     """Score every decoder in the same folds; write the JSON (and the docs table)."""
     from neurofm.evaluation.decoding import (
         cross_validate_runs,
@@ -101,57 +128,68 @@ def run(folder: Path = FOLDER, *, epochs: int = 15, n_permutations: int = 1000,
     )
 
     torch.set_num_threads(1)
+    stack = contextlib.ExitStack()
     load_before = os.getloadavg()
     runs = [3, 4, 7, 8, 11, 12]
     x, y, groups, sfreq, steps = eegbci_windows(folder, runs=tuple(runs))
-    folds = fold_arrays(x, groups, runs)
     permuted = permuted_labels(y, groups, n_permutations, seed)
 
-    reference = cross_validate_runs(folder, runs=tuple(runs), model={},
-                                    n_permutations=n_ref_permutations, seed=seed)
+    reference = cross_validate_runs(
+        folder, runs=tuple(runs), model={}, n_permutations=n_ref_permutations, seed=seed
+    )
     if reference["n_windows"] != len(y):
         raise RuntimeError("the reference decoders saw other windows than the networks")
     decoders: dict[str, dict[str, Any]] = {}
     for name, scores in reference["decoders"].items():
-        decoders[name] = {**scores, "source": "neurofm decode reference", "n_permutations":
-                          n_ref_permutations}
+        decoders[name] = {
+            **scores,
+            "source": "neurofm decode reference",
+            "n_permutations": n_ref_permutations,
+        }
+    tmp = stack.enter_context(tempfile.TemporaryDirectory())
+    data = Path(tmp) / "windows.npz"
+    arrays = save_windows(data, x, y, groups, runs, sfreq)
     for name in NETWORKS:
-        predicted, seconds, n_params = neurofm_predictions(
-            name, x, y, groups, runs, folds, epochs=epochs, seed=seed
-        )
-        decoders[name] = {**held_out_scores(predicted, y, groups, permuted), "source": "neurofm",
-                          "train_and_predict_seconds": seconds, "n_params": n_params,
-                          "n_permutations": n_permutations}
+        predicted, seconds, n_params = neurofm_predictions(name, arrays, epochs=epochs, seed=seed)
+        decoders[name] = {
+            **held_out_scores(predicted, y, groups, permuted),
+            "source": "neurofm",
+            "train_and_predict_seconds": seconds,
+            "n_params": n_params,
+            "n_permutations": n_permutations,
+        }
 
     python, peer = find_peer()
     if python is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            data, out = Path(tmp) / "windows.npz", Path(tmp) / "predictions.json"
-            np.savez(data, x=x.astype(np.float32), y=y, groups=groups, runs=np.asarray(runs),
-                     sfreq=sfreq, **folds)
-            run_peer(["decode", str(data), str(out), str(epochs), str(BATCH), str(seed)],
-                     python=python)
-            answer = json.loads(out.read_text())
+        out = Path(tmp) / "predictions.json"
+        run_peer(["decode", str(data), str(out), str(epochs), str(BATCH), str(seed)], python=python)
+        answer = json.loads(out.read_text())
         for name, got in answer["models"].items():
             predicted = np.asarray(got["predicted"], dtype=np.int64)
             decoders[f"braindecode_{name}"] = {
                 **held_out_scores(predicted, y, groups, permuted),
                 "source": f"braindecode {answer['versions']['braindecode']}",
                 "train_and_predict_seconds": got["train_and_predict_seconds"],
-                "n_params": got["n_params"], "n_permutations": n_permutations,
+                "n_params": got["n_params"],
+                "n_permutations": n_permutations,
             }
     result = {
         "what": "leave-one-run-out decoding of left vs right fist (T1 vs T2), EEGBCI S001 runs "
         f"{runs}, 0-4 s windows: braindecode EEGNet and ShallowFBCSPNet vs neurofm's classifiers "
         "and reference decoders, the same windows, labels and folds",
-        "n_windows": int(len(y)), "n_chans": int(x.shape[1]), "n_times": int(x.shape[2]),
-        "sfreq": sfreq, "runs": runs, "n_per_class": np.bincount(y).tolist(),
-        "preprocessing": steps, "epochs": epochs, "batch_size": BATCH,
+        "n_windows": int(len(y)),
+        "n_chans": int(x.shape[1]),
+        "n_times": int(x.shape[2]),
+        "sfreq": sfreq,
+        "runs": runs,
+        "n_per_class": np.bincount(y).tolist(),
+        "preprocessing": steps,
+        "epochs": epochs,
+        "batch_size": BATCH,
         "training": "AdamW lr 1e-3, weight decay 1e-2, cross-entropy, shuffled batches, one "
         "CPU thread; fresh network per fold (seed + fold); inputs standardised per channel with "
         "the train runs' mean and std",
-        "chance": {"balanced_classes": 0.5,
-                   "majority_class": float(np.bincount(y).max() / len(y))},
+        "chance": {"balanced_classes": 0.5, "majority_class": float(np.bincount(y).max() / len(y))},
         "decoders": decoders,
         "braindecode": peer,
         "foundation_model_backbone": "not compared: neurofm has no foundation-model backbone "
@@ -161,6 +199,7 @@ def run(folder: Path = FOLDER, *, epochs: int = 15, n_permutations: int = 1000,
         "machine": {**machine_info(), "load_average_before": list(load_before)},
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    stack.close()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "decoding_braindecode.json").write_text(json.dumps(result, indent=1) + "\n")
     if write_doc:
@@ -170,8 +209,11 @@ def run(folder: Path = FOLDER, *, epochs: int = 15, n_permutations: int = 1000,
 
 def table(result: dict[str, Any]) -> str:
     """Markdown table of the decoders' held-out scores."""
-    lines = ["| decoder | source | accuracy [95% CI] | balanced acc. | p | null mean | "
-             "parameters | fit+predict s |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| decoder | source | accuracy [95% CI] | balanced acc. | p | null mean | "
+        "parameters | fit+predict s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, s in result["decoders"].items():
         low, high = s["accuracy_95ci"]
         params = s.get("n_params", "—")
@@ -205,8 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.folder.is_dir():
         print(f"{args.folder}: no EEGBCI folder", file=sys.stderr)
         return 2
-    result = run(args.folder, epochs=args.epochs, n_permutations=args.n_permutations,
-                 n_ref_permutations=args.n_ref_permutations)
+    result = run(
+        args.folder,
+        epochs=args.epochs,
+        n_permutations=args.n_permutations,
+        n_ref_permutations=args.n_ref_permutations,
+    )
     print(table(result))
     return 0
 
