@@ -38,7 +38,7 @@ def test_both_sides_read_the_same_folds_and_standardisation(tmp_path):
     assert float(loaded["sfreq"]) == 160.0 and loaded["runs"].tolist() == runs
     seen = list(braindecode_peer.folds(loaded))
     assert [i for i, _, _ in seen] == [0, 1, 2]
-    for (i, test, xs), run in zip(seen, runs):
+    for (_, test, xs), run in zip(seen, runs):
         np.testing.assert_array_equal(test, groups == run)  # one held-out run per fold
         mean, std = fold_standardisation(x, groups == run)  # the train runs' statistics
         np.testing.assert_allclose(xs, (x - mean) / std, rtol=1e-5, atol=1e-5)
