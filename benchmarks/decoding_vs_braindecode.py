@@ -3,7 +3,7 @@
 Left vs right fist (T1 vs T2) of PhysioNet EEGBCI subject S001, runs 3 4 7 8 11 12 (executed and
 imagined), 0-4 s after each cue, the ``eegbci`` recipe's preprocessing, 64 EEG channels at
 160 Hz: the windows, labels and leave-one-run-out folds of ``neurofm decode``
-(:func:`neurofm.evaluation.decoding.eegbci_windows`). Every method is fitted on five runs and
+(:func:`neurofm.evaluation.decoding_runs.eegbci_windows`). Every method is fitted on five runs and
 predicts the sixth; scores pool the held-out windows of the six folds.
 
 - reference decoders of ``neurofm decode``: band-power LDA and CSP + LDA (p-values: refitted on
@@ -54,7 +54,7 @@ BATCH = 16
 
 def fold_arrays(x: np.ndarray, groups: np.ndarray, runs: list[int]) -> dict[str, np.ndarray]:
     """Per-fold standardisation (fold i holds out ``runs[i]``): ``mean`` / ``std`` (F, 1, C, 1)."""
-    from neurofm.evaluation.decoding import fold_standardisation
+    from neurofm.evaluation.decoding_runs import fold_standardisation
 
     stats = [fold_standardisation(x, groups == r) for r in runs]
     return {"mean": np.stack([m for m, _ in stats]), "std": np.stack([s for _, s in stats])}
@@ -92,7 +92,8 @@ def neurofm_predictions(
     """Held-out predictions of a fresh neurofm network per fold (the folds and standardised
     windows of :func:`benchmarks.braindecode_peer.folds`, as the braindecode side sees them);
     seconds; parameters."""
-    from neurofm.evaluation.decoding import model_log_probs, train_classifier
+    from neurofm.evaluation.decoding import model_log_probs
+    from neurofm.evaluation.decoding_runs import train_classifier
 
     y = arrays["y"]
     predicted = np.empty_like(y)
@@ -120,7 +121,7 @@ def run(
     write_doc: bool = True,
 ) -> dict[str, Any]:
     """Score every decoder in the same folds; write the JSON (and the docs table)."""
-    from neurofm.evaluation.decoding import (
+    from neurofm.evaluation.decoding_runs import (
         cross_validate_runs,
         eegbci_windows,
         held_out_scores,

@@ -29,7 +29,7 @@ def _windows(rng: np.random.Generator):
 
 
 def test_both_sides_read_the_same_folds_and_standardisation(tmp_path):
-    from neurofm.evaluation.decoding import fold_standardisation
+    from neurofm.evaluation.decoding_runs import fold_standardisation
 
     x, y, groups, runs = _windows(np.random.default_rng(0))
     written = decoding_vs_braindecode.save_windows(tmp_path / "w.npz", x, y, groups, runs, 160.0)
