@@ -9,7 +9,7 @@ STAMP_DEV := $(VENV)/.dev-installed
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.bench-installed
 
-.PHONY: demo test test-slow bench bench-env lint format clean
+.PHONY: demo test test-slow bench bench-env bench-decoding lint format clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench-env: $(BENCH_STAMP)
 bench: $(STAMP_DEV)
 	@$(MAKE) bench-env || echo "bench-env failed: braindecode parts are skipped (reason in the JSON)"
 	$(BIN)/python -m benchmarks.run --size smoke
+
+# Decoding vs braindecode on EEGBCI S001 (../shared/data/eegbci_S001; minutes of CPU).
+bench-decoding: $(STAMP_DEV)
+	@$(MAKE) bench-env || echo "bench-env failed: the braindecode rows are skipped"
+	$(BIN)/python -m benchmarks.decoding_vs_braindecode
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check src tests benchmarks
