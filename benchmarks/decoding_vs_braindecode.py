@@ -135,9 +135,11 @@ def run(
     x, y, groups, sfreq, steps = eegbci_windows(folder, runs=tuple(runs))
     permuted = permuted_labels(y, groups, n_permutations, seed)
 
+    start = time.perf_counter()
     reference = cross_validate_runs(
         folder, runs=tuple(runs), model={}, n_permutations=n_ref_permutations, seed=seed
     )
+    print(f"reference decoders: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     if reference["n_windows"] != len(y):
         raise RuntimeError("the reference decoders saw other windows than the networks")
     decoders: dict[str, dict[str, Any]] = {}
@@ -159,6 +161,7 @@ def run(
             "n_params": n_params,
             "n_permutations": n_permutations,
         }
+        print(f"{name}: {seconds:.0f} s", file=sys.stderr)
 
     python, peer = find_peer()
     if python is not None:
