@@ -18,7 +18,7 @@ predicts the sixth; scores pool the held-out windows of the six folds.
   labels permuted within runs, predictions fixed, the same permutations for every network.
 
 Writes ``benchmarks/results/decoding_braindecode.json`` and the table of ``docs/decoding.md``.
-Run: ``python -m benchmarks.decoding_vs_braindecode [--epochs 15] [--folder ...]``.
+Run: ``python -m benchmarks.decoding_vs_braindecode [--epochs 10] [--folder ...]``.
 """
 
 from __future__ import annotations
@@ -114,9 +114,9 @@ def neurofm_predictions(
 def run(
     folder: Path = FOLDER,
     *,
-    epochs: int = 15,
+    epochs: int = 10,
     n_permutations: int = 1000,
-    n_ref_permutations: int = 100,
+    n_ref_permutations: int = 20,
     seed: int = 0,
     write_doc: bool = True,
 ) -> dict[str, Any]:
@@ -244,9 +244,9 @@ def write_table(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=FOLDER)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--n-permutations", type=int, default=1000)
-    parser.add_argument("--n-ref-permutations", type=int, default=100)
+    parser.add_argument("--n-ref-permutations", type=int, default=20)
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         print(f"{args.folder}: no EEGBCI folder", file=sys.stderr)
