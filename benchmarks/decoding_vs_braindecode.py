@@ -18,7 +18,7 @@ predicts the sixth; scores pool the held-out windows of the six folds.
   labels permuted within runs, predictions fixed, the same permutations for every network.
 
 Writes ``benchmarks/results/decoding_braindecode.json`` and the table of ``docs/decoding.md``.
-Run: ``python -m benchmarks.decoding_vs_braindecode [--epochs 10] [--folder ...]``.
+Run: ``python -m benchmarks.decoding_vs_braindecode [--epochs 5] [--folder ...]``.
 """
 
 from __future__ import annotations
@@ -42,11 +42,13 @@ from benchmarks.braindecode_peer import folds
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT.parent / "shared" / "data" / "eegbci_S001"
 DOC = ROOT / "docs" / "decoding.md"
-NETWORKS = {  # our name -> registered model (preset small); quantized ones get mu-law codes
-    "classifier_continuous": "classifier_continuous",
-    "cnn_multivariate": "cnn_multivariate",
-    "cnnlstm_classifier": "cnnlstm_classifier",
-    "classifier_quantized": "classifier_quantized",
+NETWORKS = {  # our name -> registered model and settings; quantized ones get mu-law codes
+    "classifier_continuous": {"name": "classifier_continuous", "preset": "small"},
+    "cnn_multivariate": {"name": "cnn_multivariate", "preset": "small"},
+    # the per-channel networks cost ~10 s a step at preset small on 64 x 640 windows (one
+    # thread): the comparison runs smaller widths of them, and pools the LSTM's input by 8
+    "cnnlstm_classifier": {"name": "cnnlstm_classifier", "preset": "tiny", "pool_size": 8},
+    "classifier_quantized": {"name": "classifier_quantized", "preset": "tiny", "vocab_size": 256},
 }
 QUANTIZED = {"classifier_quantized"}
 BATCH = 16
@@ -102,7 +104,7 @@ def neurofm_predictions(
         train_in, test_in = xs[~test], xs[test]
         if name in QUANTIZED:
             train_in, test_in = _mulaw_codes(train_in, test_in)
-        spec = {"name": NETWORKS[name], "preset": "small"}
+        spec = dict(NETWORKS[name])
         net = train_classifier(
             spec, train_in, y[~test], epochs=epochs, batch_size=BATCH, seed=seed + i
         )
@@ -114,9 +116,9 @@ def neurofm_predictions(
 def run(
     folder: Path = FOLDER,
     *,
-    epochs: int = 10,
+    epochs: int = 5,
     n_permutations: int = 1000,
-    n_ref_permutations: int = 20,
+    n_ref_permutations: int = 10,
     seed: int = 0,
     write_doc: bool = True,
 ) -> dict[str, Any]:
@@ -135,20 +137,7 @@ def run(
     x, y, groups, sfreq, steps = eegbci_windows(folder, runs=tuple(runs))
     permuted = permuted_labels(y, groups, n_permutations, seed)
 
-    start = time.perf_counter()
-    reference = cross_validate_runs(
-        folder, runs=tuple(runs), model={}, n_permutations=n_ref_permutations, seed=seed
-    )
-    print(f"reference decoders: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    if reference["n_windows"] != len(y):
-        raise RuntimeError("the reference decoders saw other windows than the networks")
     decoders: dict[str, dict[str, Any]] = {}
-    for name, scores in reference["decoders"].items():
-        decoders[name] = {
-            **scores,
-            "source": "neurofm decode reference",
-            "n_permutations": n_ref_permutations,
-        }
     tmp = stack.enter_context(tempfile.TemporaryDirectory())
     data = Path(tmp) / "windows.npz"
     arrays = save_windows(data, x, y, groups, runs, sfreq)
@@ -160,8 +149,9 @@ def run(
             "train_and_predict_seconds": seconds,
             "n_params": n_params,
             "n_permutations": n_permutations,
+            "model": NETWORKS[name],
         }
-        print(f"{name}: {seconds:.0f} s", file=sys.stderr)
+        print(f"{name}: {json.dumps(decoders[name])}", file=sys.stderr, flush=True)
 
     python, peer = find_peer()
     if python is not None:
@@ -177,6 +167,20 @@ def run(
                 "n_params": got["n_params"],
                 "n_permutations": n_permutations,
             }
+            print(f"{name}: {json.dumps(decoders[f'braindecode_{name}'])}", file=sys.stderr)
+    start = time.perf_counter()
+    reference = cross_validate_runs(
+        folder, runs=tuple(runs), model={}, n_permutations=n_ref_permutations, seed=seed
+    )
+    print(f"reference decoders: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    if reference["n_windows"] != len(y):
+        raise RuntimeError("the reference decoders saw other windows than the networks")
+    for name, scores in reference["decoders"].items():
+        decoders[name] = {
+            **scores,
+            "source": "neurofm decode reference",
+            "n_permutations": n_ref_permutations,
+        }
     result = {
         "what": "leave-one-run-out decoding of left vs right fist (T1 vs T2), EEGBCI S001 runs "
         f"{runs}, 0-4 s windows: braindecode EEGNet and ShallowFBCSPNet vs neurofm's classifiers "
@@ -244,9 +248,9 @@ def write_table(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=FOLDER)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--n-permutations", type=int, default=1000)
-    parser.add_argument("--n-ref-permutations", type=int, default=20)
+    parser.add_argument("--n-ref-permutations", type=int, default=10)
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         print(f"{args.folder}: no EEGBCI folder", file=sys.stderr)
