@@ -139,6 +139,7 @@ def run(size: str = "smoke") -> dict:
         },
         "met": {
             "compact_decoders_p99": worst <= 20.0,
+            "p99_within_20ms": {name: v["p99_ms"] <= 20.0 for name, v in ours.items()},
             "streaming_step_p99": streaming["p99_ms"] <= 80.0,
         },
         "shapes": {
