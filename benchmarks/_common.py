@@ -92,6 +92,7 @@ def machine_info() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "os": platform.platform(),
         "python": platform.python_version(),
+        "load_average_1_5_15min": list(os.getloadavg()),
     }
     try:
         import torch

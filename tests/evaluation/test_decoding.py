@@ -195,7 +195,7 @@ def test_evaluate_classification_run(classification_run, capsys):
 def test_csp_lda_separates_classes_by_channel_variance():
     from mne.decoding import CSP
 
-    from neurofm.evaluation.decoding import csp_lda
+    from neurofm.evaluation.decoding_runs import csp_lda
 
     rng = np.random.default_rng(0)
 
@@ -217,7 +217,7 @@ def test_csp_lda_separates_classes_by_channel_variance():
 
 
 def test_leave_one_run_out_on_real_eegbci_runs(shared_data):
-    from neurofm.evaluation.decoding import cross_validate_runs
+    from neurofm.evaluation.decoding_runs import cross_validate_runs
 
     report = cross_validate_runs(
         shared_data / "eegbci_S001",
@@ -241,7 +241,7 @@ def test_leave_one_run_out_on_real_eegbci_runs(shared_data):
 
 def test_cross_validation_names_missing_runs(tmp_path):
     from neurofm.errors import ConfigError
-    from neurofm.evaluation.decoding import cross_validate_runs
+    from neurofm.evaluation.decoding_runs import cross_validate_runs
 
     with pytest.raises(ConfigError, match=r"runs \[3, 4\]"):
         cross_validate_runs(tmp_path, runs=(3, 4), n_permutations=1)

@@ -40,7 +40,7 @@ def decode(
     import json
     from pathlib import Path
 
-    from neurofm.evaluation.decoding import EEGBCI_LEFT_RIGHT_RUNS, cross_validate_runs
+    from neurofm.evaluation.decoding_runs import EEGBCI_LEFT_RIGHT_RUNS, cross_validate_runs
 
     report = cross_validate_runs(
         folder,

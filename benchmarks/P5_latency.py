@@ -1,0 +1,164 @@
+"""P5: single-window inference latency, 1 s of 306 channels at 250 Hz, batch 1.
+
+Ours: the compact window decoders (``classifier_continuous``, ``cnn_multivariate``,
+``cnn_univariate``, ``cnnlstm_classifier`` on the float signal and ``classifier_quantized`` on
+mu-law codes, preset ``small``), one forward pass of a (1, 306, 250) window each, eval mode, no
+gradient, one torch thread. Peer: the real braindecode ``EEGNet`` (and ``ShallowFBCSPNet``) at the
+same input shape, default hyper-parameters, run the same way in the benchmark environment
+(:mod:`benchmarks._peer`; left out with the reason in the JSON when that environment is absent).
+
+Foundation-model streaming step: ``gpt2meg_trf`` (preset ``small``) over the codes of 306
+channels: a 1 s prompt (250 steps) is encoded once with the key/value cache, then each timed step
+feeds the 306 newest codes (one time step) with the cache, as a streaming decoder would.
+
+Reported: p50 and p99 of the per-call wall-clock times (the p99 of ``reps`` calls), and the
+machine's load average, since other jobs share these cores.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from benchmarks._common import check_size, machine_info, versions, write_result
+from benchmarks._peer import find_peer, run_peer
+
+N_CHANS, SFREQ, N_TIMES = 306, 250.0, 250
+DECODERS = (
+    "classifier_continuous",
+    "cnn_multivariate",
+    "cnn_univariate",
+    "cnnlstm_classifier",
+    "classifier_quantized",
+)
+SIZES = {"smoke": {"reps": 50, "steps": 20}, "full": {"reps": 1000, "steps": 200}}
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    """p50 / p99 / mean of per-call times, in milliseconds."""
+    ms = np.asarray(seconds) * 1e3
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(ms.mean()),
+        "n_calls": int(ms.size),
+    }
+
+
+def _timed(fn, reps: int) -> list[float]:
+    for _ in range(max(3, reps // 10)):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def decoder_latency(name: str, reps: int) -> dict:
+    """Batch-1 latency of one registered window decoder at (1, 306, 250)."""
+    from neurofm.registry import MODELS, create
+
+    torch.manual_seed(0)
+    model = create(MODELS, {"name": name, "preset": "small", "n_chans": N_CHANS}).eval()
+    if name == "classifier_quantized":
+        x = torch.randint(0, model.config.vocab_size, (1, N_CHANS, N_TIMES))
+    else:
+        x = torch.randn(1, N_CHANS, N_TIMES)
+    with torch.no_grad():
+        times = _timed(lambda: model(x), reps)
+    return {**percentiles(times), "n_params": int(sum(p.numel() for p in model.parameters()))}
+
+
+def streaming_step_latency(steps: int) -> dict:
+    """Per-step latency of cached gpt2meg_trf generation over 306 channels after a 1 s prompt."""
+    from neurofm.registry import MODELS, create
+
+    torch.manual_seed(0)
+    model = create(MODELS, {"name": "gpt2meg_trf", "preset": "small", "n_chans": N_CHANS}).eval()
+    v = model.config.vocab_size
+    prompt = torch.randint(0, v, (1, N_CHANS, N_TIMES))
+    new = torch.randint(0, v, (1, N_CHANS, steps + 5))
+    times = []
+    with torch.no_grad():
+        past = model(prompt, use_cache=True).past
+        for t in range(steps + 5):
+            start = time.perf_counter()
+            past = model(new[..., t : t + 1], past=past, use_cache=True).past
+            if t >= 5:  # the first steps warm up
+                times.append(time.perf_counter() - start)
+    return {
+        **percentiles(times),
+        "n_params": int(sum(p.numel() for p in model.parameters())),
+        "context": f"{N_TIMES}-step prompt, then steps {N_TIMES + 5}..{N_TIMES + steps + 4}",
+    }
+
+
+def run(size: str = "smoke") -> dict:
+    """Run P5 at ``size`` and write ``benchmarks/results/P5.json``."""
+    cfg = SIZES[check_size(size)]
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()
+    ours = {name: decoder_latency(name, cfg["reps"]) for name in DECODERS}
+    streaming = streaming_step_latency(cfg["steps"])
+    python, info = find_peer()
+    peer: dict = {"braindecode": info}
+    if python is not None:
+        answer = run_peer(
+            ["latency", str(N_CHANS), str(N_TIMES), str(SFREQ), str(cfg["reps"])], python=python
+        )
+        for name, got in answer["models"].items():
+            peer[name] = {**percentiles(got["seconds"]), "n_params": got["n_params"]}
+    worst = max(v["p99_ms"] for v in ours.values())
+    result = {
+        "what": "batch-1 inference latency of one 1 s window (306 channels, 250 Hz): neurofm's "
+        "compact decoders vs the real braindecode EEGNet at the same shape; and one cached "
+        "streaming step of gpt2meg_trf over 306 channels",
+        "size": size,
+        "unit": "milliseconds per call (p50, p99)",
+        "ours": ours,
+        "streaming_step": {"gpt2meg_trf": streaming},
+        "peer": peer,
+        "peer_is": (
+            f"braindecode {info['versions']['braindecode']} EEGNet (torch "
+            f"{info['versions']['torch']}) in the benchmark environment"
+            if python is not None
+            else f"braindecode skipped: {info['reason']}"
+        ),
+        "speedup": (peer["EEGNet"]["p50_ms"] / ours["cnn_multivariate"]["p50_ms"])
+        if "EEGNet" in peer
+        else None,
+        "speedup_is": "p50 of braindecode EEGNet / p50 of cnn_multivariate",
+        "target": {
+            "compact_decoders_p99_ms": "<= 20 on CPU",
+            "streaming_step_p99_ms": "<= 80 on CPU, <= 10 on H100",
+        },
+        "met": {
+            "compact_decoders_p99": worst <= 20.0,
+            "p99_within_20ms": {name: v["p99_ms"] <= 20.0 for name, v in ours.items()},
+            "streaming_step_p99": streaming["p99_ms"] <= 80.0,
+        },
+        "shapes": {
+            "n_chans": N_CHANS,
+            "n_times": N_TIMES,
+            "sfreq": SFREQ,
+            "batch": 1,
+            "reps": cfg["reps"],
+            "streaming_steps": cfg["steps"],
+        },
+        "versions": versions(),
+        "machine": {**machine_info(), "load_average_before": list(load_before)},
+    }
+    write_result("P5", result)
+    return result
+
+
+if __name__ == "__main__":
+    import json
+
+    res = run(sys.argv[1] if len(sys.argv) > 1 else "smoke")
+    print(json.dumps({k: res[k] for k in ("ours", "streaming_step", "peer", "met")}, indent=1))
