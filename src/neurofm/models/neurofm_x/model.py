@@ -24,6 +24,8 @@ Deviations from the NeuroFM-X description:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -32,7 +34,7 @@ from neurofm.layers.mamba import MultiRateMamba
 from neurofm.layers.neural_tokens import BinnedCountEmbedding
 from neurofm.layers.perceiver import CrossAttentionBlock, PerceiverIO, PopulationTransformer
 from neurofm.models.neurofm_x.config import NeuroFMXConfig
-from neurofm.registry import MODELS
+from neurofm.registry import MODELS, create
 from neurofm.types import ModelOutput, ModelSpec
 
 
@@ -93,17 +95,27 @@ class NeuroFMX(nn.Module):
             nn.Linear(cfg.d_latent, cfg.d_contrastive) if cfg.contrastive_weight else None
         )
 
-    def population(self, counts: Tensor, observed: Tensor) -> Tensor:
+    @classmethod
+    def from_config(cls, config: NeuroFMXConfig | dict[str, Any]) -> NeuroFMX:
+        """Build from a config or a dict of its fields (``{"preset": "tiny", ...}`` allowed)."""
+        if isinstance(config, NeuroFMXConfig):
+            return cls(config)
+        return create(MODELS, {"name": "neurofm_x", **config}, key="model")
+
+    def population(self, counts: Tensor, observed: Tensor, units: nn.Module | None = None) -> Tensor:
         """PopT's population vector (B, d_latent) over the observed units of ``counts``."""
+        parts = units if units is not None else self
         b, t, u = counts.shape
         profile = F.adaptive_avg_pool1d(
-            self.embed.transform(counts).transpose(1, 2), self.config.popt_profile
+            parts.embed.transform(counts).transpose(1, 2), self.config.popt_profile
         )  # (B, U, popt_profile)
         ids = torch.arange(u, device=counts.device)
-        tokens = self.unit_ids(ids) + self.unit_profile(profile)  # (B, U, d_latent)
+        tokens = parts.unit_ids(ids) + self.unit_profile(profile)  # (B, U, d_latent)
         return self.popt(tokens, mask=observed)
 
-    def forward(self, x: Tensor, *, observed: Tensor | None = None) -> ModelOutput:
+    def forward(
+        self, x: Tensor, *, observed: Tensor | None = None, units: nn.Module | None = None
+    ) -> ModelOutput:
         """Encode a window of counts and read out every head.
 
         Parameters
@@ -113,6 +125,11 @@ class NeuroFMX(nn.Module):
         observed : BoolTensor, shape (B, n_units) or (n_units,), optional
             Units the model may see (default all); the others are zeroed at the input and hidden
             from PopT, so their predicted rates are co-smoothed from the observed units.
+        units : UnitAdapter, optional
+            A Unit-ID adapter (:mod:`neurofm.models.neurofm_x.adapters`) for a recording with
+            other units: its count embedding, unit identities, rate (and optionally behaviour)
+            heads replace the model's, everything else is the model's; ``x`` then has the
+            adapter's ``n_units``.
 
         Returns
         -------
@@ -124,30 +141,35 @@ class NeuroFMX(nn.Module):
             when ``contrastive_weight > 0`` and B >= 2.
         """
         cfg = self.config
-        if x.ndim != 3 or x.shape[-1] != cfg.n_units:
+        parts = units if units is not None else self
+        n_units = parts.embed.n_units
+        if x.ndim != 3 or x.shape[-1] != n_units:
             raise ValueError(
-                f"neurofm_x: expected binned counts (B, T, {cfg.n_units}), got {tuple(x.shape)}"
+                f"neurofm_x: expected binned counts (B, T, {n_units}), got {tuple(x.shape)}"
             )
         b, t, u = x.shape
-        counts = x.to(self.embed.proj.weight.dtype)
+        counts = x.to(parts.embed.proj.weight.dtype)
         if observed is None:
             observed = torch.ones(b, u, dtype=torch.bool, device=x.device)
         observed = observed.to(device=x.device, dtype=torch.bool).expand(b, u)
         counts = counts * observed[:, None, :]
-        h = self.backbone(self.embed(counts))  # (B, T, d_model)
-        extra = self.population(counts, observed) if self.popt is not None else None
+        h = self.backbone(parts.embed(counts))  # (B, T, d_model)
+        extra = self.population(counts, observed, units) if self.popt is not None else None
         latents = self.fusion.encode(h, extra=extra)  # (B, n_latents, d_latent)
         features = self.readout(self.query(h), latents)  # (B, T, d_latent)
         extras = {"latents": latents, "features": features}
-        if self.behaviour_head is not None:
-            extras["behaviour"] = self.behaviour_head(features)
+        behaviour_head = self.behaviour_head
+        if units is not None and units.behaviour_head is not None:
+            behaviour_head = units.behaviour_head
+        if behaviour_head is not None:
+            extras["behaviour"] = behaviour_head(features)
         aux = {}
         if self.contrastive is not None and b >= 2 and t >= 2:
             half = t // 2
             first = self.contrastive(features[:, :half].mean(dim=1))
             second = self.contrastive(features[:, half:].mean(dim=1))
             aux["contrastive"] = cfg.contrastive_weight * info_nce(first, second, cfg.temperature)
-        return ModelOutput(prediction=self.rates_head(features), aux_losses=aux, extras=extras)
+        return ModelOutput(prediction=parts.rates_head(features), aux_losses=aux, extras=extras)
 
     def count_parameters(self) -> dict[str, int]:
         """Trainable parameters per part and in total."""
