@@ -69,9 +69,7 @@ class UnitAdapter(nn.Module):
         )
         self.unit_ids = nn.Embedding(cfg.n_units, cfg.d_latent) if cfg.unit_ids else None
         self.rates_head = nn.Linear(cfg.d_latent, cfg.n_units)
-        self.behaviour_head = (
-            nn.Linear(cfg.d_latent, cfg.n_behaviour) if cfg.n_behaviour else None
-        )
+        self.behaviour_head = nn.Linear(cfg.d_latent, cfg.n_behaviour) if cfg.n_behaviour else None
 
     def check_fits(self, model: NeuroFMX) -> None:
         """Raise ``ValueError`` naming the field when this adapter was not made for ``model``."""
@@ -132,4 +130,3 @@ class UnitAdaptedNeuroFMX(nn.Module):
 def count_trainable(module: nn.Module) -> int:
     """Parameters with ``requires_grad`` in ``module``."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
-

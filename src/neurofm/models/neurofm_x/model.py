@@ -102,7 +102,9 @@ class NeuroFMX(nn.Module):
             return cls(config)
         return create(MODELS, {"name": "neurofm_x", **config}, key="model")
 
-    def population(self, counts: Tensor, observed: Tensor, units: nn.Module | None = None) -> Tensor:
+    def population(
+        self, counts: Tensor, observed: Tensor, units: nn.Module | None = None
+    ) -> Tensor:
         """PopT's population vector (B, d_latent) over the observed units of ``counts``."""
         parts = units if units is not None else self
         b, t, u = counts.shape
