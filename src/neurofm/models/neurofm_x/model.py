@@ -18,6 +18,9 @@ Deviations from the NeuroFM-X description:
 
 - the family takes binned counts; the spike-event and LFP embeddings
   (:mod:`neurofm.layers.neural_tokens`) are shared layers, not yet inputs of this family;
+- the latent diffusion prior (:mod:`.prior`, ``diffusion_weight > 0``) learns the latents
+  without a gradient into the encoder (a prior fitted to the encoder, trained jointly as an
+  auxiliary loss term); :meth:`NeuroFMX.sample_latents` draws from it;
 - PopT's population vector conditions the fusion latents (added to them), rather than being a
   separate stage after the fusion.
 """
@@ -34,6 +37,7 @@ from neurofm.layers.mamba import MultiRateMamba
 from neurofm.layers.neural_tokens import BinnedCountEmbedding
 from neurofm.layers.perceiver import CrossAttentionBlock, PerceiverIO, PopulationTransformer
 from neurofm.models.neurofm_x.config import NeuroFMXConfig
+from neurofm.models.neurofm_x.prior import LatentDiffusionPrior
 from neurofm.registry import MODELS, create
 from neurofm.types import ModelOutput, ModelSpec
 
@@ -94,6 +98,15 @@ class NeuroFMX(nn.Module):
         self.contrastive = (
             nn.Linear(cfg.d_latent, cfg.d_contrastive) if cfg.contrastive_weight else None
         )
+        self.prior = None
+        if cfg.diffusion_weight:
+            self.prior = LatentDiffusionPrior(
+                cfg.n_latents,
+                cfg.d_latent,
+                n_layers=cfg.prior_layers,
+                n_heads=cfg.n_heads,
+                n_train_steps=cfg.diffusion_steps,
+            )
 
     @classmethod
     def from_config(cls, config: NeuroFMXConfig | dict[str, Any]) -> NeuroFMX:
@@ -140,7 +153,8 @@ class NeuroFMX(nn.Module):
             ``extras["behaviour"]`` (B, T, n_behaviour) when ``n_behaviour > 0``;
             ``extras["latents"]`` (B, n_latents, d_latent); ``extras["features"]`` (B, T,
             d_latent), the read-out features per bin; ``aux_losses["contrastive"]`` (weighted)
-            when ``contrastive_weight > 0`` and B >= 2.
+            when ``contrastive_weight > 0`` and B >= 2; ``aux_losses["diffusion_prior"]``
+            (weighted, in training mode) when ``diffusion_weight > 0``.
         """
         cfg = self.config
         parts = units if units is not None else self
@@ -171,7 +185,18 @@ class NeuroFMX(nn.Module):
             first = self.contrastive(features[:, :half].mean(dim=1))
             second = self.contrastive(features[:, half:].mean(dim=1))
             aux["contrastive"] = cfg.contrastive_weight * info_nce(first, second, cfg.temperature)
+        if self.prior is not None and self.training:
+            # the prior models the latents as the encoder makes them: no gradient into it
+            aux["diffusion_prior"] = cfg.diffusion_weight * self.prior.loss(latents.detach())
         return ModelOutput(prediction=parts.rates_head(features), aux_losses=aux, extras=extras)
+
+    def sample_latents(
+        self, n: int, *, n_steps: int = 50, sampler: str = "ddim", seed: int | None = None
+    ) -> Tensor:
+        """``n`` latent sets (n, n_latents, d_latent) from the diffusion prior."""
+        if self.prior is None:
+            raise ValueError("neurofm_x: no diffusion prior (set diffusion_weight > 0)")
+        return self.prior.sample(n, n_steps=n_steps, sampler=sampler, seed=seed)
 
     def count_parameters(self) -> dict[str, int]:
         """Trainable parameters per part and in total."""
