@@ -51,6 +51,7 @@ class ReachConfig:
     ridges: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)  # ridge penalties tried
     n_bootstrap: int = 500  # bootstrap resamples of the test bins
     block: int = 50  # bins per bootstrap block
+    keep: int = 8  # sliding read-out: bins kept from each window (see predict_windows)
     held_out_fraction: float = 0.25  # units held out of the input for the co-smoothing score
     model: dict[str, Any] = field(
         default_factory=lambda: {
@@ -143,16 +144,25 @@ def load_reach(path: Path, bin_size: float) -> tuple[dict[str, np.ndarray], dict
 
 
 def predict_windows(
-    model: torch.nn.Module, counts: np.ndarray, window: int, *, observed: np.ndarray | None = None
+    model: torch.nn.Module,
+    counts: np.ndarray,
+    window: int,
+    *,
+    observed: np.ndarray | None = None,
+    keep: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Behaviour (T, K) and log rates (T, U) of every bin, from consecutive windows.
+    """Behaviour (T, K) and log rates (T, U) of every bin, from windows of ``window`` bins.
 
-    The last window ends at T (it overlaps the one before; its values win there); a recording
-    shorter than ``window`` is one window. ``observed`` (U,) hides units from the model.
+    ``keep=None``: consecutive windows, every bin of each is written (the first bins of a window
+    have no history). ``keep=k``: windows start every ``k`` bins and only their last ``k`` bins
+    are written (the first window writes all), so every bin after the first window is read with
+    at least ``window - k`` bins of history. The last window ends at T (its values win where it
+    overlaps); a recording shorter than ``window`` is one window. ``observed`` (U,) hides units.
     """
     n_bins = counts.shape[0]
     window = min(window, n_bins)
-    starts = list(range(0, n_bins - window + 1, window))
+    step = window if keep is None else min(keep, window)
+    starts = list(range(0, n_bins - window + 1, step))
     if starts[-1] + window < n_bins:
         starts.append(n_bins - window)
     x = torch.from_numpy(np.stack([counts[s : s + window] for s in starts])).float()
@@ -161,8 +171,12 @@ def predict_windows(
         out = model.eval()(x, observed=mask)
     behaviour = np.zeros((n_bins, model.config.n_behaviour))
     log_rates = np.zeros((n_bins, counts.shape[1]))
+    written = 0  # bins [0, written) are final
     for start, b, r in zip(starts, out.extras["behaviour"].numpy(), out.prediction.numpy()):
-        behaviour[start : start + window], log_rates[start : start + window] = b, r
+        first = max(written - start, 0) if keep is not None else 0
+        behaviour[start + first : start + window] = b[first:]
+        log_rates[start + first : start + window] = r[first:]
+        written = start + window
     return behaviour, log_rates
 
 
@@ -240,9 +254,12 @@ def reach_decoding(path: str | Path, config: ReachConfig | None = None) -> dict[
     )
     losses = train_multitask(model, counts["tr"], target["tr"], config)
     held_out = held_out_units(n_units, config.held_out_fraction, config.seed)
+    parameters = {"parameters": model.count_parameters()["total"]}
     behaviour, _ = predict_windows(model, counts["te"], config.window)
+    rows["neurofm_x"] = (behaviour, parameters)
+    sliding, _ = predict_windows(model, counts["te"], config.window, keep=config.keep)
+    rows[f"neurofm_x (sliding, last {config.keep} bins)"] = (sliding, parameters)
     _, log_rates = predict_windows(model, counts["te"], config.window, observed=~held_out)
-    rows["neurofm_x"] = (behaviour, {"parameters": model.count_parameters()["total"]})
     glm = smoothed_glm_rates(
         counts["tr"][:, ~held_out], counts["tr"][:, held_out], counts["te"][:, ~held_out]
     )
