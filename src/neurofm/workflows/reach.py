@@ -129,6 +129,10 @@ def fit_ridge(
     return solve(features, y, best), best
 
 
+def _spike_rows(recording: Any) -> np.ndarray:
+    return np.flatnonzero(np.asarray(recording.sensors.types) == "spikes")
+
+
 def load_reach(path: Path, bin_size: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     parts = {rec.meta["part"]: rec for rec in read_recordings(path, bin_size=bin_size)}
     if not {"tr", "te"} <= set(parts):
@@ -138,7 +142,10 @@ def load_reach(path: Path, bin_size: float) -> tuple[dict[str, np.ndarray], dict
     for name, rec in parts.items():
         if "velocity" not in rec.meta:
             raise RecordingError(f"part {name!r} has no velocity variable X{name}", path=str(path))
-    counts = {k: np.asarray(parts[k].data, dtype=np.float64).T for k in ("tr", "te")}  # (T, U)
+    counts = {  # (T, U): the spike channels (the velocity channels are the targets)
+        k: np.asarray(parts[k].data, dtype=np.float64)[_spike_rows(parts[k])].T
+        for k in ("tr", "te")
+    }
     velocity = {k: parts[k].meta["velocity"] for k in ("tr", "te")}
     return counts, velocity
 
