@@ -35,18 +35,15 @@ import numpy as np
 import torch
 
 from neurofm.errors import RecordingError
+from neurofm.evaluation.behaviour import block_bootstrap, fit_ridge, lagged, r2_score
 from neurofm.evaluation.plots import few_shot_curve
 from neurofm.models.neurofm_x import NeuroFMX, NeuroFMXConfig
 from neurofm.models.neurofm_x.adapters import UnitAdaptedNeuroFMX, count_trainable
 from neurofm.workflows.reach import (
     ReachConfig,
-    block_bootstrap,
-    fit_ridge,
     held_out_units,
-    lagged,
     load_reach,
     predict_windows,
-    r2_score,
     train_multitask,
 )
 
