@@ -89,7 +89,6 @@ def _split(config: FewShotConfig, path: Path) -> tuple[str, dict[str, tuple]]:
             path=str(path),
         )
     if scenario == "held_out_units":
-        target = velocity["tr"]
         second = held_out_units(counts["tr"].shape[1], 0.5, config.reach.seed)
         parts = {
             "source": (counts["tr"][:, ~second], velocity["tr"]),
@@ -103,8 +102,7 @@ def _split(config: FewShotConfig, path: Path) -> tuple[str, dict[str, tuple]]:
             "calibration": (counts["te"][:cut], velocity["te"][:cut]),
             "test": (counts["te"][cut:], velocity["te"][cut:]),
         }
-        target = velocity["tr"]
-    mean, std = target.mean(axis=0), target.std(axis=0)
+    mean, std = velocity["tr"].mean(axis=0), velocity["tr"].std(axis=0)  # train-standardised
     return scenario, {k: (c, (v - mean) / std) for k, (c, v) in parts.items()}
 
 

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from neurofm import checks
 from neurofm.layers.neural_tokens import BinnedCountEmbedding
+from neurofm.models.neurofm_x.config import NeuroFMXConfig
 from neurofm.models.neurofm_x.model import NeuroFMX
 from neurofm.types import ModelOutput
 
@@ -115,7 +116,8 @@ class UnitAdaptedNeuroFMX(nn.Module):
         return cls(base, adapter)
 
     @property
-    def config(self):  # the base's config: what the model decodes and its read-out sizes
+    def config(self) -> NeuroFMXConfig:
+        """The base model's config (what it decodes, its sizes)."""
         return self.base.config
 
     def forward(self, x: Tensor, *, observed: Tensor | None = None) -> ModelOutput:
