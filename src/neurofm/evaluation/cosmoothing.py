@@ -21,6 +21,7 @@ the last 20% of the training bins; fitted by Newton steps on the objective of ``
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy.ndimage import gaussian_filter1d
 from scipy.special import gammaln
 
@@ -58,21 +59,23 @@ def fit_poisson_glm(
     intercept unpenalised, as ``sklearn``'s ``PoissonRegressor``) by Newton steps, all units at
     once; ``x`` (N, D) should be standardised.
     """
-    n, d = x.shape
-    x1 = np.concatenate([x, np.ones((n, 1))], axis=1)  # (N, D + 1)
-    y = np.asarray(y, dtype=np.float64)
-    coef = np.zeros((d + 1, y.shape[1]))
-    coef[-1] = np.log(np.maximum(y.mean(axis=0), 1e-6))
-    penalty = alpha * np.eye(d + 1)
+    # torch (float64) for the batched Hessians: it follows the caller's torch thread setting
+    x1 = torch.from_numpy(np.concatenate([x, np.ones((x.shape[0], 1))], axis=1))  # (N, D + 1)
+    y_t = torch.from_numpy(np.asarray(y, dtype=np.float64))  # (N, U)
+    n, d1 = x1.shape
+    coef = torch.zeros(d1, y_t.shape[1], dtype=torch.float64)
+    coef[-1] = torch.log(torch.clamp(y_t.mean(dim=0), min=1e-6))
+    penalty = alpha * torch.eye(d1, dtype=torch.float64)
     penalty[-1, -1] = 0.0
     for _ in range(n_iter):
-        mu = np.exp(np.clip(x1 @ coef, -20.0, 20.0))  # (N, U)
-        grad = x1.T @ (mu - y) / n + penalty @ coef  # (D + 1, U)
-        hessian = np.einsum("nd,nu,ne->ude", x1, mu, x1) / n + penalty  # (U, D + 1, D + 1)
-        step = np.linalg.solve(hessian + 1e-8 * np.eye(d + 1), grad.T[..., None])[..., 0]
+        mu = torch.exp(torch.clamp(x1 @ coef, -20.0, 20.0))  # (N, U)
+        grad = x1.T @ (mu - y_t) / n + penalty @ coef  # (D + 1, U)
+        hessian = (x1.T[None] * mu.T[:, None, :]) @ x1 / n + penalty  # (U, D + 1, D + 1)
+        step = torch.linalg.solve(hessian + 1e-8 * torch.eye(d1, dtype=torch.float64), grad.T)
         coef = coef - step.T
-        if np.abs(step).max() < 1e-6:
+        if step.abs().max() < 1e-6:
             break
+    coef = coef.numpy()
     return coef[:-1], coef[-1]
 
 
