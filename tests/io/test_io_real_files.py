@@ -98,16 +98,18 @@ def test_monkey_reach_binned_counts(shared_data):
     folder = shared_data / "spikes_monkey_reach"
     train, test = read_recordings(folder / "chewie_demo.mat", bin_size=0.05)
     assert (train.meta["part"], test.meta["part"]) == ("tr", "te")
-    assert train.sensors.counts_by_type() == {"spikes": 71} and test.n_chans == 71
+    assert train.sensors.counts_by_type() == {"spikes": 71, "misc": 2} and test.n_chans == 73
+    assert train.sensors.names[-2:] == ["velocity_x", "velocity_y"]
+    assert (train.data[-2:].T == train.meta["velocity"]).all()  # the behaviour as channels
     assert (train.n_times, test.n_times) == (1200, 1818)
-    assert train.sfreq == 20.0 and set(train.sensors.units) == {"count"}
-    assert train.data.max() == 12 and test.data.max() == 13
+    assert train.sfreq == 20.0 and set(train.sensors.units[:71]) == {"count"}
+    assert train.data[:71].max() == 12 and test.data[:71].max() == 13
     assert train.meta["velocity"].shape == (1200, 2) and train.meta["target"].shape == (1200,)
     starts = (train.events.onset / 0.05).round().astype(int)
     assert [p["target"] for p in train.events.payload] == train.meta["target"][starts].tolist()
     mihi = read_recording(folder / "mihi_demo.mat", bin_size=0.05, part="test")
-    assert (mihi.n_chans, mihi.n_times) == (187, 803)
-    assert set(mihi.sensors.units) == {"Hz"}  # firing rates, not counts
+    assert (mihi.n_chans, mihi.n_times) == (189, 803)  # 187 units + 2 velocity channels
+    assert set(mihi.sensors.units[:187]) == {"Hz"}  # firing rates, not counts
     with pytest.raises(Exception, match="bin_size"):
         read_recordings(folder / "chewie_demo.mat")
     with pytest.raises(Exception, match=r"holds 2 recordings \['tr', 'te'\]"):

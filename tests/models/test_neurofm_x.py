@@ -97,7 +97,37 @@ def test_reach_decoding_runs_on_the_real_counts(shared_data):
     report = reach_decoding(shared_data / "spikes_monkey_reach" / "chewie_demo.mat", config)
     assert (report["train_bins"], report["test_bins"], report["n_units"]) == (1200, 1818, 71)
     rows = report["results"]
-    assert set(rows) == {"ridge (bin t)", "wiener (10 bins)", "neurofm_x"}
+    assert set(rows) == {
+        "ridge (bin t)",
+        "wiener (10 bins)",
+        "neurofm_x",
+        "neurofm_x (sliding, last 8 bins)",
+    }
+    cosmoothing = report["cosmoothing_bits_per_spike"]
+    assert cosmoothing["held_out_units"] == 18  # 25% of 71
+    assert cosmoothing["smoothed_spikes_glm"] > 0  # the GLM beats the mean rate
     assert rows["wiener (10 bins)"]["r2"] > 0.4  # linear decoding of velocity works on these bins
     low, high = rows["neurofm_x"]["r2_ci95"]
     assert low <= high
+
+
+def test_sliding_read_out_gives_every_bin_its_history():
+    from types import SimpleNamespace
+
+    from neurofm.types import ModelOutput
+    from neurofm.workflows.reach import predict_windows
+
+    class Position(torch.nn.Module):  # behaviour = the bin's position in its window
+        config = SimpleNamespace(n_behaviour=1)
+
+        def forward(self, x, observed=None):
+            b, t, u = x.shape
+            position = torch.arange(t, dtype=torch.float32).expand(b, t)[..., None]
+            return ModelOutput(prediction=torch.zeros(b, t, u), extras={"behaviour": position})
+
+    counts = torch.zeros(30, 3).numpy()
+    plain, _ = predict_windows(Position(), counts, 8)
+    assert plain[:, 0].tolist()[:10] == [0, 1, 2, 3, 4, 5, 6, 7, 0, 1]
+    sliding, _ = predict_windows(Position(), counts, 8, keep=2)
+    assert sliding[:8, 0].tolist() == list(range(8))  # the first window: all its bins
+    assert (sliding[8:, 0] >= 6).all()  # later bins: read with >= 6 bins of history

@@ -70,7 +70,9 @@ TASKS = {
     ("channel_codes", "class_logits"): "decoding",
     ("token_sequence", "logits", "flow"): "generative",
     ("signal", "noise", "diffusion"): "generative",
+    ("binned_counts", "prediction"): "cosmoothing",
 }
+N_UNITS = 12  # units of the synthetic counts store (binned-count models)
 
 
 def test_fit_configs_are_found():
@@ -87,14 +89,26 @@ def prepared(tmp_path_factory):
     return root, store.recordings[0].sensors.names[:N_CHANS]
 
 
+@pytest.fixture(scope="module")
+def counts_store(tmp_path_factory):
+    from neurofm.data.synthetic import synthetic_reach_store
+
+    root = tmp_path_factory.mktemp("counts") / "synthetic_reach"
+    synthetic_reach_store(root, n_units=N_UNITS, n_bins=400)
+    return root
+
+
 def _overrides(config: dict, channels: list[str]) -> list[str]:
     """Dotted overrides that shrink the run of ``config`` (only keys its sections have)."""
     data = config["data"]
     values = {f"trainer.{k}": v for k, v in TRAINER.items()}
     entry = MODELS.get(config["model"]["name"])
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
+    spec = entry.spec_for(entry.config_cls())
+    if spec.inputs == "binned_counts":  # the synthetic counts store: all its units
+        values["model.n_units"] = str(N_UNITS)
     # channel ids index the store's whole channel vocabulary: such models read every channel
-    if "channel_ids" not in entry.spec_for(entry.config_cls()).context:
+    elif "channel_ids" not in spec.context:
         values["data.channels"] = json.dumps(channels)
         if "n_chans" in fields:
             values["model.n_chans"] = str(len(channels))
@@ -118,9 +132,12 @@ def _overrides(config: dict, channels: list[str]) -> list[str]:
 @pytest.mark.parametrize(
     "path", FIT_CONFIGS, ids=[str(p.relative_to(CONFIGS)) for p in FIT_CONFIGS]
 )
-def test_fit_config_run_evaluates(path, prepared, tmp_path, capsys):
+def test_fit_config_run_evaluates(path, prepared, counts_store, tmp_path, capsys):
     store, channels = prepared
     config = load_yaml(path)
+    entry = MODELS.get(config["model"]["name"])
+    if entry.spec_for(entry.config_cls()).inputs == "binned_counts":
+        store = counts_store
     run = tmp_path / "run"
     args = ["fit", "--config", str(path), "--data.store", str(store), "--output.dir", str(run)]
     assert main(args + _overrides(config, channels)) == 0

@@ -97,6 +97,15 @@ def evaluate(
         )
         print(f"report: {report['out_dir']}/report.html")
         return
+    if result.report["task"] == "cosmoothing":
+        report = result.report
+        bps = ", ".join(f"{k} {v:.4g}" for k, v in report["bits_per_spike"].items())
+        print(f"{config.split}: co-smoothing bits per spike (higher is better): {bps}")
+        for name, row in report.get("behaviour_r2", {}).items():
+            low, high = row["r2_ci95"]
+            print(f"behaviour R² {name}: {row['r2']:.3f} [{low:.3f}, {high:.3f}]")
+        print(f"report: {report['out_dir']}/report.html")
+        return
     from neurofm.evaluation.report import bits_lines, bits_summary
 
     one = result.report["one_step"]

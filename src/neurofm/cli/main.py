@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "evaluate": "neurofm.cli.evaluate:evaluate",
     "learning-curve": "neurofm.cli.learning_curve:learning_curve",
     "decode": "neurofm.cli.decode:decode",
+    "reach": "neurofm.cli.reach:reach",
+    "fewshot": "neurofm.cli.reach:fewshot",
     "generate": "neurofm.cli.generate:generate",
     "benchmark": "neurofm.cli.benchmark:benchmark",
 }

@@ -4,6 +4,8 @@
   frequencies + evoked responses at recorded event onsets.
 - :func:`synthetic_spikes`: Poisson spike counts of units cosine-tuned to a movement direction.
 - :func:`synthetic_store`: a prepared store of several synthetic subjects/sessions/runs.
+- :func:`synthetic_reach_store`: a prepared store of synthetic spike counts with behaviour
+  channels (train / val / test recordings).
 
 The ground truth (frequencies, amplitudes, gains, tuning parameters) is kept in
 ``Recording.meta["ground_truth"]``. Everything is drawn from ``numpy.random.default_rng(seed)``.
@@ -255,4 +257,38 @@ def synthetic_store(
                     f"sub-{sub:02d}_ses-{ses:02d}_run-{run:02d}", rec, fingerprint="synthetic"
                 )
                 k += 1
+    return store
+
+
+def synthetic_reach_store(
+    root: str | Path,
+    *,
+    n_units: int = 12,
+    n_bins: int = 1500,
+    bin_size: float = 0.05,
+    seed: int = 0,
+) -> PreparedStore:
+    """A prepared store of three :func:`synthetic_spikes` recordings (train, val, test) with the
+    movement as behaviour channels ``velocity_x``, ``velocity_y`` (cos, sin of the direction,
+    type ``misc``) after the units, as the monkey reach reader writes them; no scaler."""
+    store = PreparedStore.create(root, name="synthetic_reach")
+    splits = {}
+    for k, split in enumerate(("train", "val", "test")):
+        rec = synthetic_spikes(
+            n_units=n_units, n_bins=n_bins, bin_size=bin_size, hold=0.5, seed=seed * 10 + k
+        )
+        direction = np.asarray(rec.meta["ground_truth"]["direction_rad"])
+        names = [*rec.sensors.names, "velocity_x", "velocity_y"]
+        rec = Recording(
+            data=np.concatenate([rec.data, np.cos(direction)[None], np.sin(direction)[None]]),
+            sfreq=rec.sfreq,
+            sensors=SensorInfo(names=names, types=["spikes"] * n_units + ["misc"] * 2),
+            subject=f"{k:02d}",
+            source=rec.source,
+        )
+        rec_id = f"sub-{k:02d}"
+        store.write(rec_id, rec, fingerprint="synthetic")
+        splits[split] = [{"recording": rec_id, "start": 0, "stop": n_bins}]
+    store.manifest["splits"] = splits
+    store.save_manifest()
     return store

@@ -49,6 +49,7 @@ from neurofm.evaluation.common import (
     write_run_report,
 )
 from neurofm.evaluation.continuous import evaluate_continuous_run
+from neurofm.evaluation.counts import evaluate_counts_run
 from neurofm.evaluation.decoding import evaluate_decoding_run
 from neurofm.evaluation.generative import evaluate_generative_run
 from neurofm.evaluation.linear import RidgeVAR, fit_linear_baselines
@@ -493,6 +494,7 @@ EVALUATIONS: dict[tuple[str, ...], Callable[..., EvaluationResult]] = {
     ("channel_codes", "class_logits"): evaluate_code_decoding_run,
     ("token_sequence", "logits", "flow"): evaluate_generative_run,
     ("signal", "noise", "diffusion"): evaluate_generative_run,
+    ("binned_counts", "prediction"): evaluate_counts_run,
 }
 """The evaluation of a run by its model spec's ``(inputs, outputs, sampling)``, else its
 ``(inputs, outputs)``: each takes the loaded run and ``config``, ``out_dir``, ``checkpoint``

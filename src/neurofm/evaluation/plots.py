@@ -178,3 +178,26 @@ def plot_leaderboard(rows: list[dict[str, Any]], path: str | Path) -> Path:
     ax.set_xlabel("held-out bits per channel-sample (lower is better), 95% interval")
     ax.set_title("Forecasting leaderboard")
     return _save(fig, path)
+
+
+def few_shot_curve(
+    curves: dict[str, list[tuple[float, float, float, float]]], title: str, path: str | Path
+) -> Path:
+    """Score against the calibration fraction (log axis), one line per method.
+
+    ``curves[method]`` lists ``(fraction, score, low, high)``: the point and its interval.
+    """
+    fig = _figure(6.0, 4.0)
+    ax = fig.subplots()
+    for name, points in curves.items():
+        x, y, low, high = (np.asarray(v, dtype=float) for v in zip(*points))
+        # a percentile interval need not contain the point estimate: bars clipped at it
+        bars = [np.maximum(y - low, 0.0), np.maximum(high - y, 0.0)]
+        ax.errorbar(x, y, yerr=bars, marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("fraction of the calibration data")
+    ax.set_ylabel("behaviour R² (held-out test bins)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

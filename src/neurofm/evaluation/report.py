@@ -18,7 +18,7 @@ from typing import Any
 from neurofm.evaluation import plots
 from neurofm.fileio import atomic_open, write_json_atomic
 
-TASKS = ("forecasting", "continuous_forecasting", "decoding", "generative")
+TASKS = ("forecasting", "continuous_forecasting", "decoding", "generative", "cosmoothing")
 """The kinds of report :func:`write_report` writes."""
 
 ONE_STEP_ROWS = [
@@ -246,6 +246,34 @@ def _forecasting_sections(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def _cosmoothing_sections(report: dict[str, Any]) -> list[str]:
+    bps = report["bits_per_spike"]
+    out = [
+        _table(
+            f"Co-smoothing, bits per spike ({len(report['held_out_units'])} held-out units, "
+            f"{report['n_windows']} windows; higher is better)",
+            list(bps),
+            [("bits / spike", list(bps.values()))],
+        )
+    ]
+    r2 = report.get("behaviour_r2")
+    if r2:
+        out.append(
+            _table(
+                "Behaviour decoding R² (95% block-bootstrap interval)",
+                list(r2),
+                [
+                    ("R²", [v["r2"] for v in r2.values()]),
+                    (
+                        "interval",
+                        [" .. ".join(f"{b:.3f}" for b in v["r2_ci95"]) for v in r2.values()],
+                    ),
+                ],
+            )
+        )
+    return out
+
+
 def _decoding_sections(report: dict[str, Any]) -> list[str]:
     dec = report["decoding"]
     cols = list(dec)
@@ -419,6 +447,8 @@ def write_report(
         sections = _decoding_sections(report)
     elif task == "generative":
         images, sections = _generative_parts(report, out)
+    elif task == "cosmoothing":
+        images, sections = [], _cosmoothing_sections(report)
     else:
         images = _forecasting_plots(report, arrays, out)
         sections = (

@@ -215,15 +215,28 @@ def read_mat(path: Path, *, bin_size: float | None, part: str | None) -> list[Re
     for name, key in parts.items():
         counts = np.asarray(content[key]).T.astype(np.float64)  # (units, bins)
         integral = bool(np.all(counts == np.round(counts)))
-        sensors = SensorInfo(
-            names=[f"unit{i:03d}" for i in range(counts.shape[0])],
-            types=["spikes"] * counts.shape[0],
-            units=["count" if integral else "Hz"] * counts.shape[0],
-        )
+        n_units = counts.shape[0]
+        names = [f"unit{i:03d}" for i in range(n_units)]
+        types = ["spikes"] * n_units
+        units = ["count" if integral else "Hz"] * n_units
         meta: dict[str, Any] = {"part": name, "bin_size": float(bin_size)}
         events = Events()
         if f"X{name}" in content:
-            meta["velocity"] = np.asarray(content[f"X{name}"], dtype=np.float64)
+            velocity = np.asarray(content[f"X{name}"], dtype=np.float64)
+            if velocity.ndim != 2 or velocity.shape[0] != counts.shape[1]:
+                raise RecordingError(
+                    f"X{name} has shape {velocity.shape}; expected ({counts.shape[1]}, K): one "
+                    f"row per bin of {key}",
+                    path=str(path),
+                )
+            meta["velocity"] = velocity
+            # the behaviour rides along as channels: a prepared store keeps it next to the counts
+            axes = "xyz" if velocity.shape[1] <= 3 else [str(k) for k in range(velocity.shape[1])]
+            names += [f"velocity_{axes[k]}" for k in range(velocity.shape[1])]
+            types += ["misc"] * velocity.shape[1]
+            units += ["a.u."] * velocity.shape[1]
+            counts = np.concatenate([counts, velocity.T])
+        sensors = SensorInfo(names=names, types=types, units=units)
         if f"T{name}" in content:
             target = np.asarray(content[f"T{name}"]).reshape(-1).astype(np.int64)
             meta["target"] = target

@@ -59,6 +59,8 @@ class DataConfig:
     band_taps: int | None = None  # FIR length of the band filters (odd); None: from the bands
     max_train_windows: int | None = None  # train on the first N windows only (None: all)
     max_val_windows: int | None = None  # validate on the first N windows only (None: all)
+    layout: Literal["channels", "counts"] = "channels"  # counts: x (T, units), for count models
+    behaviour: list[str] | None = None  # counts layout: channels moved into target (T, K)
     PRESETS: ClassVar[dict[str, dict]] = {}
 
     def __post_init__(self) -> None:
@@ -77,6 +79,10 @@ class DataConfig:
             raise ValueError(f"window_length must be >= 2 samples, got {self.window_length}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.behaviour and self.layout != "counts":
+            raise ValueError("behaviour: behaviour channels are targets of layout: counts only")
+        if self.layout == "counts" and (self.bands is not None or self.format != "store"):
+            raise ValueError("layout counts reads windows of a prepared store; remove bands")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from neurofm.data.count_windows import CountWindows
 from neurofm.data.store import PreparedStore
 from neurofm.data.windows import WindowDataset
 from neurofm.errors import ConfigError
@@ -60,7 +61,8 @@ def build_dataset(store: PreparedStore | BandFolder, data: DataConfig, split: st
 
     A :class:`~neurofm.data.windows.WindowDataset`, wrapped in a
     :class:`~neurofm.tokenizers.band_data.BandWindowDataset` when ``data.bands`` is set, or the
-    split folder of a band folder; the train / val split keeps its first ``max_train_windows`` /
+    split folder of a band folder, or in a :class:`~neurofm.data.count_windows.CountWindows`
+    (x (T, units), target (T, K) of ``data.behaviour``) when ``data.layout`` is ``counts``; the train / val split keeps its first ``max_train_windows`` /
     ``max_val_windows`` items when those are set.
     """
     if isinstance(store, BandFolder):
@@ -81,6 +83,8 @@ def build_dataset(store: PreparedStore | BandFolder, data: DataConfig, split: st
             normalize=data.normalize,
             preload=data.preload,
         )
+        if data.layout == "counts":
+            dataset = CountWindows(dataset, data.behaviour or ())
         if data.bands is not None:
             dataset = BandWindowDataset(
                 dataset,

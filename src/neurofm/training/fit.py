@@ -159,6 +159,13 @@ def _check_compatible(
             )
     first = datamodule.train_dataset[0]["x"]
     n_chans = int(first.shape[-2])
+    if (spec.inputs == "binned_counts") != (cfg.data.layout == "counts"):
+        problems.append(
+            f"data.layout: {cfg.data.layout!r}, but model {cfg.model['name']!r} takes "
+            f"{spec.inputs}; binned-count models take layout: counts, the others channels"
+        )
+    elif spec.inputs == "binned_counts":
+        problems += _count_problems(cfg, datamodule.train_dataset[0])
     if spec.inputs == "band_stack":
         problems += _band_problems(cfg, tuple(first.shape))
     if spec.inputs == "band_codes" and tokenizer is not None:
@@ -182,6 +189,22 @@ def _check_compatible(
         )
     if problems:
         raise ConfigError(problems)
+
+
+def _count_problems(cfg: FitConfig, item: dict) -> list[str]:
+    """A count model's unit and behaviour sizes match the windows' (x (T, U), target (T, K))."""
+    problems = []
+    n_units, n_behaviour = cfg.model.get("n_units"), cfg.model.get("n_behaviour")
+    if n_units is not None and n_units != item["x"].shape[-1]:
+        problems.append(
+            f"model.n_units: {n_units}, but the windows have {item['x'].shape[-1]} unit channels"
+        )
+    given = 0 if item.get("target") is None else int(item["target"].shape[-1])
+    if n_behaviour is not None and n_behaviour != given:
+        problems.append(
+            f"model.n_behaviour: {n_behaviour}, but data.behaviour names {given} channels"
+        )
+    return problems
 
 
 def _band_problems(cfg: FitConfig, shape: tuple[int, ...]) -> list[str]:

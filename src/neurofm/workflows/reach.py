@@ -7,6 +7,12 @@ scores hand-velocity R² on every bin of the held-out test part (other trials, r
 next to ridge regressions fitted on the same train bins: on the current bin, and a Wiener filter
 on the current and ``n_lags - 1`` previous bins. R² intervals are percentiles of a moving-block
 bootstrap over test bins.
+
+Co-smoothing: a fixed random ``held_out_fraction`` of the units is hidden from the model on the
+test part and their predicted rates are scored in bits per spike
+(:mod:`neurofm.evaluation.cosmoothing`), next to a smoothed-spikes Poisson GLM fitted on the
+train part (the model trained with random hidden units, so it saw these units' counts only as
+targets, as in NLB).
 """
 
 from __future__ import annotations
@@ -19,10 +25,15 @@ import numpy as np
 import torch
 
 from neurofm.errors import RecordingError
+from neurofm.evaluation.behaviour import block_bootstrap, fit_ridge, lagged, r2_score
+from neurofm.evaluation.cosmoothing import bits_per_spike, smoothed_glm_rates
 from neurofm.io import read_recordings
 from neurofm.models.neurofm_x import NeuroFMX, NeuroFMXConfig
 from neurofm.objectives.multitask import MultitaskConfig, MultitaskObjective
+from neurofm.registry import MODELS
 from neurofm.types import Batch
+
+SPEC = MODELS.get("neurofm_x").spec
 
 
 @dataclass
@@ -41,6 +52,8 @@ class ReachConfig:
     ridges: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)  # ridge penalties tried
     n_bootstrap: int = 500  # bootstrap resamples of the test bins
     block: int = 50  # bins per bootstrap block
+    keep: int = 8  # sliding read-out: bins kept from each window (see predict_windows)
+    held_out_fraction: float = 0.25  # units held out of the input for the co-smoothing score
     model: dict[str, Any] = field(
         default_factory=lambda: {
             "d_model": 64,
@@ -61,63 +74,11 @@ class ReachConfig:
     )
 
 
-def r2_score(y: np.ndarray, prediction: np.ndarray) -> float:
-    """Coefficient of determination of ``prediction`` (N, K), averaged over the K columns."""
-    residual = ((y - prediction) ** 2).sum(axis=0)
-    total = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-    return float(np.mean(1.0 - residual / total))
+def _spike_rows(recording: Any) -> np.ndarray:
+    return np.flatnonzero(np.asarray(recording.sensors.types) == "spikes")
 
 
-def block_bootstrap(
-    y: np.ndarray, prediction: np.ndarray, *, n: int, block: int, seed: int
-) -> tuple[float, float]:
-    """95% percentile interval of :func:`r2_score` over moving-block resamples of the rows."""
-    rng = np.random.default_rng(seed)
-    n_rows = y.shape[0]
-    n_blocks = int(np.ceil(n_rows / block))
-    scores = []
-    for _ in range(n):
-        starts = rng.integers(0, n_rows - block + 1, n_blocks)
-        rows = (starts[:, None] + np.arange(block)).reshape(-1)
-        scores.append(r2_score(y[rows], prediction[rows]))
-    low, high = np.percentile(scores, [2.5, 97.5])
-    return float(low), float(high)
-
-
-def lagged(counts: np.ndarray, n_lags: int) -> np.ndarray:
-    """(T, U * n_lags) features: the counts at bins t, t-1, ..., t-n_lags+1 (zeros before 0)."""
-    padded = np.concatenate([np.zeros((n_lags - 1, counts.shape[1])), counts])
-    return np.concatenate(
-        [padded[n_lags - 1 - lag : padded.shape[0] - lag] for lag in range(n_lags)], axis=1
-    )
-
-
-def fit_ridge(
-    features: np.ndarray, y: np.ndarray, ridges: tuple[float, ...]
-) -> tuple[np.ndarray, float]:
-    """Ridge weights (with intercept) on ``features``, penalty chosen on the last 20% of rows."""
-    split = int(0.8 * features.shape[0])
-
-    def solve(x: np.ndarray, target: np.ndarray, ridge: float) -> np.ndarray:
-        x1 = np.concatenate([x, np.ones((x.shape[0], 1))], axis=1)
-        penalty = ridge * np.eye(x1.shape[1])
-        penalty[-1, -1] = 0.0
-        return np.linalg.solve(x1.T @ x1 + penalty, x1.T @ target)
-
-    def predict(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
-        return np.concatenate([x, np.ones((x.shape[0], 1))], axis=1) @ weights
-
-    scores = {
-        ridge: r2_score(
-            y[split:], predict(solve(features[:split], y[:split], ridge), features[split:])
-        )
-        for ridge in ridges
-    }
-    best = max(scores, key=scores.get)
-    return solve(features, y, best), best
-
-
-def _load(path: Path, bin_size: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def load_reach(path: Path, bin_size: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     parts = {rec.meta["part"]: rec for rec in read_recordings(path, bin_size=bin_size)}
     if not {"tr", "te"} <= set(parts):
         raise RecordingError(
@@ -126,31 +87,103 @@ def _load(path: Path, bin_size: float) -> tuple[dict[str, np.ndarray], dict[str,
     for name, rec in parts.items():
         if "velocity" not in rec.meta:
             raise RecordingError(f"part {name!r} has no velocity variable X{name}", path=str(path))
-    counts = {k: np.asarray(parts[k].data, dtype=np.float64).T for k in ("tr", "te")}  # (T, U)
+    counts = {  # (T, U): the spike channels (the velocity channels are the targets)
+        k: np.asarray(parts[k].data, dtype=np.float64)[_spike_rows(parts[k])].T
+        for k in ("tr", "te")
+    }
     velocity = {k: parts[k].meta["velocity"] for k in ("tr", "te")}
     return counts, velocity
 
 
-def _predict_model(model: NeuroFMX, counts: np.ndarray, window: int) -> np.ndarray:
-    """Behaviour (T, K) of every bin, from consecutive windows (the last one ends at T)."""
+def predict_windows(
+    model: torch.nn.Module,
+    counts: np.ndarray,
+    window: int,
+    *,
+    observed: np.ndarray | None = None,
+    keep: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Behaviour (T, K) and log rates (T, U) of every bin, from windows of ``window`` bins.
+
+    ``keep=None``: consecutive windows, every bin of each is written (the first bins of a window
+    have no history). ``keep=k``: windows start every ``k`` bins and only their last ``k`` bins
+    are written (the first window writes all), so every bin after the first window is read with
+    at least ``window - k`` bins of history. The last window ends at T (its values win where it
+    overlaps); a recording shorter than ``window`` is one window. ``observed`` (U,) hides units.
+    """
     n_bins = counts.shape[0]
-    starts = list(range(0, n_bins - window + 1, window))
+    window = min(window, n_bins)
+    step = window if keep is None else min(keep, window)
+    starts = list(range(0, n_bins - window + 1, step))
     if starts[-1] + window < n_bins:
         starts.append(n_bins - window)
-    out = np.zeros((n_bins, model.config.n_behaviour))
     x = torch.from_numpy(np.stack([counts[s : s + window] for s in starts])).float()
+    mask = None if observed is None else torch.from_numpy(np.asarray(observed, dtype=bool))
     with torch.no_grad():
-        pred = model.eval()(x).extras["behaviour"].numpy()
-    for start, values in zip(starts, pred):  # later windows overwrite the overlap of the last
-        out[start : start + window] = values
-    return out
+        out = model.eval()(x, observed=mask)
+    behaviour = np.zeros((n_bins, model.config.n_behaviour))
+    log_rates = np.zeros((n_bins, counts.shape[1]))
+    written = 0  # bins [0, written) are final
+    for start, b, r in zip(starts, out.extras["behaviour"].numpy(), out.prediction.numpy()):
+        first = max(written - start, 0) if keep is not None else 0
+        behaviour[start + first : start + window] = b[first:]
+        log_rates[start + first : start + window] = r[first:]
+        written = start + window
+    return behaviour, log_rates
+
+
+def train_multitask(
+    model: torch.nn.Module,
+    counts: np.ndarray,
+    target: np.ndarray,
+    config: ReachConfig,
+    *,
+    steps: int | None = None,
+) -> list[float]:
+    """Train the parameters of ``model`` that require a gradient with the multi-task objective
+    on windows of ``counts`` (T, U) and ``target`` (T, K); returns the loss of every step.
+
+    Windows of ``config.window`` bins (all of a shorter recording) start every ``stride`` bins;
+    AdamW with a cosine decay of the learning rate to 10%.
+    """
+    steps = config.steps if steps is None else steps
+    rng = np.random.default_rng(config.seed)
+    window = min(config.window, counts.shape[0])
+    starts = np.arange(0, counts.shape[0] - window + 1, config.stride)
+    x_all = torch.from_numpy(np.stack([counts[s : s + window] for s in starts])).float()
+    y_all = torch.from_numpy(np.stack([target[s : s + window] for s in starts])).float()
+    objective = MultitaskObjective(MultitaskConfig(**config.objective))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    losses = []
+    model.train()
+    for step in range(steps):
+        pick = torch.from_numpy(
+            rng.choice(len(starts), config.batch_size, replace=len(starts) < config.batch_size)
+        )
+        for group in optimizer.param_groups:  # cosine decay to 10%
+            group["lr"] = config.lr * (0.55 + 0.45 * np.cos(np.pi * step / steps))
+        out = objective(model, Batch(x=x_all[pick], target=y_all[pick]), spec=SPEC)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        losses.append(float(out.loss.detach()))
+    return losses
+
+
+def held_out_units(n_units: int, fraction: float, seed: int) -> np.ndarray:
+    """(U,) boolean, True for the ``round(fraction * U)`` (>= 1) randomly chosen held-out units."""
+    rng = np.random.default_rng(seed)
+    held_out = np.zeros(n_units, dtype=bool)
+    held_out[rng.permutation(n_units)[: max(1, round(fraction * n_units))]] = True
+    return held_out
 
 
 def reach_decoding(path: str | Path, config: ReachConfig | None = None) -> dict[str, Any]:
     """Train and score NeuroFM-X and the baselines on the file at ``path``; returns the table."""
     config = config or ReachConfig()
     path = Path(path)
-    counts, velocity = _load(path, config.bin_size)
+    counts, velocity = load_reach(path, config.bin_size)
     if counts["tr"].shape[0] < config.window:
         raise RecordingError(
             f"the train part has {counts['tr'].shape[0]} bins, fewer than window={config.window}",
@@ -167,33 +200,26 @@ def reach_decoding(path: str | Path, config: ReachConfig | None = None) -> dict[
         rows[name] = (prediction, {"ridge": ridge})
 
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     n_units, n_behaviour = counts["tr"].shape[1], target["tr"].shape[1]
     model = NeuroFMX(
         NeuroFMXConfig(n_units=n_units, n_behaviour=n_behaviour, scan="parallel", **config.model)
     )
-    objective = MultitaskObjective(MultitaskConfig(**config.objective))
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    losses = train_multitask(model, counts["tr"], target["tr"], config)
+    held_out = held_out_units(n_units, config.held_out_fraction, config.seed)
+    parameters = {"parameters": model.count_parameters()["total"]}
+    behaviour, _ = predict_windows(model, counts["te"], config.window)
+    rows["neurofm_x"] = (behaviour, parameters)
+    sliding, _ = predict_windows(model, counts["te"], config.window, keep=config.keep)
+    rows[f"neurofm_x (sliding, last {config.keep} bins)"] = (sliding, parameters)
+    _, log_rates = predict_windows(model, counts["te"], config.window, observed=~held_out)
+    glm = smoothed_glm_rates(
+        counts["tr"][:, ~held_out], counts["tr"][:, held_out], counts["te"][:, ~held_out]
     )
-    starts = np.arange(0, counts["tr"].shape[0] - config.window + 1, config.stride)
-    x_all = torch.from_numpy(np.stack([counts["tr"][s : s + config.window] for s in starts]))
-    y_all = torch.from_numpy(np.stack([target["tr"][s : s + config.window] for s in starts]))
-    losses = []
-    model.train()
-    for step in range(config.steps):
-        pick = torch.from_numpy(rng.choice(len(starts), config.batch_size, replace=False))
-        for group in optimizer.param_groups:  # cosine decay to 10%
-            group["lr"] = config.lr * (0.55 + 0.45 * np.cos(np.pi * step / config.steps))
-        out = objective(model, Batch(x=x_all[pick].float(), target=y_all[pick].float()))
-        optimizer.zero_grad()
-        out.loss.backward()
-        optimizer.step()
-        losses.append(float(out.loss.detach()))
-    rows["neurofm_x"] = (
-        _predict_model(model, counts["te"], config.window),
-        {"parameters": model.count_parameters()["total"]},
-    )
+    cosmoothing = {
+        "held_out_units": int(held_out.sum()),
+        "neurofm_x": bits_per_spike(np.exp(log_rates[:, held_out]), counts["te"][:, held_out]),
+        "smoothed_spikes_glm": bits_per_spike(glm, counts["te"][:, held_out]),
+    }
 
     table = {}
     for name, (prediction, info) in rows.items():
@@ -209,4 +235,5 @@ def reach_decoding(path: str | Path, config: ReachConfig | None = None) -> dict[
         "steps": config.steps,
         "loss_first_last": [losses[0], losses[-1]],
         "results": table,
+        "cosmoothing_bits_per_spike": cosmoothing,
     }

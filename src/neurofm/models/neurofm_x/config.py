@@ -33,6 +33,9 @@ class NeuroFMXConfig:
     d_contrastive: int = 128  # size of the contrastive projection
     contrastive_weight: float = 0.1  # weight of the time-contrastive InfoNCE aux loss (0: off)
     temperature: float = 0.1  # InfoNCE temperature
+    diffusion_weight: float = 0.0  # weight of the latent diffusion prior's loss (0: no prior)
+    diffusion_steps: int = 1000  # steps of the prior's cosine noise schedule
+    prior_layers: int = 2  # transformer layers of the prior's denoiser
     dropout: float = 0.0  # dropout in attention and MLPs
     PRESETS: ClassVar[dict[str, dict]] = {
         "tiny": {
@@ -71,6 +74,8 @@ class NeuroFMXConfig:
         checks.positive(self, "d_latent", "n_fusion_layers", "n_heads", "popt_profile")
         checks.positive(self, "d_contrastive", "temperature")
         checks.non_negative(self, "n_behaviour", "popt_layers", "contrastive_weight")
+        checks.non_negative(self, "diffusion_weight")
+        checks.positive(self, "diffusion_steps", "prior_layers")
         checks.fraction(self, "dropout")
         checks.divides(self, "n_heads", "d_latent")
         if self.d_model % 2:

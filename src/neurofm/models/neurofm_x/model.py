@@ -18,11 +18,16 @@ Deviations from the NeuroFM-X description:
 
 - the family takes binned counts; the spike-event and LFP embeddings
   (:mod:`neurofm.layers.neural_tokens`) are shared layers, not yet inputs of this family;
+- the latent diffusion prior (:mod:`.prior`, ``diffusion_weight > 0``) learns the latents
+  without a gradient into the encoder (a prior fitted to the encoder, trained jointly as an
+  auxiliary loss term); :meth:`NeuroFMX.sample_latents` draws from it;
 - PopT's population vector conditions the fusion latents (added to them), rather than being a
   separate stage after the fusion.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +37,8 @@ from neurofm.layers.mamba import MultiRateMamba
 from neurofm.layers.neural_tokens import BinnedCountEmbedding
 from neurofm.layers.perceiver import CrossAttentionBlock, PerceiverIO, PopulationTransformer
 from neurofm.models.neurofm_x.config import NeuroFMXConfig
-from neurofm.registry import MODELS
+from neurofm.models.neurofm_x.prior import LatentDiffusionPrior
+from neurofm.registry import MODELS, create
 from neurofm.types import ModelOutput, ModelSpec
 
 
@@ -92,18 +98,39 @@ class NeuroFMX(nn.Module):
         self.contrastive = (
             nn.Linear(cfg.d_latent, cfg.d_contrastive) if cfg.contrastive_weight else None
         )
+        self.prior = None
+        if cfg.diffusion_weight:
+            self.prior = LatentDiffusionPrior(
+                cfg.n_latents,
+                cfg.d_latent,
+                n_layers=cfg.prior_layers,
+                n_heads=cfg.n_heads,
+                n_train_steps=cfg.diffusion_steps,
+            )
 
-    def population(self, counts: Tensor, observed: Tensor) -> Tensor:
+    @classmethod
+    def from_config(cls, config: NeuroFMXConfig | dict[str, Any]) -> NeuroFMX:
+        """Build from a config or a dict of its fields (``{"preset": "tiny", ...}`` allowed)."""
+        if isinstance(config, NeuroFMXConfig):
+            return cls(config)
+        return create(MODELS, {"name": "neurofm_x", **config}, key="model")
+
+    def population(
+        self, counts: Tensor, observed: Tensor, units: nn.Module | None = None
+    ) -> Tensor:
         """PopT's population vector (B, d_latent) over the observed units of ``counts``."""
+        parts = units if units is not None else self
         b, t, u = counts.shape
         profile = F.adaptive_avg_pool1d(
-            self.embed.transform(counts).transpose(1, 2), self.config.popt_profile
+            parts.embed.transform(counts).transpose(1, 2), self.config.popt_profile
         )  # (B, U, popt_profile)
         ids = torch.arange(u, device=counts.device)
-        tokens = self.unit_ids(ids) + self.unit_profile(profile)  # (B, U, d_latent)
+        tokens = parts.unit_ids(ids) + self.unit_profile(profile)  # (B, U, d_latent)
         return self.popt(tokens, mask=observed)
 
-    def forward(self, x: Tensor, *, observed: Tensor | None = None) -> ModelOutput:
+    def forward(
+        self, x: Tensor, *, observed: Tensor | None = None, units: nn.Module | None = None
+    ) -> ModelOutput:
         """Encode a window of counts and read out every head.
 
         Parameters
@@ -113,6 +140,11 @@ class NeuroFMX(nn.Module):
         observed : BoolTensor, shape (B, n_units) or (n_units,), optional
             Units the model may see (default all); the others are zeroed at the input and hidden
             from PopT, so their predicted rates are co-smoothed from the observed units.
+        units : UnitAdapter, optional
+            A Unit-ID adapter (:mod:`neurofm.models.neurofm_x.adapters`) for a recording with
+            other units: its count embedding, unit identities, rate (and optionally behaviour)
+            heads replace the model's, everything else is the model's; ``x`` then has the
+            adapter's ``n_units``.
 
         Returns
         -------
@@ -121,33 +153,50 @@ class NeuroFMX(nn.Module):
             ``extras["behaviour"]`` (B, T, n_behaviour) when ``n_behaviour > 0``;
             ``extras["latents"]`` (B, n_latents, d_latent); ``extras["features"]`` (B, T,
             d_latent), the read-out features per bin; ``aux_losses["contrastive"]`` (weighted)
-            when ``contrastive_weight > 0`` and B >= 2.
+            when ``contrastive_weight > 0`` and B >= 2; ``aux_losses["diffusion_prior"]``
+            (weighted, in training mode) when ``diffusion_weight > 0``.
         """
         cfg = self.config
-        if x.ndim != 3 or x.shape[-1] != cfg.n_units:
+        parts = units if units is not None else self
+        n_units = parts.embed.n_units
+        if x.ndim != 3 or x.shape[-1] != n_units:
             raise ValueError(
-                f"neurofm_x: expected binned counts (B, T, {cfg.n_units}), got {tuple(x.shape)}"
+                f"neurofm_x: expected binned counts (B, T, {n_units}), got {tuple(x.shape)}"
             )
         b, t, u = x.shape
-        counts = x.to(self.embed.proj.weight.dtype)
+        counts = x.to(parts.embed.proj.weight.dtype)
         if observed is None:
             observed = torch.ones(b, u, dtype=torch.bool, device=x.device)
         observed = observed.to(device=x.device, dtype=torch.bool).expand(b, u)
         counts = counts * observed[:, None, :]
-        h = self.backbone(self.embed(counts))  # (B, T, d_model)
-        extra = self.population(counts, observed) if self.popt is not None else None
+        h = self.backbone(parts.embed(counts))  # (B, T, d_model)
+        extra = self.population(counts, observed, units) if self.popt is not None else None
         latents = self.fusion.encode(h, extra=extra)  # (B, n_latents, d_latent)
         features = self.readout(self.query(h), latents)  # (B, T, d_latent)
         extras = {"latents": latents, "features": features}
-        if self.behaviour_head is not None:
-            extras["behaviour"] = self.behaviour_head(features)
+        behaviour_head = self.behaviour_head
+        if units is not None and units.behaviour_head is not None:
+            behaviour_head = units.behaviour_head
+        if behaviour_head is not None:
+            extras["behaviour"] = behaviour_head(features)
         aux = {}
         if self.contrastive is not None and b >= 2 and t >= 2:
             half = t // 2
             first = self.contrastive(features[:, :half].mean(dim=1))
             second = self.contrastive(features[:, half:].mean(dim=1))
             aux["contrastive"] = cfg.contrastive_weight * info_nce(first, second, cfg.temperature)
-        return ModelOutput(prediction=self.rates_head(features), aux_losses=aux, extras=extras)
+        if self.prior is not None and self.training:
+            # the prior models the latents as the encoder makes them: no gradient into it
+            aux["diffusion_prior"] = cfg.diffusion_weight * self.prior.loss(latents.detach())
+        return ModelOutput(prediction=parts.rates_head(features), aux_losses=aux, extras=extras)
+
+    def sample_latents(
+        self, n: int, *, n_steps: int = 50, sampler: str = "ddim", seed: int | None = None
+    ) -> Tensor:
+        """``n`` latent sets (n, n_latents, d_latent) from the diffusion prior."""
+        if self.prior is None:
+            raise ValueError("neurofm_x: no diffusion prior (set diffusion_weight > 0)")
+        return self.prior.sample(n, n_steps=n_steps, sampler=sampler, seed=seed)
 
     def count_parameters(self) -> dict[str, int]:
         """Trainable parameters per part and in total."""
