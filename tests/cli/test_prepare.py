@@ -38,6 +38,7 @@ def test_recipe_in_one_command_then_config_file_with_overrides(tmp_path, capsys)
                 "output": str(tmp_path / "ignored"),
                 "preprocessing": [{"name": "lowpass", "h_freq": 30.0}],
                 "splits": {"by": "time", "window": 1.0, "fractions": {"train": 0.8, "test": 0.2}},
+                "scaler": None,  # in the file: no scaler (not "not given")
             }
         )
     )
@@ -52,8 +53,6 @@ def test_recipe_in_one_command_then_config_file_with_overrides(tmp_path, capsys)
             "1",
             "--splits.window",
             "2.0",
-            "--no_scaler",
-            "true",
         ]
     )
     assert code == 0

@@ -12,7 +12,7 @@ def prepare(
     output: Optional[str] = None,
     preprocessing: Optional[list] = None,
     splits: Optional[dict] = None,
-    scaler: Optional[dict] = None,
+    scaler: Union[dict, bool, None] = True,
     name: Optional[str] = None,
     jobs: Optional[int] = None,
     reader: Optional[dict] = None,
@@ -37,7 +37,9 @@ def prepare(
         preprocessing: steps, e.g. ``[{name: bandpass, l_freq: 0.5, h_freq: 40}]``.
         splits: split policy: ``by`` (subject / session / recording / time), ``fractions``,
             ``assign``, ``window`` and ``gap`` (s), ``seed``.
-        scaler: ``{kind: robust, max_samples: N}``, fitted on the train split.
+        scaler: ``{kind: robust, max_samples: N}``, fitted on the train split; ``null`` or
+            ``false`` stores none (e.g. spike counts modelled as counts); default: a robust
+            scaler.
         name: dataset name (default: the output folder's name).
         jobs: recordings prepared in parallel.
         reader: options of the file reader, e.g. ``{data_format: int16}`` for Neuroscan .cnt
@@ -58,15 +60,16 @@ def prepare(
         "output": output,
         "preprocessing": preprocessing,
         "splits": splits,
-        "scaler": scaler,
         "name": name,
         "jobs": jobs,
         "reader": reader,
         "channel_policy": channel_policy,
     }
     data: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-    if no_scaler:
+    if no_scaler or scaler is None or scaler is False:
         data["scaler"] = None
+    elif isinstance(scaler, dict):
+        data["scaler"] = scaler
     data = apply_overrides(data, take_overrides())
     store = run_prepare(data)
     sizes = {k: len(v) for k, v in store.manifest.get("splits", {}).items()}
