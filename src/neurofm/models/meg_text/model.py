@@ -99,6 +99,13 @@ class MegToText(nn.Module):
         )
 
     # -- the MEG encoder ---------------------------------------------------------------------
+    @staticmethod
+    def standardise(x: Tensor) -> Tensor:
+        """Each channel of each segment to zero mean and unit variance (MEG is in T: 1e-13)."""
+        x = x.float()
+        centred = x - x.mean(dim=-1, keepdim=True)
+        return centred / centred.square().mean(dim=-1, keepdim=True).add(1e-30).sqrt()
+
     def encode(self, x: Tensor, *, mask: Tensor | None = None) -> Tensor:
         """Encoder features (B, N, d_model) of a signal (B, C, T).
 
@@ -109,7 +116,7 @@ class MegToText(nn.Module):
                 f"meg_text: expected a float signal (B, {self.config.n_chans}, T), got "
                 f"{tuple(x.shape)} {x.dtype}"
             )
-        h = self.stem(x)  # (B, N, D)
+        h = self.stem(self.standardise(x))  # (B, N, D)
         if mask is not None:
             h = h.masked_fill(mask[..., None], 0.0)
         for block in self.blocks:
@@ -160,8 +167,8 @@ class MegToText(nn.Module):
         Returns
         -------
         ModelOutput
-            ``logits`` (B, L, V); ``prediction`` (B, C, T) the signal read back from the
-            encoder; ``aux_losses["rvq"]``; ``extras["codes"]`` (B, L_q, N) and
+            ``logits`` (B, L, V); ``prediction`` (B, C, T) the (standardised) signal read back
+            from the encoder; ``aux_losses["rvq"]``; ``extras["codes"]`` (B, L_q, N) and
             ``extras["hidden"]`` (B, L, hidden) the LLM's last hidden states.
         """
         h = self.encode(x)
