@@ -46,6 +46,7 @@ from neurofm.training.datamodule import FitDataModule
 from neurofm.training.metrics_log import AppendingCSVLogger, truncate_metrics
 from neurofm.training.module import FitModule
 from neurofm.training.preflight import batch_problems, batches_per_epoch, epochs_for_steps
+from neurofm.training.text_data import TextSegmentSource, prepare_text
 from neurofm.training.run_folder import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
@@ -402,6 +403,8 @@ def _fit(
     check_writable(run_dir, what="output.dir")
     checkpoint = _check_resume(cfg, run_dir, resume)
     store = open_data(cfg.data)
+    if isinstance(store, TextSegmentSource):
+        prepare_text(store, cfg.model, run_dir, resuming=checkpoint is not None)
     train_windows = build_dataset(store, cfg.data, cfg.data.train_split)
     early = batch_problems(cfg.trainer, cfg.data, len(train_windows))
     if early:
