@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "decode": "neurofm.cli.decode:decode",
     "generate": "neurofm.cli.generate:generate",
     "benchmark": "neurofm.cli.benchmark:benchmark",
+    "synth-masc": "neurofm.cli.synth_masc:synth_masc",
 }
 
 
@@ -71,7 +72,7 @@ def split_overrides(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
     return rest, overrides
 
 
-FLAGS = ("--markdown",)
+FLAGS = ("--markdown", "--unrelated", "--overwrite")
 """Boolean options that may be given alone (``neurofm list --markdown``): jsonargparse wants
 ``--markdown true``, so a flag without a value gets ``true``."""
 

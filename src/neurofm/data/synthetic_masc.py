@@ -152,12 +152,14 @@ def _pink_noise(n_channels: int, n_times: int, rng: np.random.Generator) -> np.n
 def _features(
     words: list[str], counts: dict[str, int], embedding_dim: int, seed: int
 ) -> np.ndarray:
-    """(n_words, F) features: constant, z-scored length and log frequency, embedding."""
-    length = np.array([len(w) for w in words], dtype=np.float64)
-    frequency = np.log1p([counts[w.lower()] for w in words])
+    """(n_words, F) features: constant, length and log frequency (z-scored over every word
+    token of the source events), embedding."""
+    tokens = [w for w, n in counts.items() for _ in range(n)]
     columns = [np.ones(len(words))]
-    for values in (length, frequency):
-        columns.append((values - values.mean()) / (values.std() or 1.0))
+    for measure in (len, lambda w: np.log1p(counts[w.lower()])):
+        reference = np.array([measure(w) for w in tokens], dtype=np.float64)
+        values = np.array([measure(w) for w in words], dtype=np.float64)
+        columns.append((values - reference.mean()) / (reference.std() or 1.0))
     embedding = np.stack([word_embedding(w, embedding_dim, seed) for w in words])
     return np.concatenate([np.stack(columns, axis=1), embedding], axis=1)
 
@@ -296,6 +298,11 @@ def make_masc_like(
             ]
             words = [row for row in kept if row.get("trial_type") == "word" and row.get("word")]
             heard = [row["word"] for row in words]
+            if not heard:
+                raise RecordingError(
+                    f"max_seconds={max_seconds} leaves no word of story {source['story']!r}",
+                    path=str(source["folder"] / f"{source['prefix']}_events.tsv"),
+                )
             if related:
                 shown = heard
             else:
@@ -336,7 +343,10 @@ def make_masc_like(
             )
         for session, files in scans.items():
             _write_table(
-                out / f"sub-{subject}" / f"ses-{session}" / f"sub-{subject}_ses-{session}_scans.tsv",
+                out
+                / f"sub-{subject}"
+                / f"ses-{session}"
+                / f"sub-{subject}_ses-{session}_scans.tsv",
                 ["filename", "acq_time"],
                 [{"filename": f, "acq_time": "n/a"} for f in files],
             )

@@ -62,6 +62,18 @@ def _assign(groups: list[str], val: Amount, test: Amount, seed: int, what: str) 
     return out
 
 
+def _by_axis(amount: Amount, subjects: list[str], stories: list[str]) -> tuple[Amount, Amount]:
+    """For ``subject_story``: named groups split into (subject names, story names); a fraction
+    or count applies to both."""
+    if isinstance(amount, int | float) and not isinstance(amount, bool):
+        return amount, amount
+    names = [amount] if isinstance(amount, str) else [str(a) for a in amount]
+    unknown = sorted(set(names) - set(subjects) - set(stories))
+    if unknown:
+        raise SplitError(f"{unknown} are neither subjects {subjects} nor stories {stories}")
+    return [n for n in names if n in subjects], [n for n in names if n in stories]
+
+
 def _requested(amount: Amount) -> bool:
     if isinstance(amount, str):
         return True
@@ -89,7 +101,8 @@ def split_segments(
         drawn with ``val``/``test``; stories with ``seed + 1``).
     val, test : float, int or sequence of str
         A fraction in [0, 1) of the groups (at least one when above zero), a count of groups, or
-        the group names. ``0`` leaves that split empty on purpose.
+        the group names (for ``"subject_story"`` subject and story names together, e.g.
+        ``["01", "lw1"]``). ``0`` leaves that split empty on purpose.
     seed : int
         Draws which groups go where (the same seed gives the same split).
 
@@ -111,10 +124,14 @@ def split_segments(
     subjects = sorted({str(s.subject) for s in segments})
     stories = sorted({str(s.story) for s in segments})
     subject_split = story_split = None
-    if by in ("subject", "subject_story"):
+    if by == "subject_story":
+        val_names, test_names = (_by_axis(a, subjects, stories) for a in (val, test))
+        subject_split = _assign(subjects, val_names[0], test_names[0], seed, "subject")
+        story_split = _assign(stories, val_names[1], test_names[1], seed + 1, "story")
+    elif by == "subject":
         subject_split = _assign(subjects, val, test, seed, "subject")
-    if by in ("story", "subject_story"):
-        story_split = _assign(stories, val, test, seed + 1, "story")
+    else:
+        story_split = _assign(stories, val, test, seed, "story")
     out: dict[str, list[Any]] = {name: [] for name in (*SPLIT_NAMES, "excluded")}
     for segment in segments:
         places = []
