@@ -75,6 +75,7 @@ class TextSegmentSource:
         self.sfreq = rates.pop()
         self.text_tokenizer: WordVocabulary | PretrainedText | None = None
         self.fingerprint = None
+        self.manifest: dict[str, Any] = {}  # no prepared store: nothing was filtered
 
     @property
     def recordings(self) -> list:
