@@ -70,6 +70,14 @@ TASKS = {
     ("channel_codes", "class_logits"): "decoding",
     ("token_sequence", "logits", "flow"): "generative",
     ("signal", "noise", "diffusion"): "generative",
+    ("signal_text", "text"): "text",
+}
+# text-segment configs (MEG-to-text) read a small MEG-MASC-like BIDS tree instead
+TEXT_DATA = {
+    "data.window_seconds": "2.4",
+    "data.words_per_segment": "4",
+    "model.n_chans": "8",
+    "model.vocab_size": "128",
 }
 
 
@@ -93,8 +101,9 @@ def _overrides(config: dict, channels: list[str]) -> list[str]:
     values = {f"trainer.{k}": v for k, v in TRAINER.items()}
     entry = MODELS.get(config["model"]["name"])
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
-    # channel ids index the store's whole channel vocabulary: such models read every channel
-    if "channel_ids" not in entry.spec_for(entry.config_cls()).context:
+    # channel ids index the store's whole channel vocabulary: such models read every channel;
+    # text segments have no channel selection (channels is None)
+    if channels is not None and "channel_ids" not in entry.spec_for(entry.config_cls()).context:
         values["data.channels"] = json.dumps(channels)
         if "n_chans" in fields:
             values["model.n_chans"] = str(len(channels))
@@ -118,15 +127,23 @@ def _overrides(config: dict, channels: list[str]) -> list[str]:
 @pytest.mark.parametrize(
     "path", FIT_CONFIGS, ids=[str(p.relative_to(CONFIGS)) for p in FIT_CONFIGS]
 )
-def test_fit_config_run_evaluates(path, prepared, tmp_path, capsys):
-    store, channels = prepared
+def test_fit_config_run_evaluates(path, request, tmp_path, capsys):
     config = load_yaml(path)
+    text = config["data"].get("format") == "text_segments"
+    if text:
+        store, channels = request.getfixturevalue("masc_like"), None
+    else:
+        store, channels = request.getfixturevalue("prepared")
     run = tmp_path / "run"
     args = ["fit", "--config", str(path), "--data.store", str(store), "--output.dir", str(run)]
-    assert main(args + _overrides(config, channels)) == 0
+    overrides = _overrides(config, channels)
+    if text:
+        overrides += [arg for k, v in TEXT_DATA.items() for arg in (f"--{k}", v)]
+    assert main(args + overrides) == 0
 
     out = tmp_path / "eval"
-    evaluation = [arg for k, v in EVALUATION.items() for arg in (f"--evaluation.{k}", v)]
+    settings = {**EVALUATION, **({"text_max_new_tokens": "4"} if text else {})}
+    evaluation = [arg for k, v in settings.items() for arg in (f"--evaluation.{k}", v)]
     code = main(["evaluate", str(run), "--output", str(out), *evaluation])
     spec = model_spec(from_pretrained(run / "model"))
     assert code == 0, capsys.readouterr().err
