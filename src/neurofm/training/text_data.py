@@ -22,6 +22,7 @@ from neurofm.data.text_segments import (
     split_segments,
 )
 from neurofm.errors import ConfigError
+from neurofm.fileio import write_json_atomic
 from neurofm.tokenizers.text_vocab import (
     PretrainedText,
     WordVocabulary,
@@ -29,6 +30,7 @@ from neurofm.tokenizers.text_vocab import (
 )
 
 TEXT_TOKENIZER_DIR = "text_tokenizer"
+TEXT_DATA_FILE = "text_data.json"  # what inference needs: sfreq, window_seconds, words_per_segment
 
 
 class TextIds:
@@ -95,9 +97,12 @@ class TextSegmentSource:
         return partial(collate_text_segments, pad_id=self.text_tokenizer.pad_id)
 
 
-def prepare_text(source: TextSegmentSource, model: dict, run_dir: Path, resuming: bool) -> None:
+def prepare_text(
+    source: TextSegmentSource, data: Any, model: dict, run_dir: Path, resuming: bool
+) -> None:
     """Give ``source`` its text tokenizer: the run's, the LLM's, or one built from train texts
-    (``model.vocab_size`` words at most) and saved in the run folder."""
+    (``model.vocab_size`` words at most) and saved in the run folder, with the segmentation
+    that inference repeats (``text_data.json``)."""
     folder = run_dir / TEXT_TOKENIZER_DIR
     if resuming:
         tokenizer = load_text_tokenizer(folder)
@@ -113,4 +118,13 @@ def prepare_text(source: TextSegmentSource, model: dict, run_dir: Path, resuming
         )
     if not resuming:
         tokenizer.save(folder)
+        write_json_atomic(
+            run_dir / TEXT_DATA_FILE,
+            {
+                "sfreq": source.sfreq,
+                "window_seconds": data.window_seconds,
+                "words_per_segment": data.words_per_segment,
+                "segment_mode": data.segment_mode,
+            },
+        )
     source.text_tokenizer = tokenizer
