@@ -139,6 +139,13 @@ def test_fit_config_run_evaluates(path, request, tmp_path, capsys):
     overrides = _overrides(config, channels)
     if text:
         overrides += [arg for k, v in TEXT_DATA.items() for arg in (f"--{k}", v)]
+    if config["objective"]["name"] == "meg_text_distill":  # a tiny teacher run first
+        teacher = CONFIGS / "fit" / "meg_text" / "full.yaml"
+        fit_teacher = ["fit", "--config", str(teacher), "--data.store", str(store)]
+        teacher_run = tmp_path / "teacher"
+        assert main([*fit_teacher, "--output.dir", str(teacher_run), *overrides]) == 0
+        hidden = str(from_pretrained(teacher_run / "model").config.llm_hidden)
+        overrides += ["--objective.teacher", str(teacher_run), "--model.distill_hidden", hidden]
     assert main(args + overrides) == 0
 
     out = tmp_path / "eval"

@@ -404,7 +404,7 @@ def _fit(
     checkpoint = _check_resume(cfg, run_dir, resume)
     store = open_data(cfg.data)
     if isinstance(store, TextSegmentSource):
-        prepare_text(store, cfg.data, cfg.model, run_dir, resuming=checkpoint is not None)
+        prepare_text(store, cfg, run_dir, resuming=checkpoint is not None)
     train_windows = build_dataset(store, cfg.data, cfg.data.train_split)
     early = batch_problems(cfg.trainer, cfg.data, len(train_windows))
     if early:

@@ -97,15 +97,17 @@ class TextSegmentSource:
         return partial(collate_text_segments, pad_id=self.text_tokenizer.pad_id)
 
 
-def prepare_text(
-    source: TextSegmentSource, data: Any, model: dict, run_dir: Path, resuming: bool
-) -> None:
-    """Give ``source`` its text tokenizer: the run's, the LLM's, or one built from train texts
-    (``model.vocab_size`` words at most) and saved in the run folder, with the segmentation
+def prepare_text(source: TextSegmentSource, cfg: Any, run_dir: Path, resuming: bool) -> None:
+    """Give ``source`` its text tokenizer: the run's, a distillation teacher run's
+    (``objective.teacher``), the LLM's, or one built from train texts (``model.vocab_size``
+    words at most), saved in the run folder of the fit config ``cfg`` with the segmentation
     that inference repeats (``text_data.json``)."""
+    data, model, teacher = cfg.data, cfg.model, cfg.objective.get("teacher")
     folder = run_dir / TEXT_TOKENIZER_DIR
     if resuming:
         tokenizer = load_text_tokenizer(folder)
+    elif teacher:
+        tokenizer = load_text_tokenizer(Path(teacher) / TEXT_TOKENIZER_DIR)
     elif model.get("llm_path"):
         tokenizer = PretrainedText(model["llm_path"])
     else:

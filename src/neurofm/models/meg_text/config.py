@@ -42,6 +42,7 @@ class MegTextConfig:
     lora_modules_to_save: list[str] = field(
         default_factory=lambda: ["embed_tokens", "lm_head"]
     )  # trained in full next to LoRA (the new <meg> tokens need their embeddings)
+    distill_hidden: int | None = None  # width of a teacher's LLM: adds distill_projection
 
     PRESETS: ClassVar[dict[str, dict]] = {
         "tiny": {
@@ -84,6 +85,7 @@ class MegTextConfig:
         checks.positive(self, "codebook_size", "codebook_dim", "vocab_size", "llm_hidden")
         checks.positive(self, "llm_layers", "llm_heads", "llm_intermediate", "max_positions")
         checks.positive(self, "lora_r", "lora_alpha")
+        checks.optional_positive(self, "distill_hidden")
         checks.divides(self, "n_heads", "d_model")
         checks.even_head_size(self)
         checks.fraction(self, "dropout", "lora_dropout")

@@ -97,6 +97,8 @@ class MegToText(nn.Module):
         self.projector = nn.Sequential(
             nn.Linear(config.d_model, hidden), nn.GELU(), nn.Linear(hidden, hidden)
         )
+        if config.distill_hidden is not None:  # hidden states -> a teacher's (distillation)
+            self.distill_projection = nn.Linear(hidden, config.distill_hidden)
 
     # -- the MEG encoder ---------------------------------------------------------------------
     @staticmethod
