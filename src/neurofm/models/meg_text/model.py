@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from neurofm.layers.blocks import TransformerBlock
+from neurofm.layers.denoising import sinusoidal_embedding
 from neurofm.layers.norms import make_norm
 from neurofm.layers.rvq import ResidualQuantizer
 from neurofm.layers.stem import ConvStem
@@ -121,6 +122,9 @@ class MegToText(nn.Module):
         h = self.stem(self.standardise(x))  # (B, N, D)
         if mask is not None:
             h = h.masked_fill(mask[..., None], 0.0)
+        # absolute positions: a masked (zero) token still knows where it is
+        positions = torch.arange(h.shape[1], device=h.device)
+        h = h + sinusoidal_embedding(positions, self.config.d_model).to(h.dtype)
         for block in self.blocks:
             h = block(h, causal=False)
         return self.norm(h)
