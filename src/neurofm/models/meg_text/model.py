@@ -6,7 +6,6 @@ import torch
 from torch import Tensor, nn
 
 from neurofm.layers.blocks import TransformerBlock
-from neurofm.layers.denoising import sinusoidal_embedding
 from neurofm.layers.norms import make_norm
 from neurofm.layers.rvq import ResidualQuantizer
 from neurofm.layers.stem import ConvStem
@@ -112,19 +111,18 @@ class MegToText(nn.Module):
     def encode(self, x: Tensor, *, mask: Tensor | None = None) -> Tensor:
         """Encoder features (B, N, d_model) of a signal (B, C, T).
 
-        ``mask`` (B, N) bool: tokens set to zero before the transformer (masked autoencoding).
+        ``mask`` (B, N) bool: tokens whose signal patches are zeroed (masked autoencoding).
         """
         if x.ndim != 3 or x.shape[1] != self.config.n_chans or not x.is_floating_point():
             raise ValueError(
                 f"meg_text: expected a float signal (B, {self.config.n_chans}, T), got "
                 f"{tuple(x.shape)} {x.dtype}"
             )
-        h = self.stem(self.standardise(x))  # (B, N, D)
-        if mask is not None:
-            h = h.masked_fill(mask[..., None], 0.0)
-        # absolute positions: a masked (zero) token still knows where it is
-        positions = torch.arange(h.shape[1], device=h.device)
-        h = h + sinusoidal_embedding(positions, self.config.d_model).to(h.dtype)
+        x = self.standardise(x)
+        if mask is not None:  # zero the masked patches: their tokens keep the stem's bias
+            keep = ~mask.repeat_interleave(self.config.patch, dim=1)  # (B, T)
+            x = x * keep[:, None, :]
+        h = self.stem(x)  # (B, N, D)
         for block in self.blocks:
             h = block(h, causal=False)
         return self.norm(h)
