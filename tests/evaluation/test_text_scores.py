@@ -96,3 +96,24 @@ def test_bad_conditions_and_bertscore_without_a_model():
     }
     report = format_text_report(result)
     assert "| bleu4" in report and "not computed" in report and "vs " in report
+
+
+def test_control_inputs():
+    import torch
+
+    from neurofm.evaluation.text_controls import noise_like, shuffled_partners
+
+    texts = ["a b"] * 5 + ["c d"] * 3 + ["e"] * 2
+    for seed in range(5):
+        partners = shuffled_partners(texts, seed=seed)
+        assert sorted(partners.tolist()) == list(range(10))
+        assert all(texts[p] != t for p, t in zip(partners, texts))
+    assert (shuffled_partners(texts, seed=1) == shuffled_partners(texts, seed=1)).all()
+    with pytest.raises(ValueError, match="most common key held by 6"):
+        shuffled_partners(["a"] * 6 + ["b"] * 4)
+    x = torch.randn(3, 4, 200) * 5 + 2
+    noise = noise_like(x, seed=0)
+    assert noise.shape == x.shape and noise.dtype == x.dtype
+    torch.testing.assert_close(noise.mean(-1), x.mean(-1), atol=1.5, rtol=0)
+    assert torch.equal(noise, noise_like(x, seed=0)) and not torch.equal(noise, x)
+    assert noise_like(x.numpy(), seed=0).shape == (3, 4, 200)
