@@ -29,7 +29,6 @@ written ``events.tsv`` and counted in ``synthetic.json`` (with every generator s
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import zlib
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from neurofm.data._masc_bids import read_table, write_root, write_sidecars, write_table
 from neurofm.errors import RecordingError
 
 SUBJECT_VARIABILITY = 0.3
@@ -46,20 +46,6 @@ KERNEL_SECONDS = 0.8
 """Length of every word response (s)."""
 AMPLITUDE = 1e-13
 """Background RMS in T (100 fT, the order of MEG)."""
-
-
-def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        rows = list(reader)
-        return list(reader.fieldnames or []), rows
-
-
-def _write_table(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, columns, delimiter="\t", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _source_recordings(events_root: Path, stories: list[str] | None) -> list[dict[str, Any]]:
@@ -80,7 +66,7 @@ def _source_recordings(events_root: Path, stories: list[str] | None) -> list[dic
         events = folder / f"{prefix}_events.tsv"
         if not events.is_file():
             continue
-        columns, rows = _read_table(events)
+        columns, rows = read_table(events)
         words = [r for r in rows if r.get("trial_type") == "word" and r.get("word")]
         if not words or "onset" not in columns:
             raise RecordingError("no word rows with an onset in the events table", path=str(events))
@@ -111,7 +97,7 @@ def _channel_rows(sources: list[dict[str, Any]], n_channels: int) -> list[dict[s
     for source in sources:
         path = source["folder"] / f"{source['prefix']}_channels.tsv"
         if path.is_file():
-            _, rows = _read_table(path)
+            _, rows = read_table(path)
             meg = [r for r in rows if r.get("type", "").upper().startswith("MEGGRAD")]
             if len(meg) < n_channels:
                 raise RecordingError(
@@ -327,7 +313,7 @@ def make_masc_like(
             info = mne.create_info([c["name"] for c in channels], sfreq, "mag")
             raw = mne.io.RawArray(data, info, verbose="error")
             raw.save(folder / f"{prefix}_meg.fif", fmt="single", overwrite=True, verbose="error")
-            _write_sidecars(folder, prefix, source, channels, kept, sfreq, duration, n_channels)
+            write_sidecars(folder, prefix, source, channels, kept, sfreq, duration, n_channels)
             scans.setdefault(session, []).append(f"meg/{prefix}_meg.fif")
             summary["recordings"].append(
                 {
@@ -342,7 +328,7 @@ def make_masc_like(
                 }
             )
         for session, files in scans.items():
-            _write_table(
+            write_table(
                 out
                 / f"sub-{subject}"
                 / f"ses-{session}"
@@ -350,7 +336,7 @@ def make_masc_like(
                 ["filename", "acq_time"],
                 [{"filename": f, "acq_time": "n/a"} for f in files],
             )
-    _write_root(out, events_root, n_subjects, summary, related, snr)
+    write_root(out, events_root, n_subjects, summary, related, snr)
     return out
 
 
@@ -379,87 +365,3 @@ def _other_word(word: str, vocabulary: list[str], rng: np.random.Generator) -> s
         other = vocabulary[int(rng.integers(len(vocabulary)))]
         if other != word.lower():
             return other
-
-
-def _write_sidecars(
-    folder: Path,
-    prefix: str,
-    source: dict[str, Any],
-    channels: list[dict[str, str]],
-    rows: list[dict[str, str]],
-    sfreq: float,
-    duration: float,
-    n_channels: int,
-) -> None:
-    """events.tsv (rows copied, ``sample`` at the new rate), channels.tsv, meg.json, events.json."""
-    written = []
-    for row in rows:
-        row = dict(row)
-        if "sample" in row:
-            row["sample"] = str(int(round(float(row["onset"]) * sfreq)))
-        written.append(row)
-    _write_table(folder / f"{prefix}_events.tsv", source["columns"], written)
-    channel_rows = [
-        {
-            **c,
-            "sampling_frequency": f"{sfreq:g}",
-            "low_cutoff": "n/a",
-            "high_cutoff": f"{sfreq / 2:g}",
-            "status": "good",
-        }
-        for c in channels
-    ]
-    columns = list(dict.fromkeys(k for c in channel_rows for k in c))
-    _write_table(folder / f"{prefix}_channels.tsv", columns, channel_rows)
-    sidecar_path = source["folder"] / f"{source['prefix']}_meg.json"
-    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
-    sidecar.update(
-        TaskName=str(source["task"]),
-        SamplingFrequency=sfreq,
-        RecordingDuration=duration,
-        MEGChannelCount=n_channels,
-        MEGREFChannelCount=0,
-        MiscChannelCount=0,
-        Manufacturer="n/a",
-        ManufacturersModelName="synthetic signal (neurofm make_masc_like) on MEG-MASC's channels",
-        SoftwareFilters="n/a",
-        PowerLineFrequency="n/a",
-    )
-    (folder / f"{prefix}_meg.json").write_text(json.dumps(sidecar, indent=2) + "\n")
-    events_json = source["folder"] / f"{source['prefix']}_events.json"
-    if events_json.is_file():
-        shutil.copyfile(events_json, folder / f"{prefix}_events.json")
-
-
-def _write_root(
-    out: Path,
-    events_root: Path,
-    n_subjects: int,
-    summary: dict[str, Any],
-    related: bool,
-    snr: float,
-) -> None:
-    source_description = events_root / "dataset_description.json"
-    source = json.loads(source_description.read_text()) if source_description.is_file() else {}
-    kind = "word-related" if related else "unrelated-to-the-words twin"
-    description = {
-        "Name": f"MEG-MASC-like synthetic MEG ({kind}, snr {snr:g})",
-        "BIDSVersion": "1.9.0",
-        "DatasetType": "raw",
-        "GeneratedBy": [
-            {
-                "Name": "neurofm",
-                "Version": summary["version"],
-                "Description": "Real MEG-MASC word onsets with synthetic word-evoked responses "
-                "and 1/f background; settings in synthetic.json",
-            }
-        ],
-        "SourceDatasets": [{"DOI": source["DatasetDOI"]}] if "DatasetDOI" in source else [],
-    }
-    (out / "dataset_description.json").write_text(json.dumps(description, indent=2) + "\n")
-    _write_table(
-        out / "participants.tsv",
-        ["participant_id"],
-        [{"participant_id": f"sub-{s + 1:02d}"} for s in range(n_subjects)],
-    )
-    (out / "synthetic.json").write_text(json.dumps(summary, indent=2) + "\n")
