@@ -6,7 +6,8 @@ with ``text_num_beams > 1``; no teacher forcing):
 - ``meg``: the model on the segment's real MEG;
 - ``noise``: the model on Gaussian noise with the segment's per-channel mean and standard
   deviation;
-- ``shuffled``: the model on the MEG of another scored segment (a seeded derangement);
+- ``shuffled``: the model on the MEG of another scored segment, never one with the same text
+  (:mod:`neurofm.evaluation.text_controls`);
 - ``no_meg``: the decoder alone, without the MEG span (its text prior; trained for with the
   objective's ``meg_dropout``).
 
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from neurofm.evaluation.common import EvaluateConfig, EvaluationResult, evenly, write_run_report
+from neurofm.evaluation.text_controls import noise_like, shuffled_partners
 from neurofm.evaluation.text_scores import format_text_report, score_text
 from neurofm.generation.text import generate_text_ids, hf_generate_text_ids
 
@@ -35,31 +37,16 @@ CONDITIONS = ("meg", "noise", "shuffled", "no_meg")
 REPORT_FILE = "report.md"
 
 
-def noise_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Gaussian noise (B, C, T) with the per-channel mean and standard deviation of each item."""
-    mean = x.mean(dim=-1, keepdim=True)
-    std = x.std(dim=-1, keepdim=True)
-    return mean + std * torch.randn(x.shape, generator=generator, dtype=x.dtype)
-
-
-def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
-    """A permutation of ``0 .. n-1`` with no fixed point (each segment gets another's MEG)."""
-    if n < 2:
-        raise ValueError(f"the shuffled-MEG control needs at least 2 segments, got {n}")
-    order = rng.permutation(n)
-    partner = np.empty(n, dtype=int)
-    partner[order] = np.roll(order, 1)
-    return partner
-
-
-def condition_inputs(x: torch.Tensor, seed: int) -> dict[str, tuple[torch.Tensor, bool]]:
-    """The model's input and whether it reads the MEG span, per condition of :data:`CONDITIONS`."""
-    generator = torch.Generator().manual_seed(seed)
-    partner = derangement(x.shape[0], np.random.default_rng(seed))
+def condition_inputs(
+    x: torch.Tensor, texts: list[str], seed: int
+) -> dict[str, tuple[torch.Tensor, bool]]:
+    """The model's input and whether it reads the MEG span, per condition of :data:`CONDITIONS`
+    (shuffled partners never share the segment's text)."""
+    partner = torch.from_numpy(shuffled_partners(texts, seed=seed))
     return {
         "meg": (x, True),
-        "noise": (noise_like(x, generator), True),
-        "shuffled": (x[torch.from_numpy(partner)], True),
+        "noise": (noise_like(x, seed=seed), True),
+        "shuffled": (x[partner], True),
         "no_meg": (x, False),
     }
 
@@ -108,7 +95,7 @@ def evaluate_meg_text(
 ) -> dict[str, Any]:
     """Scores of ``model`` and its controls on the segments of ``batch`` (x, target, meta)."""
     model.eval()
-    inputs = condition_inputs(batch.x, config.seed)
+    inputs = condition_inputs(batch.x, list(batch.meta["text"]), config.seed)
     hypotheses = {
         name: decode_all(model, x, use_meg=use_meg, tokenizer=tokenizer, config=config)
         for name, (x, use_meg) in inputs.items()
