@@ -40,9 +40,7 @@ def _train_and_score(root) -> dict:
     splits = split_segments(segments, by="subject", val=0, test=1)
     vocab = WordVocabulary.build([s.text for s in splits["train"]], vocab_size=256)
     torch.manual_seed(0)
-    model = create(
-        MODELS, {"name": "meg_text", "preset": "tiny", "n_chans": 8, "vocab_size": 256}
-    )
+    model = create(MODELS, {"name": "meg_text", "preset": "tiny", "n_chans": 8, "vocab_size": 256})
     objective = create(OBJECTIVES, {"name": "meg_text", "meg_dropout": 0.2})
     train = TextSegmentDataset(splits["train"], tokenizer=TextIds(vocab))
     params = [p for p in model.parameters() if p.requires_grad]

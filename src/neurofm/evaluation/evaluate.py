@@ -52,8 +52,8 @@ from neurofm.evaluation.continuous import evaluate_continuous_run
 from neurofm.evaluation.decoding import evaluate_decoding_run
 from neurofm.evaluation.generative import evaluate_generative_run
 from neurofm.evaluation.linear import RidgeVAR, fit_linear_baselines
-from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
 from neurofm.evaluation.meg_text import evaluate_meg_text_run
+from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
 from neurofm.evaluation.next_band import evaluate_next_band_run
 from neurofm.evaluation.rollout import (
     FlatPredictor,

@@ -93,9 +93,7 @@ def language_model_loss(
     target = batch.target
     vocab = logits.shape[-1]
     if int(target.max()) >= vocab:
-        raise ValueError(
-            f"text ids reach {int(target.max())} but the model has vocab_size={vocab}"
-        )
+        raise ValueError(f"text ids reach {int(target.max())} but the model has vocab_size={vocab}")
     per_token = F.cross_entropy(logits.reshape(-1, vocab), target.reshape(-1), reduction="none")
     weight = mask.reshape(-1).float()
     n_tokens = weight.sum().clamp_min(1.0)
@@ -111,9 +109,7 @@ def language_model_loss(
     loss = Objective.add_aux_losses(cross_entropy, output, metrics)
     if output.extras.get("codes") is not None:
         metrics.update(code_usage(output.extras["codes"], model.config.codebook_size))
-    return ObjectiveOutput(
-        loss=loss, metrics=metrics, n_items=int(n_tokens), model_output=output
-    )
+    return ObjectiveOutput(loss=loss, metrics=metrics, n_items=int(n_tokens), model_output=output)
 
 
 @dataclass

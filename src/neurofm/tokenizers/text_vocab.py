@@ -35,16 +35,15 @@ class WordVocabulary:
         ids = [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS]
         if ids != list(range(len(SPECIAL_TOKENS))):
             raise ValueError(f"WordVocabulary: special tokens must be ids 0..5, got {ids}")
-        self.pad_id, self.unk_id, self.bos_id, self.eos_id, self.meg_start_id, self.meg_end_id = (
-            ids
-        )
+        self.pad_id, self.unk_id, self.bos_id, self.eos_id, self.meg_start_id, self.meg_end_id = ids
 
     @classmethod
     def build(cls, texts: Iterable[str], *, vocab_size: int) -> WordVocabulary:
         """The ``vocab_size`` most frequent words of ``texts`` (special tokens included)."""
-        from tokenizers import Tokenizer, normalizers, pre_tokenizers
         from tokenizers.models import WordLevel
         from tokenizers.trainers import WordLevelTrainer
+
+        from tokenizers import Tokenizer, normalizers, pre_tokenizers
 
         if vocab_size <= len(SPECIAL_TOKENS):
             raise ValueError(f"vocab_size must exceed {len(SPECIAL_TOKENS)}, got {vocab_size}")

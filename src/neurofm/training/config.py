@@ -61,7 +61,9 @@ class DataConfig:
     band_taps: int | None = None  # FIR length of the band filters (odd); None: from the bands
     max_train_windows: int | None = None  # train on the first N windows only (None: all)
     max_val_windows: int | None = None  # validate on the first N windows only (None: all)
-    segment_mode: Literal["words", "sentences"] = "words"  # text_segments: word windows or sentences
+    segment_mode: Literal["words", "sentences"] = (
+        "words"  # text_segments: word windows or sentences
+    )
     words_per_segment: int = 8  # text_segments: words per window (mode words)
     window_seconds: float | None = None  # text_segments: fixed segment length (s)
     split_by: Literal["subject", "story", "subject_story"] = "subject"  # text_segments split

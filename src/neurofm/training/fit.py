@@ -46,7 +46,6 @@ from neurofm.training.datamodule import FitDataModule
 from neurofm.training.metrics_log import AppendingCSVLogger, truncate_metrics
 from neurofm.training.module import FitModule
 from neurofm.training.preflight import batch_problems, batches_per_epoch, epochs_for_steps
-from neurofm.training.text_data import TextSegmentSource, prepare_text
 from neurofm.training.run_folder import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
@@ -57,6 +56,7 @@ from neurofm.training.run_folder import (
     checkpoint_step,
     write_metrics_json,
 )
+from neurofm.training.text_data import TextSegmentSource, prepare_text
 from neurofm.types import ModelSpec
 
 log = get_logger("training")

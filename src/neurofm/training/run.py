@@ -31,7 +31,6 @@ from neurofm.training.checkpoint import (
 from neurofm.training.config import DataConfig
 from neurofm.training.data import build_dataset, check_tokenizer_rate, open_data
 from neurofm.training.pretrained import from_pretrained
-from neurofm.training.text_data import TEXT_TOKENIZER_DIR, TextSegmentSource
 from neurofm.training.run_folder import (
     BEST_DIR,
     CHECKPOINTS_DIR,
@@ -41,6 +40,7 @@ from neurofm.training.run_folder import (
     WEIGHTS_FILE,
     checkpoint_step,
 )
+from neurofm.training.text_data import TEXT_TOKENIZER_DIR, TextSegmentSource
 
 
 @dataclass

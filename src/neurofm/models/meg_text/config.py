@@ -94,9 +94,7 @@ class MegTextConfig:
         if not self.strides or min(self.strides) < 1:
             raise ValueError(f"strides must be a non-empty list of integers >= 1: {self.strides}")
         if self.llm_hidden % self.llm_heads:
-            raise ValueError(
-                f"llm_heads={self.llm_heads} must divide llm_hidden={self.llm_hidden}"
-            )
+            raise ValueError(f"llm_heads={self.llm_heads} must divide llm_hidden={self.llm_hidden}")
         if self.vocab_size <= 6:
             raise ValueError(f"vocab_size must exceed the 6 special tokens, got {self.vocab_size}")
         if self.llm_training == "lora" and not self.lora_targets:
