@@ -13,9 +13,10 @@ pytest.importorskip("vector_quantize_pytorch")
 
 @pytest.fixture(scope="module")
 def llm_folder(tmp_path_factory):
-    from tokenizers import Tokenizer, pre_tokenizers
     from tokenizers.models import WordLevel
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from tokenizers import Tokenizer, pre_tokenizers
 
     folder = tmp_path_factory.mktemp("llm")
     words = ["<unk>", "<s>", "</s>", "the", "cat", "sat", "on", "mat"]
