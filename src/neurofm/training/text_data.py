@@ -79,10 +79,6 @@ class TextSegmentSource:
         self.fingerprint = None
         self.manifest: dict[str, Any] = {}  # no prepared store: nothing was filtered
 
-    @property
-    def recordings(self) -> list:
-        return []
-
     def dataset(self, split: str) -> TextSegmentDataset:
         """The segments of ``split`` as a dataset of signal + text ids."""
         if self.text_tokenizer is None:
