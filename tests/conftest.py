@@ -45,3 +45,23 @@ def _few_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def masc_like(tmp_path_factory, shared_data) -> Path:
+    """A small MEG-MASC-like BIDS tree (3 subjects, 8 channels at 100 Hz, 40 s per story) with
+    the real word onsets and word-evoked responses at an easy SNR."""
+    from neurofm.data.synthetic_masc import make_masc_like
+
+    root = tmp_path_factory.mktemp("masc_like") / "bids"
+    return make_masc_like(
+        root,
+        events_root=shared_data / "meg_masc_events",
+        n_subjects=3,
+        sfreq=100.0,
+        n_channels=8,
+        snr=2.0,
+        related=True,
+        seed=0,
+        max_seconds=40.0,
+    )

@@ -172,6 +172,7 @@ CONTEXT_FIELDS: dict[str, str] = {
     "positions": "channel",  # (B, C, 3) float sensor positions (m)
     "condition": "time",  # (B, T) or (B, n_streams, T) int64 per-time event label, 0: none
     "global_embedding": "window",  # (B, d_global) float vector describing the window or trial
+    "text": "window",  # (B, L) int64 text token ids of the window (signal_text models)
 }
 """The named context tensors a batch may carry, and what each is aligned with.
 

@@ -91,7 +91,13 @@ def _band_codes(model: nn.Module, gen: torch.Generator) -> Tensor:
     return torch.randint(0, cfg.vocab_size, (BATCH, sum(cfg.stage_tokens)), generator=gen)
 
 
+def _signal_text(model: nn.Module, gen: torch.Generator) -> Tensor:
+    # the signal; its text ids come as the "text" context field
+    return torch.randn(BATCH, model.config.n_chans, N_SAMPLES, generator=gen)
+
+
 INPUTS: dict[str, Callable[[nn.Module, torch.Generator], Tensor]] = {
+    "signal_text": _signal_text,
     "channel_codes": _channel_codes,
     "token_sequence": _token_sequence,
     "signal": _signal,
@@ -101,6 +107,7 @@ INPUTS: dict[str, Callable[[nn.Module, torch.Generator], Tensor]] = {
 }
 # Where time runs in each input kind and in each output kind.
 INPUT_TIME_AXIS = {
+    "signal_text": -1,
     "channel_codes": -1,
     "token_sequence": -1,
     "signal": -1,
@@ -151,7 +158,12 @@ def _positions(model: nn.Module, x: Tensor, gen: torch.Generator) -> Tensor:
     return 0.1 * torch.randn(x.shape[0], x.shape[1], 3, generator=gen)
 
 
+def _text(model: nn.Module, x: Tensor, gen: torch.Generator) -> Tensor:
+    return torch.randint(6, model.config.vocab_size, (x.shape[0], 7), generator=gen)
+
+
 CONTEXT: dict[str, Callable[[nn.Module, Tensor, torch.Generator], Tensor]] = {
+    "text": _text,
     "subject": _subject,
     "condition": _condition,
     "channel_ids": _channel_ids,
@@ -258,7 +270,17 @@ def _batch_context(model: nn.Module, spec: ModelSpec, x: Tensor, gen: torch.Gene
     return {name: CONTEXT[name](model, x, gen) for name in spec.context}
 
 
+def _text_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
+    cfg = model.config
+    n_times = 8 * cfg.patch
+    x = torch.from_numpy(np.stack([real_eeg(cfg.n_chans, n_times, s) for s in (1600, 3200)]))
+    text = torch.tensor([[7, 8, 9, 10, 3, 0], [11, 12, 13, 14, 15, 3]])  # 3: </s>, 0: padding
+    section = {"name": "meg_text", "meg_dropout": 0.0}
+    return section, Batch(x=x.float(), target=text, meta={"text_mask": text != 0})
+
+
 LEARNING: dict[str, Callable[[nn.Module, ModelSpec], tuple[dict, Batch]]] = {
+    "text": _text_batch,
     "logits": _next_token_batch,
     "prediction": _forecast_batch,
     "noise": _denoising_batch,

@@ -49,7 +49,7 @@ CACHED = _names(lambda s: s.cache)
 
 
 def _value(out, spec):
-    value = out.logits if spec.outputs in ("logits", "class_logits") else out.prediction
+    value = out.logits if spec.outputs in ("logits", "class_logits", "text") else out.prediction
     assert value is not None, f"ModelOutput has no {spec.outputs}"
     return value
 
@@ -96,6 +96,8 @@ def test_forward_backward_finite_and_every_parameter_learns(name):
     if spec.outputs == "class_logits":
         assert value.shape == (x.shape[0], model.config.n_classes)
     loss = value.float().square().mean() + sum(out.aux_losses.values(), torch.zeros(()))
+    if out.prediction is not None and out.prediction is not value:  # a second output head
+        loss = loss + out.prediction.float().square().mean()
     if spec.variance:
         loss = loss + out.extras["log_variance"].float().square().mean()
     loss.backward()

@@ -25,9 +25,10 @@ CASES: dict[str, tuple[int, int, int]] = {
     "bands": (2, 3, 128),
     "band_rvq": (2, 4, 32),
     "patch": (2, 3, 64),
+    "rvq": (2, 4, 32),
 }
 # name -> the optional library it needs
-OPTIONAL = {"band_rvq": "vector_quantize_pytorch"}
+OPTIONAL = {"band_rvq": "vector_quantize_pytorch", "rvq": "vector_quantize_pytorch"}
 
 
 def _data(shape, seed):

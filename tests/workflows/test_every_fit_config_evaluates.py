@@ -71,6 +71,14 @@ TASKS = {
     ("token_sequence", "logits", "flow"): "generative",
     ("signal", "noise", "diffusion"): "generative",
     ("binned_counts", "prediction"): "cosmoothing",
+    ("signal_text", "text"): "text",
+}
+# text-segment configs (MEG-to-text) read a small MEG-MASC-like BIDS tree instead
+TEXT_DATA = {
+    "data.window_seconds": "2.4",
+    "data.words_per_segment": "4",
+    "model.n_chans": "8",
+    "model.vocab_size": "128",
 }
 N_UNITS = 12  # units of the synthetic counts store (binned-count models)
 
@@ -107,8 +115,9 @@ def _overrides(config: dict, channels: list[str]) -> list[str]:
     spec = entry.spec_for(entry.config_cls())
     if spec.inputs == "binned_counts":  # the synthetic counts store: all its units
         values["model.n_units"] = str(N_UNITS)
-    # channel ids index the store's whole channel vocabulary: such models read every channel
-    elif "channel_ids" not in spec.context:
+    # channel ids index the store's whole channel vocabulary: such models read every channel;
+    # text segments have no channel selection (channels is None)
+    elif channels is not None and "channel_ids" not in spec.context:
         values["data.channels"] = json.dumps(channels)
         if "n_chans" in fields:
             values["model.n_chans"] = str(len(channels))
@@ -132,18 +141,33 @@ def _overrides(config: dict, channels: list[str]) -> list[str]:
 @pytest.mark.parametrize(
     "path", FIT_CONFIGS, ids=[str(p.relative_to(CONFIGS)) for p in FIT_CONFIGS]
 )
-def test_fit_config_run_evaluates(path, prepared, counts_store, tmp_path, capsys):
-    store, channels = prepared
+def test_fit_config_run_evaluates(path, request, tmp_path, capsys):
     config = load_yaml(path)
     entry = MODELS.get(config["model"]["name"])
-    if entry.spec_for(entry.config_cls()).inputs == "binned_counts":
-        store = counts_store
+    text = config["data"].get("format") == "text_segments"
+    if text:
+        store, channels = request.getfixturevalue("masc_like"), None
+    elif entry.spec_for(entry.config_cls()).inputs == "binned_counts":
+        store, channels = request.getfixturevalue("counts_store"), None
+    else:
+        store, channels = request.getfixturevalue("prepared")
     run = tmp_path / "run"
     args = ["fit", "--config", str(path), "--data.store", str(store), "--output.dir", str(run)]
-    assert main(args + _overrides(config, channels)) == 0
+    overrides = _overrides(config, channels)
+    if text:
+        overrides += [arg for k, v in TEXT_DATA.items() for arg in (f"--{k}", v)]
+    if config["objective"]["name"] == "meg_text_distill":  # a tiny teacher run first
+        teacher = CONFIGS / "fit" / "meg_text" / "full.yaml"
+        fit_teacher = ["fit", "--config", str(teacher), "--data.store", str(store)]
+        teacher_run = tmp_path / "teacher"
+        assert main([*fit_teacher, "--output.dir", str(teacher_run), *overrides]) == 0
+        hidden = str(from_pretrained(teacher_run / "model").config.llm_hidden)
+        overrides += ["--objective.teacher", str(teacher_run), "--model.distill_hidden", hidden]
+    assert main(args + overrides) == 0
 
     out = tmp_path / "eval"
-    evaluation = [arg for k, v in EVALUATION.items() for arg in (f"--evaluation.{k}", v)]
+    settings = {**EVALUATION, **({"text_max_new_tokens": "4"} if text else {})}
+    evaluation = [arg for k, v in settings.items() for arg in (f"--evaluation.{k}", v)]
     code = main(["evaluate", str(run), "--output", str(out), *evaluation])
     spec = model_spec(from_pretrained(run / "model"))
     assert code == 0, capsys.readouterr().err

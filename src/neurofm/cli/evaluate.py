@@ -83,6 +83,10 @@ def evaluate(
             )
         print(f"rollout: {result.report['rollout']}")
         print(f"plot: {result.report['plot']}")
+    if result.report["task"] == "text":
+        print(result.report["markdown"])
+        print(f"report: {result.report['out_dir']}/report.md")
+        return
     if result.report["task"] == "generative":
         report = result.report
         mse = ", ".join(f"{k} {v:.4g}" for k, v in report["forecast_by_imputation_mse"].items())

@@ -17,6 +17,11 @@ def generate(
     checkpoint: Optional[str] = None,
     channel: int = 0,
     unconditional: bool = False,
+    input: Optional[str] = None,
+    events: Optional[str] = None,
+    sfreq: Optional[float] = None,
+    max_new_tokens: int = 32,
+    num_beams: int = 1,
 ) -> None:
     """Generate signal after a prompt taken from the run's data, in physical units.
 
@@ -38,11 +43,34 @@ def generate(
         channel: next-band models: the channel plotted and scored in ``rollout_metrics.json``.
         unconditional: next-band models: generate every band from zeros instead of from the
             window's lowest band.
+        input: MEG-to-text runs: the recording to decode (.fif, .npy with --sfreq, BIDS, ...).
+        events: MEG-to-text runs: word onsets (.tsv/.csv with an ``onset`` column).
+        sfreq: MEG-to-text runs: the sampling rate of an array input (Hz).
+        max_new_tokens: MEG-to-text runs: most text tokens per segment.
+        num_beams: MEG-to-text runs: 1 for greedy decoding, more for beam search.
 
     A next-band model (sampling ``next_band``) writes instead ``rollout.npy`` (num_stages, C, T),
     ``rollout.json``, ``rollout.png`` and ``rollout_metrics.json`` (per-stage MSE, SNR,
     cumulative MSE) for window ``prompt`` (``split:index``).
+
+    A MEG-to-text run (``meg_text``) decodes the recording ``input`` segment by segment (at word
+    onsets when known, else consecutive windows) and writes ``results.json``: the text of each
+    segment with its onset and duration (see :mod:`neurofm.workflows.text_generate`).
     """
+    if input is not None:
+        from neurofm.workflows.text_generate import generate_text_run
+
+        path = generate_text_run(
+            run,
+            input_path=input,
+            events=events,
+            sfreq=sfreq,
+            output=output,
+            max_new_tokens=max_new_tokens,
+            num_beams=num_beams,
+        )
+        print(f"results: {path}")
+        return
     from neurofm.workflows.generate import generate_run
 
     paths = generate_run(

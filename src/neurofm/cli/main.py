@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "fewshot": "neurofm.cli.reach:fewshot",
     "generate": "neurofm.cli.generate:generate",
     "benchmark": "neurofm.cli.benchmark:benchmark",
+    "synth-masc": "neurofm.cli.synth_masc:synth_masc",
 }
 
 
@@ -73,7 +74,7 @@ def split_overrides(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
     return rest, overrides
 
 
-FLAGS = ("--markdown",)
+FLAGS = ("--markdown", "--unrelated", "--overwrite")
 """Boolean options that may be given alone (``neurofm list --markdown``): jsonargparse wants
 ``--markdown true``, so a flag without a value gets ``true``."""
 

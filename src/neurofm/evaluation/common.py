@@ -65,6 +65,9 @@ class EvaluateConfig:
     # denoisers (generative.py): sampling steps of the steps-quality curve; bound steps (diffusion)
     denoising_steps: list[int] = field(default_factory=lambda: [10, 50, 200])
     bound_steps: int = 100  # diffusion steps evaluated per window in the variational bound
+    # MEG-to-text (meg_text.py): free-running decoding of the model and its controls
+    text_max_new_tokens: int = 32  # most generated text tokens per segment
+    text_num_beams: int = 1  # 1: greedy with the KV cache; > 1: beam search
 
     PRESETS: ClassVar[dict[str, dict]] = {
         "tiny": {

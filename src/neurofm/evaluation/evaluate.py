@@ -53,6 +53,7 @@ from neurofm.evaluation.counts import evaluate_counts_run
 from neurofm.evaluation.decoding import evaluate_decoding_run
 from neurofm.evaluation.generative import evaluate_generative_run
 from neurofm.evaluation.linear import RidgeVAR, fit_linear_baselines
+from neurofm.evaluation.meg_text import evaluate_meg_text_run
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
 from neurofm.evaluation.next_band import evaluate_next_band_run
 from neurofm.evaluation.rollout import (
@@ -495,6 +496,7 @@ EVALUATIONS: dict[tuple[str, ...], Callable[..., EvaluationResult]] = {
     ("token_sequence", "logits", "flow"): evaluate_generative_run,
     ("signal", "noise", "diffusion"): evaluate_generative_run,
     ("binned_counts", "prediction"): evaluate_counts_run,
+    ("signal_text", "text"): evaluate_meg_text_run,
 }
 """The evaluation of a run by its model spec's ``(inputs, outputs, sampling)``, else its
 ``(inputs, outputs)``: each takes the loaded run and ``config``, ``out_dir``, ``checkpoint``

@@ -18,7 +18,7 @@ from typing import Any
 from neurofm.evaluation import plots
 from neurofm.fileio import atomic_open, write_json_atomic
 
-TASKS = ("forecasting", "continuous_forecasting", "decoding", "generative", "cosmoothing")
+TASKS = ("forecasting", "continuous_forecasting", "decoding", "generative", "cosmoothing", "text")
 """The kinds of report :func:`write_report` writes."""
 
 ONE_STEP_ROWS = [
@@ -449,6 +449,12 @@ def write_report(
         images, sections = _generative_parts(report, out)
     elif task == "cosmoothing":
         images, sections = [], _cosmoothing_sections(report)
+    elif task == "text":
+        images = []
+        sections = [
+            "<h2>Text scores with controls (free-running)</h2>"
+            f"<pre>{html.escape(report['markdown'])}</pre>"
+        ]
     else:
         images = _forecasting_plots(report, arrays, out)
         sections = (

@@ -197,10 +197,10 @@ class Tokenizer(nn.Module):
 
     def load_state_tensors(self, state: dict[str, torch.Tensor]) -> None:
         """Restore the state written by :meth:`state_tensors` (buffers may change shape)."""
-        own = dict(self.named_buffers())
         params = dict(self.named_parameters())
-        unknown = sorted(set(state) - set(own) - set(params))
-        missing = sorted((set(own) | set(params)) - set(state))
+        expected = set(self.state_dict())  # parameters and persistent buffers
+        unknown = sorted(set(state) - expected)
+        missing = sorted(expected - set(state))
         if unknown or missing:
             raise CheckpointError(
                 f"tokenizer {self.registry_name!r}: state tensors do not match; "

@@ -33,11 +33,13 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 
 @dataclass
 class DataConfig:
-    """Windows of a prepared store (see ``neurofm.data.windows.WindowDataset``), or the samples
-    of a next-band ``.npz`` folder (``format: band_npz``, see ``neurofm.tokenizers.band_data``)."""
+    """Windows of a prepared store (see ``neurofm.data.windows.WindowDataset``), the samples
+    of a next-band ``.npz`` folder (``format: band_npz``, see ``neurofm.tokenizers.band_data``),
+    or (MEG segment, text) pairs of a BIDS tree with word events (``format: text_segments``, see
+    ``neurofm.training.text_data``)."""
 
-    store: str  # folder of the prepared store (made by `neurofm prepare`) or of the .npz samples
-    format: Literal["store", "band_npz"] = "store"  # band_npz: train/, val/ folders of .npz
+    store: str  # prepared store (`neurofm prepare`), folder of .npz samples, or a BIDS root
+    format: Literal["store", "band_npz", "text_segments"] = "store"  # how to read data.store
     window_length: int | None = None  # window length in samples (or use event_window)
     stride: int | None = None  # step between window starts (samples); default window_length
     target_length: int = 0  # samples in a forecasting target (0: none)
@@ -61,9 +63,32 @@ class DataConfig:
     max_val_windows: int | None = None  # validate on the first N windows only (None: all)
     layout: Literal["channels", "counts"] = "channels"  # counts: x (T, units), for count models
     behaviour: list[str] | None = None  # counts layout: channels moved into target (T, K)
+    segment_mode: Literal["words", "sentences"] = (
+        "words"  # text_segments: word windows or sentences
+    )
+    words_per_segment: int = 8  # text_segments: words per window (mode words)
+    window_seconds: float | None = None  # text_segments: fixed segment length (s)
+    split_by: Literal["subject", "story", "subject_story"] = "subject"  # text_segments split
+    val_groups: float = 1  # text_segments: held-out groups for val (count, or fraction < 1)
+    test_groups: float = 1  # text_segments: held-out groups for test (count, or fraction < 1)
+    split_seed: int = 0  # text_segments: which groups are held out
     PRESETS: ClassVar[dict[str, dict]] = {}
 
     def __post_init__(self) -> None:
+        if self.format == "text_segments":
+            if self.window_seconds is None or not self.window_seconds > 0:
+                raise ValueError(
+                    "format text_segments: give window_seconds > 0 (segments of one length stack)"
+                )
+            if self.words_per_segment < 1:
+                raise ValueError(f"words_per_segment must be >= 1, got {self.words_per_segment}")
+            for name in ("val_groups", "test_groups"):
+                value = getattr(self, name)
+                if value < 0 or (value >= 1 and value != int(value)):
+                    raise ValueError(f"{name}: a count or a fraction in [0, 1), got {value}")
+                if value >= 1:
+                    setattr(self, name, int(value))
+            return
         if self.format == "store" and self.window_length is None and self.event_window is None:
             raise ValueError("give window_length (samples) or event_window (tmin, tmax)")
         if self.format == "band_npz" and self.bands is not None:

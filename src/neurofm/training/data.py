@@ -17,6 +17,7 @@ from neurofm.errors import ConfigError
 from neurofm.tokenizers.band_data import BandFolder, BandWindowDataset, LimitedDataset
 from neurofm.tokenizers.base import Tokenizer
 from neurofm.training.config import DataConfig
+from neurofm.training.text_data import TextSegmentSource
 
 
 def check_tokenizer_rate(tokenizer: Tokenizer, store: PreparedStore | BandFolder) -> None:
@@ -33,8 +34,10 @@ def check_tokenizer_rate(tokenizer: Tokenizer, store: PreparedStore | BandFolder
         raise ConfigError(problems)
 
 
-def open_data(data: DataConfig) -> PreparedStore | BandFolder:
-    """The prepared store or the ``.npz`` band folder ``data.store`` names."""
+def open_data(data: DataConfig) -> PreparedStore | BandFolder | TextSegmentSource:
+    """The prepared store, the ``.npz`` band folder or the text segments ``data.store`` names."""
+    if data.format == "text_segments":
+        return TextSegmentSource(data)
     if data.format == "band_npz":
         return BandFolder(data.store)
     return PreparedStore.open(data.store)
@@ -65,7 +68,7 @@ def build_dataset(store: PreparedStore | BandFolder, data: DataConfig, split: st
     (x (T, units), target (T, K) of ``data.behaviour``) when ``data.layout`` is ``counts``; the train / val split keeps its first ``max_train_windows`` /
     ``max_val_windows`` items when those are set.
     """
-    if isinstance(store, BandFolder):
+    if isinstance(store, (BandFolder, TextSegmentSource)):
         dataset: Any = store.dataset(split)
     else:
         dataset = WindowDataset(

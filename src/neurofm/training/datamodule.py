@@ -27,6 +27,7 @@ from neurofm.data.windows import WindowDataset
 from neurofm.tokenizers.base import Tokenizer
 from neurofm.training.config import DataConfig
 from neurofm.training.data import build_dataset
+from neurofm.training.text_data import TextSegmentSource
 from neurofm.types import Batch
 
 
@@ -69,13 +70,14 @@ class ResumableLoader(DataLoader):
         drop_last: bool,
         num_workers: int,
         seed: int,
+        collate_fn: Any = collate,
     ) -> None:
         self.resume_point = _ResumePoint(sampler)
         super().__init__(
             dataset,
             batch_sampler=BatchSampler(self.resume_point, batch_size, drop_last),
             num_workers=num_workers,
-            collate_fn=collate,
+            collate_fn=collate_fn,
             generator=torch.Generator().manual_seed(seed),
             persistent_workers=False,
         )
@@ -127,6 +129,7 @@ class FitDataModule(pl.LightningDataModule):
         self.data = data
         self.seed = seed
         self.tokenizer = tokenizer
+        self.collate = store.collate() if isinstance(store, TextSegmentSource) else collate
         self.train_dataset = build_dataset(store, data, data.train_split)
         self.val_dataset = (
             None if data.val_split is None else build_dataset(store, data, data.val_split)
@@ -153,6 +156,7 @@ class FitDataModule(pl.LightningDataModule):
             drop_last=self.data.drop_last,
             num_workers=self.data.num_workers,
             seed=self.seed,
+            collate_fn=self.collate,
         )
 
     def val_dataloader(self) -> DataLoader | list:
@@ -165,7 +169,7 @@ class FitDataModule(pl.LightningDataModule):
             sampler=sampler,
             batch_size=self.data.batch_size,
             num_workers=self.data.num_workers,
-            collate_fn=collate,
+            collate_fn=self.collate,
             generator=torch.Generator().manual_seed(self.seed),
         )
 

@@ -56,6 +56,7 @@ from neurofm.training.run_folder import (
     checkpoint_step,
     write_metrics_json,
 )
+from neurofm.training.text_data import TextSegmentSource, prepare_text
 from neurofm.types import ModelSpec
 
 log = get_logger("training")
@@ -425,6 +426,8 @@ def _fit(
     check_writable(run_dir, what="output.dir")
     checkpoint = _check_resume(cfg, run_dir, resume)
     store = open_data(cfg.data)
+    if isinstance(store, TextSegmentSource):
+        prepare_text(store, cfg, run_dir, resuming=checkpoint is not None)
     train_windows = build_dataset(store, cfg.data, cfg.data.train_split)
     early = batch_problems(cfg.trainer, cfg.data, len(train_windows))
     if early:

@@ -22,6 +22,7 @@ from neurofm.fileio import resolve_inside
 from neurofm.registry import MODELS, create
 from neurofm.tokenizers.band_data import BandFolder
 from neurofm.tokenizers.base import Tokenizer, load_tokenizer
+from neurofm.tokenizers.text_vocab import load_text_tokenizer
 from neurofm.training.checkpoint import (
     load_weights,
     newest_verified_checkpoint,
@@ -39,6 +40,7 @@ from neurofm.training.run_folder import (
     WEIGHTS_FILE,
     checkpoint_step,
 )
+from neurofm.training.text_data import TEXT_TOKENIZER_DIR, TextSegmentSource
 
 
 @dataclass
@@ -182,6 +184,8 @@ def load_run(
         source=str(run_dir / CONFIG_FILE),
     )
     prepared = open_data(data)
+    if isinstance(prepared, TextSegmentSource):
+        prepared.text_tokenizer = load_text_tokenizer(run_dir / TEXT_TOKENIZER_DIR)
     if isinstance(prepared, PreparedStore):
         check_store_channels(config, prepared, run_dir)
     if tokenizer is not None:

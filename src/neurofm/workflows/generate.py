@@ -87,6 +87,10 @@ def generate_run(
         Path(output) if output is not None else Path(run_dir) / "generated", what="output"
     )
     run = load_run(run_dir, checkpoint=checkpoint)
+    if model_spec(run.model).inputs == "signal_text":
+        raise ConfigError(
+            f"{run_dir}: a MEG-to-text run decodes a recording: give --input FILE (and --events)"
+        )
     folder = Path(output) if output is not None else Path(run_dir) / "generated"
     if model_spec(run.model).sampling in ("next_band", "band_tokens"):
         from neurofm.workflows.generate_bands import generate_bands_run
