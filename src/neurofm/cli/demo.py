@@ -9,7 +9,7 @@ from typing import Literal
 def demo(
     output: str = "demo_out",
     inputs: list[str] | None = None,
-    max_steps: int = 200,
+    max_steps: int = 150,
     seconds: float = 10.0,
     evaluation: Literal["smoke", "tiny", "small", "base"] = "tiny",
     seed: int = 0,

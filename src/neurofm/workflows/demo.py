@@ -85,8 +85,8 @@ def demo_config(output: Path, *, max_steps: int, seed: int) -> dict[str, Any]:
         },
         "output": {
             "dir": str(output / "run"),
-            "checkpoint_every_n_steps": max(1, max_steps // 4),
-            "keep_checkpoints": 4,  # every point of the learning curve
+            "checkpoint_every_n_steps": max(1, max_steps // 3),
+            "keep_checkpoints": 3,  # every point of the learning curve
         },
     }
 
@@ -108,7 +108,7 @@ def run_demo(
     output: str | Path = "demo_out",
     *,
     inputs: Sequence[str | Path] | None = None,
-    max_steps: int = 200,
+    max_steps: int = 150,
     generate_seconds: float = 10.0,
     evaluation_preset: str = "tiny",
     seed: int = 0,
