@@ -81,6 +81,16 @@ def test_mixed_channel_sets_are_caught_before_writing(tmp_path, capsys):
     assert code == 0, err
     store = PreparedStore.open(out)
     assert {tuple(r.sensors.names) for r in store.recordings} == {("EEG00", "EEG01", "EEG02")}
+    # a new input narrows the common set: the stored recordings are prepared again, not kept
+    data = np.random.default_rng(5).normal(0, 20e-6, (3, 2500))
+    write_brainvision(folder / "rec4.vhdr", data, SFREQ, ["EEG00", "EEG01", "Fz"])
+    code, err = _prepare(
+        capsys, "--inputs", str(folder), "--output", str(out), "--channel_policy", "intersect"
+    )
+    assert code == 0, err
+    store = PreparedStore.open(out)
+    assert len(store.recordings) == 5
+    assert {tuple(r.sensors.names) for r in store.recordings} == {("EEG00", "EEG01")}
 
 
 def test_one_recording_gets_the_time_split_hint(tmp_path, capsys):

@@ -145,6 +145,45 @@ def test_splits_hold_out_whole_subjects_and_stories():
     assert [s.k for s in both["train"][:3]] == [0, 1, 2]
 
 
+def test_passages_follow_the_sound_files_and_windows_never_cross_them(story):
+    sounds = {
+        str(story.events.payload[i]["sound_id"])
+        for i in range(len(story.events.onset))
+        if story.events.description[i] == "word"
+    }
+    segments = segment_recording(story, words_per_segment=8, max_seconds=6.0)
+    passages = [s.passage for s in segments]
+    assert set(passages) == {f"lw1/{k}" for k in sounds} and len(sounds) == 4
+    assert passages == sorted(passages, key=passages.index)  # each passage one run, in order
+    assert [w for s in segments for w in s.words] == _word_stream(story)
+    sentences = segment_recording(story, mode="sentences", max_seconds=30.0)
+    assert {s.passage for s in sentences} == set(passages)
+
+
+def test_splits_by_passage_hold_out_whole_passages():
+    segments = [
+        SimpleNamespace(subject=f"{s:02d}", story="a", passage=f"a/{p}", k=k)
+        for s in range(1, 4)
+        for p in range(4)
+        for k in range(2)
+    ]
+    by_passage = split_segments(segments, by="passage", val=1, test=["a/2"], seed=0)
+    held = {name: {s.passage for s in part} for name, part in by_passage.items() if part}
+    assert held["test"] == {"a/2"} and len(held["val"]) == 1 and len(held["train"]) == 2
+    assert not (held["train"] & (held["test"] | held["val"]))
+    both = split_segments(segments, by="subject_passage", val=0, test=["01", "a/2"])
+    assert {(s.subject, s.passage) for s in both["test"]} == {("01", "a/2")}
+    assert all(s.subject != "01" and s.passage != "a/2" for s in both["train"])
+    assert sum(len(p) for p in both.values()) == len(segments)
+    # without a passage a segment's story is its passage
+    plain = [_fake(f"{s:02d}", t, 0) for s in range(1, 3) for t in ("x", "y", "z")]
+    assert {s.story for s in split_segments(plain, by="passage", val=0, test=["y"])["test"]} == {
+        "y"
+    }
+    with pytest.raises(SplitError, match="allowed"):
+        split_segments(plain, by="sound")
+
+
 def test_splits_refuse_to_be_empty():
     segments = [_fake("01", "a", 0), _fake("02", "a", 1)]
     with pytest.raises(SplitError, match="story"):

@@ -298,6 +298,8 @@ def prepare(
     if hint:
         raise ConfigError(hint, source=source)
     keep = channel_sets([(s.id, s.path) for s in sources], cfg.reader, cfg.channel_policy)
+    if keep is not None:  # another common channel set: every recording is prepared again
+        fingerprint = hashlib.sha256(f"{fingerprint}:channels:{keep}".encode()).hexdigest()
     root = Path(cfg.output)
     with folder_lock(root, command="neurofm prepare"):
         for path in remove_stale_temporaries(root) + remove_stale_temporaries(root / "recordings"):

@@ -66,6 +66,9 @@ class TextSegment:
         Sampling rate in Hz.
     source : str
         The file the recording was read from.
+    passage : str
+        The part of the story heard without a break: ``story/sound_id`` (MEG-MASC plays each
+        story as several sound files) when the events name the sound, else the story.
     meta : dict
         ``word_onsets`` (s, from the segment's start), ``sequence_ids`` and ``conditions`` of the
         words when the events give them.
@@ -81,6 +84,7 @@ class TextSegment:
     duration: float
     sfreq: float
     source: str
+    passage: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -97,6 +101,7 @@ class _Word:
     duration: float
     text: str
     story: str
+    passage: str
     sequence: Any
     condition: str | None
 
@@ -117,12 +122,15 @@ def _words(recording: Recording, description: str) -> list[_Word]:
                 f"(payload keys: {sorted(payload)})",
                 path=path,
             )
+        story = str(payload.get("story", recording.task or ""))
+        sound = payload.get("sound_id", payload.get("sound"))
         words.append(
             _Word(
                 onset=float(events.onset[i]),
                 duration=float(events.duration[i]),
                 text=str(text).strip(),
-                story=str(payload.get("story", recording.task or "")),
+                story=story,
+                passage=story if sound is None else f"{story}/{_sound_name(sound)}",
                 sequence=payload.get("sequence_id"),
                 condition=payload.get("condition"),
             )
@@ -135,7 +143,7 @@ def _words(recording: Recording, description: str) -> list[_Word]:
 
 
 def _sentence_starts(words: list[_Word]) -> np.ndarray:
-    """Boolean per word: a new sentence (or story) starts here.
+    """Boolean per word: a new sentence (or story, or passage) starts here.
 
     With ``sequence_id`` in every payload a change of it (or of the story) starts a sentence;
     otherwise a word after one ending in ``.``, ``!`` or ``?`` does (MEG-MASC's real events carry
@@ -146,7 +154,7 @@ def _sentence_starts(words: list[_Word]) -> np.ndarray:
     starts[0] = True
     for k in range(1, len(words)):
         prev, word = words[k - 1], words[k]
-        if word.story != prev.story:
+        if word.story != prev.story or word.passage != prev.passage:
             starts[k] = True
         elif use_ids:
             starts[k] = word.sequence != prev.sequence
@@ -266,6 +274,7 @@ def segment_recording(
                 subject=str(recording.subject or ""),
                 session=str(recording.session or ""),
                 story=first.story,
+                passage=first.passage,
                 onset=onset,
                 duration=(stop - start) / recording.sfreq,
                 sfreq=recording.sfreq,
@@ -305,7 +314,7 @@ def _group(
     path: str,
 ) -> list[list[int]]:
     """Word indices of each segment: runs of words within one story (one sentence in
-    ``"sentences"`` mode) whose span ``pre + (last offset - first onset) + post`` fits ``limit``."""
+    ``"sentences"`` mode; one passage, i.e. one sound file, in either mode) whose span ``pre + (last offset - first onset) + post`` fits ``limit``."""
     boundary = _sentence_starts(words) if mode == "sentences" else _story_starts(words)
     count = len(words) if mode == "sentences" else words_per_segment
     edges = [*np.flatnonzero(boundary).tolist(), len(words)]
@@ -334,8 +343,23 @@ def _group(
 
 
 def _story_starts(words: list[_Word]) -> np.ndarray:
-    starts = np.array([k == 0 or w.story != words[k - 1].story for k, w in enumerate(words)])
-    return starts
+    """Boolean per word: a new story or passage (sound file) starts here."""
+    return np.array(
+        [
+            k == 0 or w.story != words[k - 1].story or w.passage != words[k - 1].passage
+            for k, w in enumerate(words)
+        ]
+    )
+
+
+def _sound_name(sound: Any) -> str:
+    """``2`` for a ``sound_id`` of 2 (or 2.0 or "2"); the file stem for a sound path."""
+    text = str(sound).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return Path(text).stem
+    return str(int(number)) if number.is_integer() else text
 
 
 def read_text_segments(

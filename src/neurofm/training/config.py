@@ -68,7 +68,7 @@ class DataConfig:
     )
     words_per_segment: int = 8  # text_segments: words per window (mode words)
     window_seconds: float | None = None  # text_segments: fixed segment length (s)
-    split_by: Literal["subject", "story", "subject_story"] = "subject"  # text_segments split
+    split_by: Literal["subject", "story", "passage", "subject_story", "subject_passage"] = "subject"
     val_groups: float = 1  # text_segments: held-out groups for val (count, or fraction < 1)
     test_groups: float = 1  # text_segments: held-out groups for test (count, or fraction < 1)
     split_seed: int = 0  # text_segments: which groups are held out
