@@ -2,11 +2,14 @@
 
 ``save_pretrained(model, dir)`` writes::
 
-    config.json         {"name": <registry name>, "config": {<config fields>}, "neurofm_version": ...}
+    config.json         {"name": <registry name>, "config": {<config fields>}, "neurofm_version": ...,
+                         "sha256": {"model.safetensors": <hash>}}
     model.safetensors   the model's state_dict
 
-and ``from_pretrained(dir)`` rebuilds the model from the registry and loads the weights (strict).
-Both files are written atomically; nothing is ever unpickled.
+and ``from_pretrained(dir)`` rebuilds the model from the registry, checks the weights' hash (a
+copy cut short or altered is refused, naming the file; folders saved before hashes were
+written load without the check) and loads the weights (strict). Both files are written
+atomically; nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from neurofm.config import to_dict
 from neurofm.errors import CheckpointError, ConfigError
 from neurofm.fileio import atomic_open, write_json_atomic
 from neurofm.registry import MODELS, create
-from neurofm.training.checkpoint import load_weights, plain_tensors
+from neurofm.training.checkpoint import file_sha256, load_weights, plain_tensors
 from neurofm.training.run_folder import WEIGHTS_FILE
 
 CONFIG_FILE = "config.json"
@@ -68,7 +71,12 @@ def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
         fh.write(save(plain_tensors(model.state_dict())))
     write_json_atomic(
         directory / CONFIG_FILE,
-        {"name": name, "config": to_dict(config), "neurofm_version": __version__},
+        {
+            "name": name,
+            "config": to_dict(config),
+            "neurofm_version": __version__,
+            "sha256": {WEIGHTS_FILE: file_sha256(directory / WEIGHTS_FILE)},
+        },
     )
     return directory
 
@@ -95,6 +103,18 @@ def from_pretrained(directory: str | Path) -> nn.Module:
         model = create(MODELS, {"name": meta["name"], **meta["config"]}, key="model")
     except ConfigError as err:
         raise CheckpointError(f"{directory / CONFIG_FILE}: {err}") from err
+    expected = (meta.get("sha256") or {}).get(WEIGHTS_FILE)
+    if expected is not None:
+        try:
+            actual = file_sha256(directory / WEIGHTS_FILE)
+        except FileNotFoundError as err:
+            raise CheckpointError(f"{directory / WEIGHTS_FILE}: missing") from err
+        if actual != expected:
+            raise CheckpointError(
+                f"{directory / WEIGHTS_FILE}: sha256 {actual[:12]}... differs from "
+                f"{expected[:12]}... recorded in {CONFIG_FILE} (the file was cut short or changed "
+                "after saving)"
+            )
     weights = load_weights(directory / WEIGHTS_FILE)
     try:
         model.load_state_dict(weights, strict=True)
