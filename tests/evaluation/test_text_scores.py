@@ -117,3 +117,22 @@ def test_control_inputs():
     torch.testing.assert_close(noise.mean(-1), x.mean(-1), atol=1.5, rtol=0)
     assert torch.equal(noise, noise_like(x, seed=0)) and not torch.equal(noise, x)
     assert noise_like(x.numpy(), seed=0).shape == (3, 4, 200)
+
+
+def test_unknown_reference_words_count_as_missed():
+    pytest.importorskip("tokenizers")
+    from neurofm.evaluation.meg_text import UNKNOWN_WORD, reference_text
+    from neurofm.tokenizers.text_vocab import WordVocabulary
+
+    vocab = WordVocabulary.build(["the cat sat", "a cat"], vocab_size=32)
+    assert reference_text(vocab, "the cat sat") == "the cat sat"
+    assert reference_text(vocab, "the dog sat") == f"the {UNKNOWN_WORD} sat"
+    assert reference_text(vocab, "dog bird") == f"{UNKNOWN_WORD} {UNKNOWN_WORD}"
+    assert reference_text(vocab, "big dog cat") == f"{UNKNOWN_WORD} {UNKNOWN_WORD} cat"
+    # a hypothesis that says every known word still misses the unknown one
+    said = ["the cat sat"]
+    controls = {"noise": ["a"], "shuffled": ["a"], "no_meg": ["a"]}
+    scores = score_text(
+        [reference_text(vocab, "the dog sat")], {"meg": said, **controls}, n_boot=10
+    )
+    assert scores["metrics"]["wer"]["scores"]["meg"]["value"] == pytest.approx(100 / 3)

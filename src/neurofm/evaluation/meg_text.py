@@ -90,6 +90,27 @@ def teacher_forced_bits(
     return float((per_token * mask).sum() / mask.sum() / np.log(2.0))
 
 
+UNKNOWN_WORD = "UNKWORD"
+"""Stands for a reference word outside the vocabulary: one plain token (BLEU, ROUGE and WER
+tokenizers keep it whole) that no hypothesis holds, so a word the model cannot say counts as
+missed (never dropped from the reference)."""
+
+
+def reference_text(tokenizer: Any, text: str) -> str:
+    """``text`` as the tokenizer normalises it, each unknown word kept as ``UNKWORD``."""
+    ids = list(tokenizer.encode(text))
+    pieces, run = [], []
+    for i in ids + [tokenizer.unk_id]:
+        if i == tokenizer.unk_id:
+            if run:
+                pieces.append(tokenizer.decode(run))
+                run = []
+            pieces.append(UNKNOWN_WORD)
+        else:
+            run.append(i)
+    return " ".join(p for p in pieces[:-1] if p)
+
+
 def evaluate_meg_text(
     model: Any, batch: Any, tokenizer: Any, config: EvaluateConfig
 ) -> dict[str, Any]:
@@ -100,7 +121,7 @@ def evaluate_meg_text(
         name: decode_all(model, x, use_meg=use_meg, tokenizer=tokenizer, config=config)
         for name, (x, use_meg) in inputs.items()
     }
-    references = [tokenizer.decode(tokenizer.encode(t)) for t in batch.meta["text"]]
+    references = [reference_text(tokenizer, t) for t in batch.meta["text"]]
     unknown = sum(t.count(tokenizer.unk_id) for t in map(tokenizer.encode, batch.meta["text"]))
     result = score_text(references, hypotheses, n_boot=config.n_bootstrap, seed=config.seed)
     mask = torch.as_tensor(batch.meta["text_mask"]).float()
