@@ -15,8 +15,9 @@ policy and the scaler::
                                           # sfreq / ch_types, allow_truncated, ...)
     channel_policy: same                  # same | intersect | keep (inputs' channel sets)
 
-An input folder stands for its recordings (:mod:`neurofm.data.prepare_inputs`, which also checks
-channel sets and the split policy before anything is written).
+An input folder stands for its recordings (:mod:`neurofm.data.prepare_sources` finds them;
+:mod:`neurofm.data.prepare_inputs` also checks channel sets and the split policy before anything
+is written).
 
 or ``recipe: eegbci_sample`` (a registered recipe supplies the sections; keys given beside it
 override the recipe's). Preparing is idempotent and resumable: a recording whose source sha256 and
@@ -32,7 +33,6 @@ in the folder until it has finished, so that readers refuse a half-prepared stor
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -52,17 +52,12 @@ from typing import Any, Literal
 
 from neurofm.config import build_config, load_yaml, save_yaml, to_dict
 from neurofm.data.prepare_guard import mark_incomplete, watch_parent
-from neurofm.data.prepare_inputs import (
-    channel_sets,
-    is_recording_folder,
-    reader_problems,
-    recordings_in_folder,
-    split_hint,
-)
+from neurofm.data.prepare_inputs import channel_sets, reader_problems, split_hint
+from neurofm.data.prepare_sources import BidsInputs, Source, find_inputs
 from neurofm.data.prepare_splits import SplitConfig, compute_splits
 from neurofm.data.recording import sha256_file
 from neurofm.data.store import INCOMPLETE, MANIFEST, PreparedStore, StoredRecording
-from neurofm.errors import ConfigError, RecordingError
+from neurofm.errors import ConfigError
 from neurofm.fileio import (
     check_writable,
     folder_lock,
@@ -82,19 +77,6 @@ RESOLVED_CONFIG = "prepare_config.yaml"
 
 STAGING = ".staging"
 """Folder under the output where workers write a recording before it is moved into place."""
-
-
-@dataclass
-class BidsInputs:
-    """Recordings of a BIDS dataset selected by entities (None: every value)."""
-
-    bids_root: str  # root folder of the BIDS dataset
-    subjects: list[str] | None = None  # subject labels without "sub-"
-    sessions: list[str] | None = None  # session labels without "ses-"
-    tasks: list[str] | None = None  # task labels
-    runs: list[str] | None = None  # run labels
-    datatypes: list[str] | None = None  # e.g. ["eeg"], ["meg"]
-    extensions: list[str] | None = None  # e.g. [".edf"], [".fif"]
 
 
 @dataclass
@@ -126,15 +108,6 @@ class PrepareConfig:
     def __post_init__(self) -> None:
         if self.jobs < 1:
             raise ValueError(f"jobs must be >= 1, got {self.jobs}")
-
-
-@dataclass(frozen=True)
-class Source:
-    """One input recording: its store id, file and BIDS entities."""
-
-    id: str
-    path: str
-    entities: dict[str, str | None] = field(default_factory=dict)
 
 
 def recipe_config(recipe: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -188,83 +161,6 @@ def resolve_config(data: Mapping[str, Any], *, source: str | None = None) -> Pre
 def load_config(path: str | Path) -> PrepareConfig:
     """Read and validate a prepare config YAML; errors name the file and key paths."""
     return resolve_config(load_yaml(path), source=str(path))
-
-
-def find_inputs(inputs: list[str] | BidsInputs) -> list[Source]:
-    """The input files, in a stable order, with unique ids (file names without extension)."""
-    if isinstance(inputs, BidsInputs):
-        return _bids_sources(inputs)
-    sources: list[Source] = []
-    for pattern in inputs:
-        matches = sorted(glob.glob(os.path.expanduser(pattern)))
-        if not matches:
-            raise RecordingError("no file matches this input pattern", path=pattern)
-        files = []
-        for match in map(Path, matches):  # a plain folder stands for the recordings in it
-            is_folder = match.is_dir() and not is_recording_folder(match)
-            files += recordings_in_folder(match) if is_folder else [match]
-        sources += [Source(id=_stem(m), path=str(m)) for m in files]
-    return _unique(sources)
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", ".tar.gz"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem if path.suffix else name
-
-
-def _unique(sources: list[Source]) -> list[Source]:
-    """Sources with distinct ids; the same file matched twice is kept once."""
-    seen: dict[str, Source] = {}
-    for src in sources:
-        if src.id in seen and seen[src.id].path != src.path:
-            raise RecordingError(
-                f"two inputs have the same recording id {src.id!r}: "
-                f"{seen[src.id].path!r} and {src.path!r}; rename one",
-                path=src.path,
-            )
-        seen.setdefault(src.id, src)
-    return list(seen.values())
-
-
-def _bids_sources(spec: BidsInputs) -> list[Source]:
-    from mne_bids import find_matching_paths
-
-    root = Path(spec.bids_root)
-    if not root.is_dir():
-        raise RecordingError("BIDS root is not a folder", path=str(root))
-    paths = find_matching_paths(
-        root,
-        subjects=spec.subjects,
-        sessions=spec.sessions,
-        tasks=spec.tasks,
-        runs=spec.runs,
-        datatypes=spec.datatypes,
-        extensions=spec.extensions
-        or [".edf", ".bdf", ".fif", ".vhdr", ".set", ".con", ".sqd", ".ds"],
-    )
-    sources = [
-        Source(
-            id=p.basename.rsplit(".", 1)[0] if p.extension else p.basename,
-            path=str(p.fpath),
-            entities={
-                "subject": p.subject,
-                "session": p.session,
-                "task": p.task,
-                "run": None if p.run is None else str(p.run),
-            },
-        )
-        for p in sorted(paths, key=lambda p: str(p.fpath))
-        if p.suffix not in ("events", "channels", "scans", "coordsystem", "electrodes")
-    ]
-    if not sources:
-        raise RecordingError(
-            f"no recording in the BIDS dataset matches the selection {to_dict(spec)}",
-            path=str(root),
-        )
-    return _unique(sources)
 
 
 def prepare(
