@@ -242,8 +242,10 @@ INPUT_KINDS = {
     "sensor_grid": "float signal on a sensor grid (B, T, H, W) or codes (B, Q, T, H, W)",
     "band_stack": "cumulative frequency bands (B, n_bands, C, T)",
     "band_codes": "multi-scale codes of frequency-band stages (B, N), stage after stage",
-    "spike_events": "spike events (B, N) with unit ids and times",
+    "spike_events": "spike events (B, N, 2 + F): unit id (-1: padding), time (s), F waveform "
+    "features per spike (neurofm.data.spike_events)",
     "binned_counts": "binned spike counts (B, T, n_units)",
+    "field_potentials": "float field potentials (B, C, T), read out on a grid pooled in time",
     "signal_text": "float signal (B, C, T) with text token ids (B, L)",
 }
 OUTPUT_KINDS = {

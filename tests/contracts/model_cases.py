@@ -86,6 +86,38 @@ def _binned_counts(model: nn.Module, gen: torch.Generator) -> Tensor:
     return torch.poisson(rates, generator=gen)
 
 
+def real_eeg_spikes(n_units: int, window: float, start: int = 1600, seed: int = 0) -> list:
+    """Poisson spike times (s) of each unit over ``[0, window)`` whose rates follow the EEG."""
+    n_steps = 64
+    rates = 40.0 * np.exp(real_eeg(n_units, n_steps, start))  # (U, steps), Hz
+    rng, dt = np.random.default_rng(seed), window / n_steps
+    trains = []
+    for unit_rates in rates:
+        counts = rng.poisson(unit_rates * dt)
+        steps = np.repeat(np.arange(n_steps), counts)
+        trains.append(np.sort((steps + rng.uniform(size=steps.size)) * dt))
+    return trains
+
+
+def _spike_events(model: nn.Module, gen: torch.Generator) -> Tensor:
+    from neurofm.data.spike_events import event_windows, pack_events
+
+    cfg = model.config
+    window = cfg.n_bins * cfg.bin_size
+    seed = int(torch.randint(0, 1000, (1,), generator=gen))
+    trains = real_eeg_spikes(cfg.n_units, 2 * window, seed=seed)
+    events = event_windows(trains, [0.0, window], window)
+    if cfg.n_waveform_features:
+        rng = np.random.default_rng(seed)
+        events = [(u, t, rng.normal(size=(len(u), cfg.n_waveform_features))) for u, t in events]
+    return pack_events(events, n_waveform_features=cfg.n_waveform_features)
+
+
+def _field_potentials(model: nn.Module, gen: torch.Generator) -> Tensor:
+    cfg = model.config
+    return torch.randn(BATCH, cfg.n_chans, 8 * cfg.lfp_pool, generator=gen)
+
+
 def _band_codes(model: nn.Module, gen: torch.Generator) -> Tensor:
     cfg = model.config
     return torch.randint(0, cfg.vocab_size, (BATCH, sum(cfg.stage_tokens)), generator=gen)
@@ -104,6 +136,8 @@ INPUTS: dict[str, Callable[[nn.Module, torch.Generator], Tensor]] = {
     "band_stack": _band_stack,
     "binned_counts": _binned_counts,
     "band_codes": _band_codes,
+    "spike_events": _spike_events,
+    "field_potentials": _field_potentials,
 }
 # Where time runs in each input kind and in each output kind.
 INPUT_TIME_AXIS = {
@@ -114,8 +148,22 @@ INPUT_TIME_AXIS = {
     "band_stack": -1,
     "binned_counts": 1,
     "band_codes": -1,
+    "spike_events": 1,
+    "field_potentials": -1,
 }
 OUTPUT_TIME_AXIS = {"logits": -2, "prediction": -1, "noise": -1}
+
+
+def prediction_shape(model: nn.Module, spec: ModelSpec, x: Tensor) -> tuple[int, ...]:
+    """The shape of a ``prediction`` / ``noise`` output for input ``x``: the input's, except
+    for spike events (per-bin rates) and field potentials (per pooled step band powers)."""
+    cfg = model.config
+    if spec.inputs == "spike_events":
+        return (x.shape[0], cfg.n_bins, cfg.n_units)
+    if spec.inputs == "field_potentials":
+        return (x.shape[0], x.shape[-1] // cfg.lfp_pool, 5 * cfg.n_chans)
+    return tuple(x.shape)
+
 
 # Denoisers (spec sampling "diffusion" / "flow") are called as model(t, x_t): the timestep of
 # each sampling kind the contract tests pass.
@@ -297,7 +345,27 @@ def _binned_counts_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch
     return section, Batch(x=x, context=_batch_context(model, spec, x, gen))
 
 
+def _spike_events_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
+    from neurofm.data.spike_events import event_windows, pack_events
+
+    cfg = model.config
+    window = cfg.n_bins * cfg.bin_size
+    trains = real_eeg_spikes(cfg.n_units, 2 * window)
+    x = pack_events(event_windows(trains, [0.0, window], window))
+    # no random unit masking: the same batch every step (the rates are fitted to the counts)
+    return {"name": "multitask", "mask_fraction": 0.0}, Batch(x=x)
+
+
+def _field_potentials_batch(model: nn.Module, spec: ModelSpec) -> tuple[dict, Batch]:
+    cfg = model.config
+    n_times = 16 * cfg.lfp_pool
+    x = torch.from_numpy(np.stack([real_eeg(cfg.n_chans, n_times, s) for s in (1600, 3200)]))
+    return {"name": "multitask"}, Batch(x=x.float())
+
+
 LEARNING_BY_INPUT: dict[str, Callable[[nn.Module, ModelSpec], tuple[dict, Batch]]] = {
+    "spike_events": _spike_events_batch,
+    "field_potentials": _field_potentials_batch,
     "band_stack": _next_band_batch,
     "binned_counts": _binned_counts_batch,
     "band_codes": _band_codes_batch,

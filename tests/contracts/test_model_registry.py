@@ -21,6 +21,7 @@ from model_cases import (
     OUTPUT_TIME_AXIS,
     build_inputs,
     call_model,
+    prediction_shape,
 )
 from safetensors.torch import load_file, save_file
 
@@ -90,7 +91,7 @@ def test_forward_backward_finite_and_every_parameter_learns(name):
     if spec.outputs == "logits":
         assert value.shape[:-1] == x.shape, f"logits {tuple(value.shape)} for x {tuple(x.shape)}"
     if spec.outputs in ("prediction", "noise"):
-        assert value.shape == x.shape
+        assert value.shape == prediction_shape(model, spec, x)
         if spec.variance:
             assert out.extras["log_variance"].shape == x.shape
     if spec.outputs == "class_logits":

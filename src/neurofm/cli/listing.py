@@ -18,8 +18,9 @@ SHAPES = {
     "sensor_grid": "grid (B, T, H, W)",
     "band_stack": "bands (B, L, C, T)",
     "band_codes": "band codes (B, N)",
-    "spike_events": "spikes (B, N)",
+    "spike_events": "spikes (B, N, 2 + F)",
     "binned_counts": "counts (B, T, U)",
+    "field_potentials": "LFP (B, C, T)",
     "signal_text": "signal + text",
     "logits": "logits (..., T, V)",
     "prediction": "prediction (B, C, T)",
@@ -37,6 +38,10 @@ def _spec_cells(entry: Any) -> list[str]:
     outputs = SHAPES[spec.outputs] + (" + log-variance" if spec.variance else "")
     if spec.inputs == "band_stack" and spec.outputs == "prediction":
         outputs = "prediction (B, L, C, T)"
+    if spec.inputs in ("binned_counts", "spike_events") and spec.outputs == "prediction":
+        outputs = "rates (B, T, U)"
+    if spec.inputs == "field_potentials" and spec.outputs == "prediction":
+        outputs = "band powers (B, T', C x 5)"
     if spec.inputs == "band_codes" and spec.outputs == "logits":
         outputs = "logits (B, N, V)"
     return [

@@ -181,7 +181,7 @@ class LFPEmbedding(nn.Module):
     """Multi-scale convolutions plus band powers of field potentials, pooled in time.
 
     Each kernel size (3, 5, 7) has a ``Conv1d(n_chans -> d_model / n_kernels)`` ("same"
-    padding, GELU); the band powers are the log mean power of the FFT bins of each band over a
+    padding, GELU; the first kernels take the remainder when the kernels do not divide d_model); the band powers are the log mean power of the FFT bins of each band over a
     sliding window of ``pool`` samples, per channel, projected to ``d_model``. Both are averaged
     over non-overlapping blocks of ``pool`` samples and summed.
 
@@ -190,7 +190,7 @@ class LFPEmbedding(nn.Module):
     n_chans : int
         Input channels C.
     d_model : int
-        Token size; divisible by the number of kernels.
+        Token size (at least the number of kernels).
     sfreq : float
         Sampling rate (Hz) of the input, for the band edges.
     kernel_sizes : tuple of int
@@ -209,9 +209,9 @@ class LFPEmbedding(nn.Module):
         pool: int = 4,
     ) -> None:
         super().__init__()
-        if d_model % len(kernel_sizes):
+        if d_model < len(kernel_sizes):
             raise ValueError(
-                f"LFPEmbedding: d_model={d_model} must be divisible by the {len(kernel_sizes)} "
+                f"LFPEmbedding: d_model={d_model} is smaller than the {len(kernel_sizes)} "
                 "kernel sizes"
             )
         if any(k % 2 == 0 for k in kernel_sizes) or pool < 1 or sfreq <= 0:
@@ -220,9 +220,10 @@ class LFPEmbedding(nn.Module):
                 f"{kernel_sizes}, pool={pool}, sfreq={sfreq}"
             )
         self.n_chans, self.pool, self.sfreq = n_chans, pool, float(sfreq)
-        width = d_model // len(kernel_sizes)
+        n = len(kernel_sizes)  # the first d_model % n kernels get one more feature
+        widths = [d_model // n + (i < d_model % n) for i in range(n)]
         self.convs = nn.ModuleList(
-            nn.Conv1d(n_chans, width, k, padding=k // 2) for k in kernel_sizes
+            nn.Conv1d(n_chans, w, k, padding=k // 2) for w, k in zip(widths, kernel_sizes)
         )
         self.bands = nn.Linear(n_chans * len(BANDS_HZ), d_model)
 

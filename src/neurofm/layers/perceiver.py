@@ -80,16 +80,21 @@ class PerceiverIO(nn.Module):
         )
         self.norm = RMSNorm(d_latent)
 
-    def encode(self, inputs: Tensor, *, extra: Tensor | None = None) -> Tensor:
+    def encode(
+        self, inputs: Tensor, *, extra: Tensor | None = None, mask: Tensor | None = None
+    ) -> Tensor:
         """Latents (B, n_latents, d_latent) of ``inputs`` (B, S, d_input).
 
         ``extra`` (B, d_latent), e.g. a population vector, is added to every initial latent.
+        ``mask`` (B, S) boolean, True for the inputs the latents may attend (padding: False;
+        every row needs at least one True).
         """
         latents = self.latents.expand(inputs.shape[0], -1, -1)
         if extra is not None:
             latents = latents + extra[:, None]
+        attn_mask = None if mask is None else mask.bool()[:, None, None, :]
         for cross, block in zip(self.cross, self.self_attn):
-            latents = block(cross(latents, inputs), causal=False)
+            latents = block(cross(latents, inputs, attn_mask=attn_mask), causal=False)
         return self.norm(latents)
 
 

@@ -8,6 +8,14 @@ The model maps binned counts ``batch.x`` (B, T, n_units) to per-bin log firing r
   + behaviour_weight * MSE of the behaviour against ``batch.target`` (B, T, n_behaviour)
   + the model's auxiliary losses (its contrastive InfoNCE, weighted in the model config).
 
+Spike-event models (spec inputs ``spike_events``) take the packed events ``batch.x``
+(B, N, 2 + F) and return the binned counts of those events (``extras["counts"]``, B, n_bins,
+n_units): the deviance is taken against them, the behaviour target is per bin. Field-potential
+models (``field_potentials``) take ``batch.x`` (B, C, T); the encoder term is then the MSE of
+the predicted log band powers against ``extras["band_power"]`` (B, T / pool, C * 5) and the
+behaviour target lives on the pooled grid (:func:`neurofm.data.spike_events.pool_steps`); no
+units are masked.
+
 Co-smoothing: each step hides a random ``mask_fraction`` of the units of every window from the
 model (``observed=`` mask); the deviance is taken on the hidden units (all units when
 ``mask_fraction`` is 0). The deviance ``y log(y / rate) - (y - rate)`` is the Poisson negative
@@ -26,6 +34,12 @@ from neurofm import checks
 from neurofm.objectives.base import Objective, ObjectiveOutput
 from neurofm.registry import OBJECTIVES
 from neurofm.types import Batch, ModelSpec
+
+INPUT_SHAPES = {
+    "binned_counts": "counts (B, T, n_units)",
+    "spike_events": "spike events (B, N, 2 + F)",
+    "field_potentials": "field potentials (B, C, T)",
+}
 
 
 @dataclass
@@ -61,7 +75,7 @@ class MultitaskObjective(Objective):
     """Co-smoothing Poisson deviance + behaviour MSE + the model's contrastive aux loss."""
 
     name = "multitask"
-    input_kinds = ("binned_counts",)
+    input_kinds = ("binned_counts", "spike_events", "field_potentials")
     output_kinds = ("prediction",)
 
     def __init__(self, config: MultitaskConfig) -> None:
@@ -73,24 +87,33 @@ class MultitaskObjective(Objective):
     ) -> ObjectiveOutput:
         spec = self.spec_of(model, spec)
         cfg = self.config
-        counts = batch.x
-        if counts.ndim != 3:
+        x = batch.x
+        if x.ndim != 3:
             raise ValueError(
-                f"objective 'multitask': batch.x must be counts (B, T, n_units), got "
-                f"{tuple(counts.shape)}"
+                f"objective 'multitask': batch.x must be {INPUT_SHAPES[spec.inputs]}, got "
+                f"{tuple(x.shape)}"
             )
-        b, _, u = counts.shape
-        observed = None
-        if cfg.mask_fraction > 0 and self.training:
-            observed = random_observed(b, u, cfg.mask_fraction, like=counts)
-        output = model(counts, observed=observed, **spec.context_of(batch.context))
-        deviance = poisson_deviance(output.prediction, counts)  # (B, T, U)
-        if observed is not None:
-            scored = (~observed)[:, None, :].expand_as(deviance)
-            encoder = deviance[scored].mean()
+        context = spec.context_of(batch.context)
+        if spec.inputs == "field_potentials":
+            output = model(x, **context)
+            target = output.extras["band_power"]
+            encoder = (output.prediction.float() - target.float()).square().mean()
+            metrics = {"band_power_mse": encoder.detach()}
         else:
-            encoder = deviance.mean()
-        metrics = {"poisson_deviance": encoder.detach()}
+            b = x.shape[0]
+            n_units = x.shape[-1] if spec.inputs == "binned_counts" else model.config.n_units
+            observed = None
+            if cfg.mask_fraction > 0 and self.training:
+                observed = random_observed(b, n_units, cfg.mask_fraction, like=x)
+            output = model(x, observed=observed, **context)
+            counts = x if spec.inputs == "binned_counts" else output.extras["counts"]
+            deviance = poisson_deviance(output.prediction, counts)  # (B, T, U)
+            if observed is not None:
+                scored = (~observed)[:, None, :].expand_as(deviance)
+                encoder = deviance[scored].mean()
+            else:
+                encoder = deviance.mean()
+            metrics = {"poisson_deviance": encoder.detach()}
         loss = cfg.encoder_weight * encoder
         behaviour = output.extras.get("behaviour")
         if cfg.behaviour_weight > 0 and behaviour is not None:
@@ -102,12 +125,13 @@ class MultitaskObjective(Objective):
             if batch.target.shape != behaviour.shape:
                 raise ValueError(
                     f"objective 'multitask': batch.target {tuple(batch.target.shape)} does not "
-                    f"match the decoded behaviour {tuple(behaviour.shape)}"
+                    f"match the decoded behaviour {tuple(behaviour.shape)} (one row per output "
+                    "step: per bin; per pooled step for field potentials, see pool_steps)"
                 )
             mse = (behaviour.float() - batch.target.float()).square().mean()
             metrics["behaviour_mse"] = mse.detach()
             loss = loss + cfg.behaviour_weight * mse
         loss = self.add_aux_losses(loss, output, metrics)
         return ObjectiveOutput(
-            loss=loss, metrics=metrics, n_items=int(counts.numel()), model_output=output
+            loss=loss, metrics=metrics, n_items=int(output.prediction.numel()), model_output=output
         )

@@ -47,6 +47,11 @@ class UnitAdapterConfig:
     ) -> UnitAdapterConfig:
         """The adapter config that fits ``model`` for a recording of ``n_units`` units."""
         cfg = model.config
+        if cfg.modality != "counts":
+            raise ValueError(
+                f"UnitAdapterConfig: Unit-ID adapters map new units' counts; the model reads "
+                f"{cfg.modality} (modality)"
+            )
         if behaviour_head and not cfg.n_behaviour:
             raise ValueError("UnitAdapterConfig: behaviour_head=True but the model has none")
         return cls(

@@ -8,12 +8,22 @@ from typing import ClassVar
 from neurofm import checks
 from neurofm.layers.mamba import FUSIONS, SCANS
 
+MODALITIES = ("counts", "spikes", "lfp")
+"""The inputs a NeuroFM-X model takes: binned counts, spike events, field potentials."""
+
 
 @dataclass
 class NeuroFMXConfig:
-    """Sizes of the tokens, the Mamba backbone, the Perceiver-IO fusion, PopT and the heads."""
+    """Sizes of the tokens, the Mamba backbone, the Perceiver-IO fusion, PopT and the heads.
 
-    n_units: int = 96  # units of the binned counts (B, T, n_units)
+    ``modality`` chooses the input: ``counts`` (binned counts (B, T, n_units)), ``spikes``
+    (spike events (B, N, 2 + n_waveform_features), read out on ``n_bins`` bins of ``bin_size``
+    seconds) or ``lfp`` (field potentials (B, n_chans, T) at ``sfreq``, read out every
+    ``lfp_pool`` samples).
+    """
+
+    modality: str = "counts"  # input: counts, spikes (events) or lfp (continuous)
+    n_units: int = 96  # units of the binned counts (B, T, n_units) / unit ids of the events
     n_behaviour: int = 0  # behaviour variables decoded per bin (e.g. 2: hand velocity); 0: none
     sqrt_transform: bool = True  # square-root transform of the counts before the projection
     d_model: int = 768  # token / backbone feature size
@@ -37,6 +47,16 @@ class NeuroFMXConfig:
     diffusion_steps: int = 1000  # steps of the prior's cosine noise schedule
     prior_layers: int = 2  # transformer layers of the prior's denoiser
     dropout: float = 0.0  # dropout in attention and MLPs
+    # spike events (modality: spikes)
+    n_bins: int = 50  # bins of a window: the read-out grid of the rates and behaviour
+    bin_size: float = 0.02  # seconds per bin (a window lasts n_bins * bin_size seconds)
+    n_waveform_features: int = 0  # features per spike after its unit id and time (0: none)
+    freeze_units: bool = False  # keep the unit identity embeddings at their initialisation
+    time_scale: float = 1e-3  # seconds per unit of the spike-time sinusoids
+    # field potentials (modality: lfp)
+    n_chans: int = 64  # channels of the field potentials (B, n_chans, T)
+    sfreq: float = 1000.0  # sampling rate (Hz), for the band-power features
+    lfp_pool: int = 4  # samples per step of the pooled grid (T must be a multiple)
     PRESETS: ClassVar[dict[str, dict]] = {
         "tiny": {
             "n_units": 6,
@@ -51,6 +71,8 @@ class NeuroFMXConfig:
             "popt_layers": 1,
             "popt_profile": 4,
             "d_contrastive": 8,
+            "n_bins": 16,
+            "n_chans": 2,
         },
         "small": {
             "d_model": 128,
@@ -84,5 +106,9 @@ class NeuroFMXConfig:
             raise ValueError(f"rates must be distinct integers >= 1, got {self.rates}")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion={self.fusion!r}; allowed: {', '.join(FUSIONS)}")
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality={self.modality!r}; allowed: {', '.join(MODALITIES)}")
+        checks.positive(self, "n_bins", "bin_size", "time_scale", "n_chans", "sfreq", "lfp_pool")
+        checks.non_negative(self, "n_waveform_features")
         if self.scan not in SCANS:
             raise ValueError(f"scan={self.scan!r}; allowed: {', '.join(SCANS)}")

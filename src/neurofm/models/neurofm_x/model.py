@@ -1,23 +1,47 @@
-"""NeuroFM-X: binned spike counts -> multi-rate Mamba -> Perceiver-IO latents -> task heads.
+"""NeuroFM-X: spikes, binned counts or field potentials -> multi-rate Mamba -> Perceiver-IO
+latents -> task heads.
 
-The pipeline of one window of counts ``x`` (B, T, n_units):
+One model takes one input kind, chosen by ``modality`` in the config (the registered aliases
+``neurofm_x_spikes`` and ``neurofm_x_lfp`` set it):
 
-1. tokens: :class:`~neurofm.layers.neural_tokens.BinnedCountEmbedding` (sqrt counts, linear
-   projection, sinusoidal positions);
-2. backbone: :class:`~neurofm.layers.mamba.MultiRateMamba` (one Mamba stack per rate, fused);
-3. population: :class:`~neurofm.layers.perceiver.PopulationTransformer` over one token per
-   unit (unit-identity embedding + the unit's activity profile), added to every latent;
-4. fusion: :class:`~neurofm.layers.perceiver.PerceiverIO` (learned latents);
-5. read-out: per-bin queries from the backbone attend to the latents (Perceiver-IO decoding),
-   then the heads: the neural encoder (log firing rate of every unit, the ``prediction``,
-   trained with a Poisson loss on units hidden from the input: co-smoothing), the behaviour
-   decoder (``extras["behaviour"]``, (B, T, n_behaviour)) and a time-contrastive InfoNCE
-   between the two halves of each window (``aux_losses["contrastive"]``).
+- ``counts``: binned counts ``x`` (B, T, n_units) through
+  :class:`~neurofm.layers.neural_tokens.BinnedCountEmbedding` (sqrt counts, linear projection,
+  sinusoidal positions): one token per bin;
+- ``spikes``: spike events ``x`` (B, N, 2 + F) (unit id, time in s, F waveform features; the
+  layout of :mod:`neurofm.data.spike_events`, padding rows masked) through
+  :class:`~neurofm.layers.neural_tokens.SpikeEventEmbedding`: one token per spike;
+- ``lfp``: field potentials ``x`` (B, n_chans, T) through
+  :class:`~neurofm.layers.neural_tokens.LFPEmbedding` (convolutions with kernels 3 / 5 / 7,
+  band powers, pooled over ``lfp_pool`` samples): one token per pooled step.
+
+Then, for every input kind:
+
+1. backbone: :class:`~neurofm.layers.mamba.MultiRateMamba` (one Mamba stack per rate, fused)
+   over the tokens;
+2. population (counts, spikes): :class:`~neurofm.layers.perceiver.PopulationTransformer` over
+   one token per unit (unit-identity embedding + the unit's binned activity profile), added to
+   every latent;
+3. fusion: :class:`~neurofm.layers.perceiver.PerceiverIO` (learned latents; padding spikes
+   are never attended);
+4. read-out (Perceiver-IO decoding): one query per output step attends to the latents. The
+   output steps are the bins for counts (query: the backbone feature of the bin), the
+   ``n_bins`` bins of ``bin_size`` s for spikes (query: the sinusoid of the bin-centre time,
+   which first attends to the spike tokens), the pooled steps for LFP (query: the backbone
+   feature of the step; step k covers samples ``[k, k + 1) * lfp_pool``, so per-sample targets
+   are averaged over those samples, :func:`neurofm.data.spike_events.pool_steps`);
+5. heads: the ``prediction`` per output step, the behaviour decoder (``extras["behaviour"]``,
+   (B, steps, n_behaviour)) and a time-contrastive InfoNCE between the two halves of each
+   window (``aux_losses["contrastive"]``). For counts and spikes the prediction is the log
+   firing rate of every unit per bin (the neural encoder, trained with a Poisson loss on units
+   hidden from the input: co-smoothing); spike models also return the binned counts of their
+   events, the encoder's target (``extras["counts"]``). For LFP the prediction is the log band
+   power of every channel and band per pooled step, read back from the latents (its target:
+   ``extras["band_power"]``, computed from the input).
 
 Deviations from the NeuroFM-X description:
 
-- the family takes binned counts; the spike-event and LFP embeddings
-  (:mod:`neurofm.layers.neural_tokens`) are shared layers, not yet inputs of this family;
+- one modality per model (a config value), not several input streams fused in one forward;
+- LFP models have no PopT (it reads units) and no co-smoothing mask;
 - the latent diffusion prior (:mod:`.prior`, ``diffusion_weight > 0``) learns the latents
   without a gradient into the encoder (a prior fitted to the encoder, trained jointly as an
   auxiliary loss term); :meth:`NeuroFMX.sample_latents` draws from it;
@@ -27,19 +51,31 @@ Deviations from the NeuroFM-X description:
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neurofm.data.spike_events import bin_events, split_events
 from neurofm.layers.mamba import MultiRateMamba
-from neurofm.layers.neural_tokens import BinnedCountEmbedding
+from neurofm.layers.neural_tokens import (
+    BANDS_HZ,
+    BinnedCountEmbedding,
+    LFPEmbedding,
+    SpikeEventEmbedding,
+    sinusoidal_encoding,
+)
 from neurofm.layers.perceiver import CrossAttentionBlock, PerceiverIO, PopulationTransformer
 from neurofm.models.neurofm_x.config import NeuroFMXConfig
 from neurofm.models.neurofm_x.prior import LatentDiffusionPrior
 from neurofm.registry import MODELS, create
 from neurofm.types import ModelOutput, ModelSpec
+
+INPUT_KINDS = {"counts": "binned_counts", "spikes": "spike_events", "lfp": "field_potentials"}
+"""The spec input kind of each modality."""
 
 
 def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
@@ -50,20 +86,47 @@ def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
+@dataclass(frozen=True)
+class ModalitySpec(ModelSpec):
+    """The spec of the default (counts) NeuroFM-X; called with a config, the spec of the model
+    that config builds, whose input kind follows ``config.modality``."""
+
+    def __call__(self, config: NeuroFMXConfig | None) -> ModelSpec:
+        modality = getattr(config, "modality", "counts")
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(ModelSpec)}
+        return ModelSpec(**{**fields, "inputs": INPUT_KINDS[modality]})
+
+
 @MODELS.register(
     "neurofm_x",
     config=NeuroFMXConfig,
-    spec=ModelSpec(inputs="binned_counts", outputs="prediction"),
+    spec=ModalitySpec(inputs="binned_counts", outputs="prediction"),
 )
 class NeuroFMX(nn.Module):
-    """Multi-rate Mamba + Perceiver-IO + PopT over binned counts: unit rates, behaviour."""
+    """Multi-rate Mamba + Perceiver-IO + PopT over counts, spikes or LFP: rates, behaviour."""
 
     def __init__(self, config: NeuroFMXConfig) -> None:
         super().__init__()
         self.config = cfg = config
-        self.embed = BinnedCountEmbedding(
-            cfg.n_units, cfg.d_model, sqrt_transform=cfg.sqrt_transform
-        )
+        if cfg.modality == "counts":
+            self.embed = BinnedCountEmbedding(
+                cfg.n_units, cfg.d_model, sqrt_transform=cfg.sqrt_transform
+            )
+        elif cfg.modality == "spikes":
+            self.embed = SpikeEventEmbedding(
+                cfg.n_units,
+                cfg.d_model,
+                n_waveform_features=cfg.n_waveform_features,
+                freeze_units=cfg.freeze_units,
+                time_scale=cfg.time_scale,
+            )
+            # always attended next to the spikes (a window may have none)
+            self.null = nn.Parameter(0.02 * torch.randn(cfg.d_model))
+            self.bin_events = CrossAttentionBlock(
+                cfg.d_latent, cfg.n_heads, d_context=cfg.d_model, dropout=cfg.dropout
+            )
+        else:
+            self.embed = LFPEmbedding(cfg.n_chans, cfg.d_model, sfreq=cfg.sfreq, pool=cfg.lfp_pool)
         self.backbone = MultiRateMamba(
             cfg.d_model,
             cfg.n_layers,
@@ -75,7 +138,7 @@ class NeuroFMX(nn.Module):
             scan=cfg.scan,
         )
         self.popt = None
-        if cfg.popt_layers:
+        if cfg.popt_layers and cfg.modality != "lfp":
             self.unit_ids = nn.Embedding(cfg.n_units, cfg.d_latent)
             self.unit_profile = nn.Linear(cfg.popt_profile, cfg.d_latent)
             self.popt = PopulationTransformer(
@@ -93,7 +156,10 @@ class NeuroFMX(nn.Module):
         self.readout = CrossAttentionBlock(
             cfg.d_latent, cfg.n_heads, d_context=cfg.d_latent, dropout=cfg.dropout
         )
-        self.rates_head = nn.Linear(cfg.d_latent, cfg.n_units)
+        if cfg.modality == "lfp":
+            self.band_head = nn.Linear(cfg.d_latent, cfg.n_chans * len(BANDS_HZ))
+        else:
+            self.rates_head = nn.Linear(cfg.d_latent, cfg.n_units)
         self.behaviour_head = nn.Linear(cfg.d_latent, cfg.n_behaviour) if cfg.n_behaviour else None
         self.contrastive = (
             nn.Linear(cfg.d_latent, cfg.d_contrastive) if cfg.contrastive_weight else None
@@ -121,8 +187,12 @@ class NeuroFMX(nn.Module):
         """PopT's population vector (B, d_latent) over the observed units of ``counts``."""
         parts = units if units is not None else self
         b, t, u = counts.shape
+        if self.config.modality == "spikes":
+            values = counts.sqrt()  # the events' binned counts
+        else:
+            values = parts.embed.transform(counts)
         profile = F.adaptive_avg_pool1d(
-            parts.embed.transform(counts).transpose(1, 2), self.config.popt_profile
+            values.transpose(1, 2), self.config.popt_profile
         )  # (B, U, popt_profile)
         ids = torch.arange(u, device=counts.device)
         tokens = parts.unit_ids(ids) + self.unit_profile(profile)  # (B, U, d_latent)
@@ -131,32 +201,48 @@ class NeuroFMX(nn.Module):
     def forward(
         self, x: Tensor, *, observed: Tensor | None = None, units: nn.Module | None = None
     ) -> ModelOutput:
-        """Encode a window of counts and read out every head.
+        """Encode a window and read out every head.
 
         Parameters
         ----------
-        x : Tensor, shape (B, T, n_units)
-            Non-negative binned spike counts (float or integer).
+        x : Tensor
+            ``counts``: non-negative binned spike counts (B, T, n_units) (float or integer);
+            ``spikes``: spike events (B, N, 2 + n_waveform_features) (see
+            :mod:`neurofm.data.spike_events`); ``lfp``: field potentials (B, n_chans, T).
         observed : BoolTensor, shape (B, n_units) or (n_units,), optional
-            Units the model may see (default all); the others are zeroed at the input and hidden
-            from PopT, so their predicted rates are co-smoothed from the observed units.
+            Units the model may see (default all; counts and spikes); the others are removed
+            from the input and hidden from PopT, so their predicted rates are co-smoothed from
+            the observed units.
         units : UnitAdapter, optional
-            A Unit-ID adapter (:mod:`neurofm.models.neurofm_x.adapters`) for a recording with
-            other units: its count embedding, unit identities, rate (and optionally behaviour)
-            heads replace the model's, everything else is the model's; ``x`` then has the
-            adapter's ``n_units``.
+            A Unit-ID adapter (:mod:`neurofm.models.neurofm_x.adapters`, counts models) for a
+            recording with other units: its count embedding, unit identities, rate (and
+            optionally behaviour) heads replace the model's, everything else is the model's;
+            ``x`` then has the adapter's ``n_units``.
 
         Returns
         -------
         ModelOutput
-            ``prediction`` (B, T, n_units): log firing rate per bin of every unit;
-            ``extras["behaviour"]`` (B, T, n_behaviour) when ``n_behaviour > 0``;
-            ``extras["latents"]`` (B, n_latents, d_latent); ``extras["features"]`` (B, T,
-            d_latent), the read-out features per bin; ``aux_losses["contrastive"]`` (weighted)
-            when ``contrastive_weight > 0`` and B >= 2; ``aux_losses["diffusion_prior"]``
-            (weighted, in training mode) when ``diffusion_weight > 0``.
+            ``prediction`` (B, steps, n_units): log firing rate per bin of every unit (steps:
+            T for counts, n_bins for spikes), or (B, T / lfp_pool, n_chans * 5) log band powers
+            for LFP; ``extras["behaviour"]`` (B, steps, n_behaviour) when ``n_behaviour > 0``;
+            ``extras["latents"]`` (B, n_latents, d_latent); ``extras["features"]`` (B, steps,
+            d_latent), the read-out features per step; ``extras["counts"]`` (spikes) or
+            ``extras["band_power"]`` (LFP), the target of the prediction;
+            ``aux_losses["contrastive"]`` (weighted) when ``contrastive_weight > 0`` and B >= 2;
+            ``aux_losses["diffusion_prior"]`` (weighted, in training mode) when
+            ``diffusion_weight > 0``.
         """
-        cfg = self.config
+        modality = self.config.modality
+        if units is not None and modality != "counts":
+            raise ValueError(
+                f"neurofm_x: Unit-ID adapters read counts; this model reads {modality}"
+            )
+        if modality == "spikes":
+            return self._forward_spikes(x, observed)
+        if modality == "lfp":
+            if observed is not None:
+                raise ValueError("neurofm_x: observed= (unit masking) does not apply to LFP input")
+            return self._forward_lfp(x)
         parts = units if units is not None else self
         n_units = parts.embed.n_units
         if x.ndim != 3 or x.shape[-1] != n_units:
@@ -165,15 +251,87 @@ class NeuroFMX(nn.Module):
             )
         b, t, u = x.shape
         counts = x.to(parts.embed.proj.weight.dtype)
-        if observed is None:
-            observed = torch.ones(b, u, dtype=torch.bool, device=x.device)
-        observed = observed.to(device=x.device, dtype=torch.bool).expand(b, u)
+        observed = self._observed(observed, b, u, x.device)
         counts = counts * observed[:, None, :]
         h = self.backbone(parts.embed(counts))  # (B, T, d_model)
         extra = self.population(counts, observed, units) if self.popt is not None else None
         latents = self.fusion.encode(h, extra=extra)  # (B, n_latents, d_latent)
         features = self.readout(self.query(h), latents)  # (B, T, d_latent)
-        extras = {"latents": latents, "features": features}
+        return self._heads(features, latents, parts.rates_head, units=units)
+
+    @staticmethod
+    def _observed(observed: Tensor | None, b: int, u: int, device: torch.device) -> Tensor:
+        if observed is None:
+            return torch.ones(b, u, dtype=torch.bool, device=device)
+        return observed.to(device=device, dtype=torch.bool).expand(b, u)
+
+    def _forward_spikes(self, x: Tensor, observed: Tensor | None) -> ModelOutput:
+        """Spike events (B, N, 2 + F) -> per-bin outputs on ``n_bins`` bins."""
+        cfg = self.config
+        units, times, waveforms, valid = split_events(
+            x,
+            n_units=cfg.n_units,
+            n_waveform_features=cfg.n_waveform_features,
+            window=cfg.n_bins * cfg.bin_size,
+        )
+        b = x.shape[0]
+        counts = bin_events(
+            units, times, valid, n_units=cfg.n_units, n_bins=cfg.n_bins, bin_size=cfg.bin_size
+        )  # (B, n_bins, n_units): every spike, the encoder's target
+        observed = self._observed(observed, b, cfg.n_units, x.device)
+        seen = valid & observed.gather(1, units)  # (B, N)
+        dtype = self.null.dtype
+        if waveforms is not None:
+            waveforms = waveforms.to(dtype)
+        tokens = self.embed(units, times.to(dtype), waveforms) * seen[..., None]
+        # pad to a multiple of the coarsest rate, so that trailing padding rows never enter the
+        # pooled block of a spike (the backbone is causal across blocks)
+        step = max(cfg.rates)
+        pad = (-tokens.shape[1]) % step or (step if tokens.shape[1] == 0 else 0)
+        tokens = F.pad(tokens, (0, 0, 0, pad))
+        seen = F.pad(seen, (0, pad), value=False)
+        h = self.backbone(tokens)  # (B, N', d_model)
+        context = torch.cat([self.null.expand(b, 1, -1), h], dim=1)
+        mask = torch.cat([seen.new_ones(b, 1), seen], dim=1)  # (B, 1 + N')
+        extra = None
+        if self.popt is not None:
+            extra = self.population(counts * observed[:, None, :], observed)
+        latents = self.fusion.encode(context, extra=extra, mask=mask)
+        centres = (torch.arange(cfg.n_bins, device=x.device, dtype=torch.float64) + 0.5) * (
+            cfg.bin_size / cfg.time_scale
+        )
+        query = self.query(sinusoidal_encoding(centres, cfg.d_model).to(dtype))
+        query = self.bin_events(query.expand(b, -1, -1), context, attn_mask=mask[:, None, None])
+        features = self.readout(query, latents)  # (B, n_bins, d_latent)
+        return self._heads(features, latents, self.rates_head, extras={"counts": counts})
+
+    def _forward_lfp(self, x: Tensor) -> ModelOutput:
+        """Field potentials (B, n_chans, T) -> per-step outputs on the pooled grid."""
+        cfg = self.config
+        if x.ndim != 3 or x.shape[1] != cfg.n_chans:
+            raise ValueError(
+                f"neurofm_x: expected field potentials (B, {cfg.n_chans}, T), got {tuple(x.shape)}"
+            )
+        x = x.to(self.band_head.weight.dtype)
+        h = self.backbone(self.embed(x))  # (B, T / lfp_pool, d_model)
+        latents = self.fusion.encode(h)
+        features = self.readout(self.query(h), latents)
+        band_power = self.embed.band_power(x).detach().to(features.dtype)
+        return self._heads(features, latents, self.band_head, extras={"band_power": band_power})
+
+    def _heads(
+        self,
+        features: Tensor,
+        latents: Tensor,
+        head: nn.Module,
+        *,
+        units: nn.Module | None = None,
+        extras: dict[str, Tensor] | None = None,
+    ) -> ModelOutput:
+        """The prediction ``head(features)``, behaviour, contrastive and prior terms."""
+        cfg = self.config
+        b, t = features.shape[:2]
+        extras = {"latents": latents, "features": features, **(extras or {})}
         behaviour_head = self.behaviour_head
         if units is not None and units.behaviour_head is not None:
             behaviour_head = units.behaviour_head
@@ -188,7 +346,7 @@ class NeuroFMX(nn.Module):
         if self.prior is not None and self.training:
             # the prior models the latents as the encoder makes them: no gradient into it
             aux["diffusion_prior"] = cfg.diffusion_weight * self.prior.loss(latents.detach())
-        return ModelOutput(prediction=parts.rates_head(features), aux_losses=aux, extras=extras)
+        return ModelOutput(prediction=head(features), aux_losses=aux, extras=extras)
 
     def sample_latents(
         self, n: int, *, n_steps: int = 50, sampler: str = "ddim", seed: int | None = None
@@ -211,3 +369,7 @@ class NeuroFMX(nn.Module):
         out["popt_and_heads"] = sum(p.numel() for p in self.parameters() if id(p) not in counted)
         out["total"] = sum(p.numel() for p in self.parameters())
         return out
+
+
+MODELS.alias("neurofm_x_spikes", "neurofm_x", defaults={"modality": "spikes"})
+MODELS.alias("neurofm_x_lfp", "neurofm_x", defaults={"modality": "lfp"})
