@@ -280,9 +280,13 @@ class NeuroFMX(nn.Module):
         )  # (B, n_bins, n_units): every spike, the encoder's target
         observed = self._observed(observed, b, cfg.n_units, x.device)
         seen = valid & observed.gather(1, units)  # (B, N)
+        # the spikes of hidden units leave the sequence (the others keep their order), so that
+        # not even their count or timing reaches the model
+        order = torch.sort((~seen).to(torch.int8), dim=1, stable=True).indices
+        units, times, seen = units.gather(1, order), times.gather(1, order), seen.gather(1, order)
         dtype = self.null.dtype
         if waveforms is not None:
-            waveforms = waveforms.to(dtype)
+            waveforms = waveforms.gather(1, order[..., None].expand_as(waveforms)).to(dtype)
         tokens = self.embed(units, times.to(dtype), waveforms) * seen[..., None]
         # pad to a multiple of the coarsest rate, so that trailing padding rows never enter the
         # pooled block of a spike (the backbone is causal across blocks)
