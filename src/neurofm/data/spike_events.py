@@ -30,7 +30,8 @@ def pack_events(
     *,
     n_waveform_features: int = 0,
 ) -> Tensor:
-    """Pack per-window spikes into the padded ``(B, N, 2 + F)`` layout (float32).
+    """Pack per-window spikes into the padded ``(B, N, 2 + F)`` layout (float64, so that a
+    time just inside the window stays inside it).
 
     Parameters
     ----------
@@ -46,7 +47,7 @@ def pack_events(
         Padding rows have unit id ``-1``, time 0 and zero features.
     """
     n_max = max((len(w[0]) for w in windows), default=0)
-    out = np.zeros((len(windows), n_max, 2 + n_waveform_features), dtype=np.float32)
+    out = np.zeros((len(windows), n_max, 2 + n_waveform_features), dtype=np.float64)
     out[:, :, 0] = PAD_UNIT
     for b, window in enumerate(windows):
         units, times = np.asarray(window[0]), np.asarray(window[1], dtype=np.float64)
@@ -123,9 +124,14 @@ def split_events(
 def bin_events(
     units: Tensor, times: Tensor, valid: Tensor, *, n_units: int, n_bins: int, bin_size: float
 ) -> Tensor:
-    """Counts (B, n_bins, n_units) of the valid spikes; bin k holds ``[k, k + 1) * bin_size``."""
+    """Counts (B, n_bins, n_units) of the valid spikes; bin k holds ``[k, k + 1) * bin_size``.
+
+    Bin positions are rounded to 1e-9 bins first (as :func:`neurofm.io.spikes.spikes_to_recording`
+    does), so that float error does not move a spike on a bin edge.
+    """
     b = units.shape[0]
-    index = torch.floor(times.double() / bin_size).long().clamp(0, n_bins - 1)
+    position = torch.round(times.double() / bin_size, decimals=9)
+    index = torch.floor(position).long().clamp(0, n_bins - 1)
     flat = (index * n_units + units) * valid + (~valid) * (n_bins * n_units)  # padding: extra
     counts = torch.zeros(b, n_bins * n_units + 1, dtype=torch.float32, device=units.device)
     counts.scatter_add_(1, flat, valid.float())

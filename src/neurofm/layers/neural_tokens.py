@@ -8,12 +8,11 @@
 - :class:`LFPEmbedding`: field potentials ``(B, C, T)`` -> ``(B, T / pool, d_model)`` from
   multi-scale 1-D convolutions (kernels 3, 5, 7) and band-power features (delta .. gamma).
 
-Why these are layers and not registered tokenizers: neurofm's tokenizer contract
-(``tokenizers/base.py``) is ``fit`` on data, ``encode`` a ``(B, C, T)`` signal and ``decode``
-back to it, save / load on their own. These embeddings have no decode, are trained end to end
-with the model that owns them (by the model's objective, not by ``fit``), and their weights live
-in the model's checkpoint, so they are embedding modules assembled by the ``neurofm_x`` family,
-like :class:`~neurofm.layers.embeddings.ChannelTokenEmbedding` is for the code models.
+These are layers, assembled by the ``neurofm_x`` family and trained end to end with it (their
+weights live in the model's checkpoint). :mod:`neurofm.tokenizers.neural` registers each behind
+the tokenizer interface as well (``spike_tokens``, ``count_tokens``, ``lfp_tokens``), to be fitted
+(data statistics), saved and loaded alone; ``docs/architecture.md`` says where they depart from
+the tokenizer contract.
 """
 
 from __future__ import annotations

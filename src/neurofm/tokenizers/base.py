@@ -102,6 +102,7 @@ class Tokenizer(nn.Module):
     config_cls: ClassVar[type]
     codes_layout: ClassVar[str | None] = "B C T"
     requires_fit: ClassVar[bool] = False
+    decodable: ClassVar[bool] = True  # False: decode raises (the tokens are not invertible)
 
     def __init__(self, config: Any) -> None:
         super().__init__()

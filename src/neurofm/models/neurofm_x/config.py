@@ -53,6 +53,7 @@ class NeuroFMXConfig:
     n_waveform_features: int = 0  # features per spike after its unit id and time (0: none)
     freeze_units: bool = False  # keep the unit identity embeddings at their initialisation
     time_scale: float = 1e-3  # seconds per unit of the spike-time sinusoids
+    read_radius: int = 0  # a bin query reads the spikes within this many bins (0: every spike)
     # field potentials (modality: lfp)
     n_chans: int = 64  # channels of the field potentials (B, n_chans, T)
     sfreq: float = 1000.0  # sampling rate (Hz), for the band-power features
@@ -109,6 +110,6 @@ class NeuroFMXConfig:
         if self.modality not in MODALITIES:
             raise ValueError(f"modality={self.modality!r}; allowed: {', '.join(MODALITIES)}")
         checks.positive(self, "n_bins", "bin_size", "time_scale", "n_chans", "sfreq", "lfp_pool")
-        checks.non_negative(self, "n_waveform_features")
+        checks.non_negative(self, "n_waveform_features", "read_radius")
         if self.scan not in SCANS:
             raise ValueError(f"scan={self.scan!r}; allowed: {', '.join(SCANS)}")

@@ -26,9 +26,10 @@ Then, for every input kind:
 4. read-out (Perceiver-IO decoding): one query per output step attends to the latents. The
    output steps are the bins for counts (query: the backbone feature of the bin), the
    ``n_bins`` bins of ``bin_size`` s for spikes (query: the sinusoid of the bin-centre time,
-   which first attends to the spike tokens), the pooled steps for LFP (query: the backbone
-   feature of the step; step k covers samples ``[k, k + 1) * lfp_pool``, so per-sample targets
-   are averaged over those samples, :func:`neurofm.data.spike_events.pool_steps`);
+   which first attends to the spike tokens, those within ``read_radius`` bins when set), the
+   pooled steps for LFP (query: the backbone feature of the step; step k covers samples
+   ``[k, k + 1) * lfp_pool``, so per-sample targets are averaged over those samples,
+   :func:`neurofm.data.spike_events.pool_steps`);
 5. heads: the ``prediction`` per output step, the behaviour decoder (``extras["behaviour"]``,
    (B, steps, n_behaviour)) and a time-contrastive InfoNCE between the two halves of each
    window (``aux_losses["contrastive"]``). For counts and spikes the prediction is the log
@@ -293,7 +294,7 @@ class NeuroFMX(nn.Module):
         step = max(cfg.rates)
         pad = (-tokens.shape[1]) % step or (step if tokens.shape[1] == 0 else 0)
         tokens = F.pad(tokens, (0, 0, 0, pad))
-        seen = F.pad(seen, (0, pad), value=False)
+        seen, times = F.pad(seen, (0, pad), value=False), F.pad(times, (0, pad))
         h = self.backbone(tokens)  # (B, N', d_model)
         context = torch.cat([self.null.expand(b, 1, -1), h], dim=1)
         mask = torch.cat([seen.new_ones(b, 1), seen], dim=1)  # (B, 1 + N')
@@ -305,7 +306,13 @@ class NeuroFMX(nn.Module):
             cfg.bin_size / cfg.time_scale
         )
         query = self.query(sinusoidal_encoding(centres, cfg.d_model).to(dtype))
-        query = self.bin_events(query.expand(b, -1, -1), context, attn_mask=mask[:, None, None])
+        read = mask[:, None, None]  # (B, 1, 1, 1 + N')
+        if cfg.read_radius:  # each bin reads the spikes near it (and the null token)
+            bins = torch.floor(times.double() / cfg.bin_size)  # (B, N')
+            near = (bins[:, None, :] - torch.arange(cfg.n_bins, device=x.device)[:, None]).abs()
+            near = torch.cat([mask.new_ones(b, cfg.n_bins, 1), near <= cfg.read_radius], dim=2)
+            read = read & near[:, None]  # (B, 1, n_bins, 1 + N')
+        query = self.bin_events(query.expand(b, -1, -1), context, attn_mask=read)
         features = self.readout(query, latents)  # (B, n_bins, d_latent)
         return self._heads(features, latents, self.rates_head, extras={"counts": counts})
 
