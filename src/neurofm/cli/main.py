@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "decode": "neurofm.cli.decode:decode",
     "reach": "neurofm.cli.reach:reach",
     "fewshot": "neurofm.cli.reach:fewshot",
+    "stimulus": "neurofm.cli.neural_real:stimulus",
+    "lfp": "neurofm.cli.neural_real:lfp",
     "generate": "neurofm.cli.generate:generate",
     "benchmark": "neurofm.cli.benchmark:benchmark",
     "synth-masc": "neurofm.cli.synth_masc:synth_masc",

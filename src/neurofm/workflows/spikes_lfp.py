@@ -45,7 +45,7 @@ class StimulusConfig:
     test_fraction: float = 0.2  # the last part of the recording, held out
     steps: int = 300  # optimizer steps
     batch_size: int = 16  # windows per step
-    lr: float = 2e-3  # AdamW learning rate
+    lr: float = 1e-2  # AdamW learning rate
     seed: int = 0  # seed of the model and the windows
     n_lags: int = 5  # ridge baseline: bins before and after each bin
     ridges: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -63,6 +63,7 @@ class StimulusConfig:
             "n_heads": 4,
             "popt_layers": 0,
             "d_contrastive": 16,
+            "read_radius": 2,
         }
     )
     objective: dict[str, Any] = field(
