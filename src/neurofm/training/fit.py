@@ -171,8 +171,8 @@ def _check_compatible(
         problems += _band_problems(cfg, tuple(first.shape))
     if spec.inputs == "band_codes" and tokenizer is not None:
         problems += _band_code_problems(cfg, tokenizer, tuple(first.shape))
-    model_chans = cfg.model.get("n_chans")
-    if model_chans is not None and model_chans != n_chans:
+    model_chans = cfg.model.get("n_chans")  # counts windows are (T, units): no channel axis
+    if model_chans is not None and model_chans != n_chans and cfg.data.layout != "counts":
         problems.append(
             f"model.n_chans: {model_chans}, but the windows of {cfg.data.store!r} "
             f"have {n_chans} channels"

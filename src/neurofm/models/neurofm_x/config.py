@@ -73,7 +73,6 @@ class NeuroFMXConfig:
             "popt_profile": 4,
             "d_contrastive": 8,
             "n_bins": 16,
-            "n_chans": 2,
         },
         "small": {
             "d_model": 128,
