@@ -14,7 +14,8 @@ test bins, the model-minus-ridge difference paired on the same resamples.
 :func:`lfp_training`: a field-potential model (``modality: lfp``) trained on windows of one LFP
 channel (the human M1 recording), scaled by the ``lfp_tokens`` tokenizer fitted on the train
 part only; the loss (band-power read-out MSE + contrastive InfoNCE) on the train windows and on
-held-out windows of the last block, before and after training.
+held-out windows of the last block, before and after training, next to the band-power MSE of
+predicting every step by the train mean of each band.
 """
 
 from __future__ import annotations
@@ -284,6 +285,9 @@ def lfp_training(path: str | Path, config: LFPConfig | None = None) -> dict[str,
     before = held_out()
     losses = train_events(model, train, None, cfg)
     after = held_out()
+    # baseline of the band-power read-out: every step predicted by the train mean of its feature
+    band_train, band_test = model.embed.band_power(train), model.embed.band_power(test)
+    mean_mse = float((band_test - band_train.mean(dim=(0, 1))).square().mean())
     with torch.no_grad():
         out = model.eval()(test)
     return {
@@ -305,5 +309,6 @@ def lfp_training(path: str | Path, config: LFPConfig | None = None) -> dict[str,
         "train_loss_first_last": [losses[0], losses[-1]],
         "held_out_before": before,
         "held_out_after": after,
+        "held_out_band_power_mse_of_the_train_mean": mean_mse,
         "parameters": model.count_parameters()["total"],
     }
