@@ -1,5 +1,5 @@
-"""NeuroFM-X: a foundation model of binned spiking activity (multi-rate Mamba, Perceiver-IO,
-PopT, behaviour / neural-encoder / contrastive heads). See :mod:`.model`."""
+"""NeuroFM-X: a foundation model of binned counts, spike events or field potentials (multi-rate
+Mamba, Perceiver-IO, PopT, behaviour / neural-encoder / contrastive heads). See :mod:`.model`."""
 
 from neurofm.models.neurofm_x.config import NeuroFMXConfig
 from neurofm.models.neurofm_x.model import NeuroFMX, info_nce
