@@ -308,7 +308,7 @@ class NeuroFMX(nn.Module):
         query = self.query(sinusoidal_encoding(centres, cfg.d_model).to(dtype))
         read = mask[:, None, None]  # (B, 1, 1, 1 + N')
         if cfg.read_radius:  # each bin reads the spikes near it (and the null token)
-            bins = torch.floor(times.double() / cfg.bin_size)  # (B, N')
+            bins = torch.floor(torch.round(times.double() / cfg.bin_size, decimals=9))
             near = (bins[:, None, :] - torch.arange(cfg.n_bins, device=x.device)[:, None]).abs()
             near = torch.cat([mask.new_ones(b, cfg.n_bins, 1), near <= cfg.read_radius], dim=2)
             read = read & near[:, None]  # (B, 1, n_bins, 1 + N')
