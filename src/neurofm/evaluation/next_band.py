@@ -12,7 +12,9 @@ For every stage ``k`` (level ``k`` = bands ``0..k``), on the same held-out windo
   (:func:`~neurofm.generation.next_band.generate_bands`), scored per stage against the truth
   (MSE, SNR in dB) with the cumulative MSE over generated stages.
 
-Writes ``report.json``, ``report.html``, ``rollout_metrics.json`` and ``rollout.png`` (one channel of one window:
+The rollouts of the baselines and the realism of the generated full-band signals are added by
+:mod:`neurofm.evaluation.band_realism`. Writes ``report.json``, ``report.html``, ``report.md``,
+``rollout_metrics.json`` and ``rollout.png`` (one channel of one window:
 truth and rollout per stage) and the resolved ``evaluate.yaml``.
 """
 
@@ -227,9 +229,14 @@ def evaluate_next_band_run(
     test_index = evenly(len(test_set), config.forecast_windows)
     train_index = evenly(len(train_set), config.baseline_train_windows)
     test, train = stack(test_set, test_index), stack(train_set, train_index)
+    from neurofm.evaluation.band_realism import band_realism, markdown, rollout_baselines
+
     scores = evaluate_next_band(run.model, test, train, config)
     rollout = scores.pop("_rollout")
     sfreq, bands = _sfreq_and_bands(run, test_set)
+    ridge = BandRidge().fit(train)
+    scores["rollout_baselines"] = rollout_baselines(ridge, test)
+    scores["realism"] = band_realism(run.model, test, train, rollout, config, sfreq, ridge)
     out, sample, png = rollout_sample(
         run,
         test,
@@ -263,6 +270,7 @@ def evaluate_next_band_run(
         json.dump(sample, fh, indent=2)
     save_yaml(asdict(config), out / "evaluate.yaml")
     write_html(report, out / "report.html")
+    (out / "report.md").write_text(markdown(report))
     return EvaluationResult(report=report, arrays={"rollout": rollout, "real": test})
 
 
