@@ -117,10 +117,14 @@ def band_taps(sfreq: float, bands: tuple[tuple[float, float], ...], n_taps: int)
     return taps
 
 
-def apply_filter_bank(signal: np.ndarray, taps: np.ndarray, chunk: int = 8) -> np.ndarray:
+def apply_filter_bank(
+    signal: np.ndarray, taps: np.ndarray, chunk: int = 8, reflect: str = "even"
+) -> np.ndarray:
     """Every filter of ``taps`` (K, N), N odd, applied zero-phase to ``signal`` (..., T).
 
-    The signal is reflected at both ends by ``N // 2`` samples (as :func:`band_filter`), its FFT
+    The signal is reflected at both ends by ``N // 2`` samples (``reflect="even"``: mirrored
+    about the end sample, as :func:`band_filter`; ``"odd"``: also negated about it,
+    ``2 x[0] - x[n]``, as MNE's ``filter_data`` pads by default), its FFT
     is taken once per channel and multiplied by each filter's, so that K filters cost one
     forward and K inverse FFTs; channels go ``chunk`` at a time to bound memory. The result,
     (K, ..., T) float64, equals the direct convolution to float64 rounding.
@@ -133,6 +137,8 @@ def apply_filter_bank(signal: np.ndarray, taps: np.ndarray, chunk: int = 8) -> n
         raise ValueError(f"apply_filter_bank: taps must be (K, N) with N odd, got {taps.shape}")
     if signal.shape[-1] < 2:
         raise ValueError(f"apply_filter_bank: need at least 2 samples, got {signal.shape[-1]}")
+    if reflect not in ("even", "odd"):
+        raise ValueError(f"apply_filter_bank: reflect must be 'even' or 'odd', got {reflect!r}")
     n_taps, n_times = taps.shape[1], signal.shape[-1]
     half = n_taps // 2
     rows = signal.reshape(-1, n_times)
@@ -141,7 +147,9 @@ def apply_filter_bank(signal: np.ndarray, taps: np.ndarray, chunk: int = 8) -> n
     spectra = rfft(taps, n_fft, axis=-1)[:, None]  # (K, 1, F)
     out = np.empty((len(taps), len(rows), n_times))
     for lo in range(0, len(rows), chunk):
-        padded = np.pad(rows[lo : lo + chunk], [(0, 0), (half, half)], mode="reflect")
+        padded = np.pad(
+            rows[lo : lo + chunk], [(0, 0), (half, half)], mode="reflect", reflect_type=reflect
+        )
         full = irfft(rfft(padded, n_fft, axis=-1)[None] * spectra, n_fft, axis=-1)
         out[:, lo : lo + chunk] = full[..., n_taps - 1 : padded_len]
     return out.reshape(len(taps), *signal.shape)
