@@ -146,3 +146,13 @@ def test_run_on_held_out_real_eeg(tmp_path):
     assert "flags" in report["realism"]["unconditional"]
     assert "| stage1 |" in Path(tmp_path / "eval" / "report.md").read_text()
     assert result.arrays["rollout"].shape == (8, 3, 4, 64)
+    from neurofm.evaluation.band_compare import compare_reports
+    from neurofm.evaluation.band_compare import markdown as compare_markdown
+
+    table = compare_reports(report, None)
+    assert set(table["one_step_next_band"]) == {"stage0", "stage1", "stage2"}
+    row = table["rollout_mse_from_lowest_band"]["stage2"]
+    assert set(row) == {"next_band", "ridge_rollout", "no_new_band_rollout"}
+    assert "| stage2 |" in compare_markdown(table)
+    with pytest.raises(ValueError, match="expected 'band_tokens'"):
+        compare_reports(report, report)
