@@ -1,4 +1,8 @@
-"""Realism and rollout baselines of next-band generation, and the markdown report.
+"""Baselines, rollout scores and realism of next-band generation, and the markdown report.
+
+:class:`BandRidge` (per stage, a ridge map from level ``k - 1`` to level ``k``) and
+:func:`rollout_metrics` (per-stage MSE and SNR of a rollout) serve both next-band evaluations
+(:mod:`~neurofm.evaluation.next_band`, :mod:`~neurofm.evaluation.band_tokens`).
 
 The full-band level (the last stage) of generated band stacks is compared with the held-out real
 full-band windows by the realism suite (:func:`neurofm.evaluation.realism.compare`: PSD per band,
@@ -27,7 +31,52 @@ import torch
 
 from neurofm.evaluation import realism
 from neurofm.evaluation.common import EvaluateConfig, evenly
-from neurofm.evaluation.next_band import BandRidge, rollout_metrics
+
+RIDGE = 1e-3
+"""Ridge penalty of the band-to-band baseline, relative to the mean input power."""
+
+
+class BandRidge:
+    """Per stage, a ridge map from the channels of level ``k - 1`` to those of level ``k``."""
+
+    def fit(self, levels: np.ndarray) -> BandRidge:
+        """Fit on train levels (M, L, C, T)."""
+        self.weights = []
+        for k in range(levels.shape[1]):
+            y = levels[:, k].transpose(0, 2, 1).reshape(-1, levels.shape[2])  # (M*T, C)
+            x = np.zeros_like(y) if k == 0 else levels[:, k - 1].transpose(0, 2, 1).reshape(y.shape)
+            design = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+            gram = design.T @ design
+            penalty = RIDGE * max(np.trace(gram[:-1, :-1]) / max(len(gram) - 1, 1), 1e-12)
+            reg = penalty * np.eye(len(gram))
+            reg[-1, -1] = 0.0  # no penalty on the intercept
+            self.weights.append(np.linalg.solve(gram + reg, design.T @ y))  # (C + 1, C)
+        return self
+
+    def predict(self, current: np.ndarray, k: int) -> np.ndarray:
+        """Level ``k`` (M, C, T) predicted from the current band (M, C, T)."""
+        w = self.weights[k]
+        return np.einsum("mct,cd->mdt", current, w[:-1]) + w[-1][None, :, None]
+
+
+def rollout_metrics(truth: np.ndarray, rollout: np.ndarray, first_stage: int = 1) -> dict:
+    """Per-stage MSE and SNR (dB) of a rollout against the truth, and the cumulative MSE.
+
+    ``truth`` and ``rollout`` are (..., L, C, T); stages before ``first_stage`` (the given lowest
+    band) are not scored. SNR is ``10 log10(sum truth^2 / sum error^2)`` per stage.
+    """
+    truth, rollout = np.asarray(truth, np.float64), np.asarray(rollout, np.float64)
+    axes = tuple(i for i in range(truth.ndim) if i != truth.ndim - 3)
+    error = ((rollout - truth) ** 2).mean(axis=axes)
+    power = (truth**2).mean(axis=axes)
+    snr = 10.0 * np.log10(np.maximum(power, 1e-30) / np.maximum(error, 1e-30))
+    stages = range(first_stage, truth.shape[-3])
+    return {
+        "per_stage_mse": {f"stage{k}": float(error[k]) for k in stages},
+        "per_stage_snr_db": {f"stage{k}": float(snr[k]) for k in stages},
+        "cumulative_mse": float(np.mean([error[k] for k in stages])) if stages else None,
+        "final_stage_mse": float(error[-1]),
+    }
 
 
 def ridge_rollout(ridge: BandRidge, first: np.ndarray, n_stages: int) -> np.ndarray:
