@@ -11,7 +11,10 @@ On the same held-out windows, encoded by the run's ``band_rvq`` tokenizer:
   cumulative levels and scored per stage against the true levels (MSE, SNR dB; the numbers the
   continuous ``next_band`` evaluation reports for its rollout), next to the tokenizer's own
   reconstruction (the floor of any model over these codes) and "no new band" (the true level
-  ``k - 1`` as level ``k``), with intervals of rollout minus each.
+  ``k - 1`` as level ``k``), with intervals of rollout minus each; the rollouts of the continuous
+  model's baselines on the same windows (:func:`~neurofm.evaluation.band_realism.rollout_baselines`:
+  ridge maps stage after stage, the lowest band kept) and the realism suite on the full-band level
+  of the rollouts and of the ridge rollout (:func:`~neurofm.evaluation.band_realism.band_realism`).
 
 Writes ``report.json``, ``report.html``, ``rollout_metrics.json``, ``rollout.png`` and
 ``evaluate.yaml``.
@@ -29,9 +32,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from neurofm.evaluation.band_realism import band_realism, rollout_baselines
 from neurofm.evaluation.common import EvaluateConfig, EvaluationResult, evenly
 from neurofm.evaluation.intervals import bootstrap_intervals
 from neurofm.evaluation.next_band import (
+    BandRidge,
     _sfreq_and_bands,
     rollout_metrics,
     rollout_sample,
@@ -156,6 +161,10 @@ def evaluate_band_tokens_run(
     scores = evaluate_band_tokens(run.model, run.tokenizer, test, train, config, labels)
     rollout = scores.pop("_rollout")
     sfreq, bands = _sfreq_and_bands(run, test_set)
+    # the continuous model's baselines on the same windows, and the realism of the rollouts
+    ridge = BandRidge().fit(train)
+    scores["rollout_baselines"] = rollout_baselines(ridge, test)
+    scores["realism"] = band_realism(None, test, train, rollout, config, sfreq, ridge)
     out, sample, png = rollout_sample(
         run,
         test,

@@ -12,7 +12,9 @@ For every stage ``k`` (level ``k`` = bands ``0..k``), on the same held-out windo
   (:func:`~neurofm.generation.next_band.generate_bands`), scored per stage against the truth
   (MSE, SNR in dB) with the cumulative MSE over generated stages.
 
-Writes ``report.json``, ``report.html``, ``rollout_metrics.json`` and ``rollout.png`` (one channel of one window:
+The rollouts of the baselines and the realism of the generated full-band signals are added by
+:mod:`neurofm.evaluation.band_realism`. Writes ``report.json``, ``report.html``, ``report.md``,
+``rollout_metrics.json`` and ``rollout.png`` (one channel of one window:
 truth and rollout per stage) and the resolved ``evaluate.yaml``.
 """
 
@@ -25,40 +27,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from neurofm.evaluation.band_realism import (
+    RIDGE,
+    BandRidge,
+    band_realism,
+    markdown,
+    rollout_baselines,
+    rollout_metrics,
+)
 from neurofm.evaluation.common import EvaluateConfig, EvaluationResult, evenly
 from neurofm.evaluation.intervals import bootstrap_intervals
 from neurofm.fileio import atomic_open
-
-RIDGE = 1e-3
-"""Ridge penalty of the band-to-band baseline, relative to the mean input power."""
 
 
 def stack(dataset: Any, index: np.ndarray) -> np.ndarray:
     """The band stacks ``x`` of items ``index`` as (M, L, C, T) float64."""
     return np.stack([np.asarray(dataset[int(i)]["x"], dtype=np.float64) for i in index])
-
-
-class BandRidge:
-    """Per stage, a ridge map from the channels of level ``k - 1`` to those of level ``k``."""
-
-    def fit(self, levels: np.ndarray) -> BandRidge:
-        """Fit on train levels (M, L, C, T)."""
-        self.weights = []
-        for k in range(levels.shape[1]):
-            y = levels[:, k].transpose(0, 2, 1).reshape(-1, levels.shape[2])  # (M*T, C)
-            x = np.zeros_like(y) if k == 0 else levels[:, k - 1].transpose(0, 2, 1).reshape(y.shape)
-            design = np.concatenate([x, np.ones((len(x), 1))], axis=1)
-            gram = design.T @ design
-            penalty = RIDGE * max(np.trace(gram[:-1, :-1]) / max(len(gram) - 1, 1), 1e-12)
-            reg = penalty * np.eye(len(gram))
-            reg[-1, -1] = 0.0  # no penalty on the intercept
-            self.weights.append(np.linalg.solve(gram + reg, design.T @ y))  # (C + 1, C)
-        return self
-
-    def predict(self, current: np.ndarray, k: int) -> np.ndarray:
-        """Level ``k`` (M, C, T) predicted from the current band (M, C, T)."""
-        w = self.weights[k]
-        return np.einsum("mct,cd->mdt", current, w[:-1]) + w[-1][None, :, None]
 
 
 def model_predictions(model: torch.nn.Module, levels: np.ndarray, batch_size: int) -> np.ndarray:
@@ -71,26 +55,6 @@ def model_predictions(model: torch.nn.Module, levels: np.ndarray, batch_size: in
             part = torch.from_numpy(levels[lo : lo + batch_size]).float()
             out.append(model(current_bands(part)).prediction.double().numpy())
     return np.concatenate(out)
-
-
-def rollout_metrics(truth: np.ndarray, rollout: np.ndarray, first_stage: int = 1) -> dict:
-    """Per-stage MSE and SNR (dB) of a rollout against the truth, and the cumulative MSE.
-
-    ``truth`` and ``rollout`` are (..., L, C, T); stages before ``first_stage`` (the given lowest
-    band) are not scored. SNR is ``10 log10(sum truth^2 / sum error^2)`` per stage.
-    """
-    truth, rollout = np.asarray(truth, np.float64), np.asarray(rollout, np.float64)
-    axes = tuple(i for i in range(truth.ndim) if i != truth.ndim - 3)
-    error = ((rollout - truth) ** 2).mean(axis=axes)
-    power = (truth**2).mean(axis=axes)
-    snr = 10.0 * np.log10(np.maximum(power, 1e-30) / np.maximum(error, 1e-30))
-    stages = range(first_stage, truth.shape[-3])
-    return {
-        "per_stage_mse": {f"stage{k}": float(error[k]) for k in stages},
-        "per_stage_snr_db": {f"stage{k}": float(snr[k]) for k in stages},
-        "cumulative_mse": float(np.mean([error[k] for k in stages])) if stages else None,
-        "final_stage_mse": float(error[-1]),
-    }
 
 
 def plot_band_rollout(
@@ -230,6 +194,9 @@ def evaluate_next_band_run(
     scores = evaluate_next_band(run.model, test, train, config)
     rollout = scores.pop("_rollout")
     sfreq, bands = _sfreq_and_bands(run, test_set)
+    ridge = BandRidge().fit(train)
+    scores["rollout_baselines"] = rollout_baselines(ridge, test)
+    scores["realism"] = band_realism(run.model, test, train, rollout, config, sfreq, ridge)
     out, sample, png = rollout_sample(
         run,
         test,
@@ -263,6 +230,7 @@ def evaluate_next_band_run(
         json.dump(sample, fh, indent=2)
     save_yaml(asdict(config), out / "evaluate.yaml")
     write_html(report, out / "report.html")
+    (out / "report.md").write_text(markdown(report))
     return EvaluationResult(report=report, arrays={"rollout": rollout, "real": test})
 
 

@@ -9,7 +9,8 @@ Filters: one odd length for all bands (from the narrowest transition band, 3.3 /
 seconds, the Hamming-window rule MNE uses), windowed-sinc band-passes from ``scipy.signal.firwin``
 with ``scale=False``, so that adjacent bands sharing an edge sum exactly to the band-pass over
 their union; applied as a centred convolution (zero phase) after reflecting the signal at both
-ends by half the filter length.
+ends by half the filter length. Levels are computed by one FFT per channel and one inverse FFT
+per level (:func:`apply_filter_bank`), the designs cached per (sfreq, bands, length).
 
 The ``bands`` tokenizer returns these levels as continuous ``embeddings (B, L, C, T)``; with
 ``include_residual`` a last level holds the full signal, so that decoding is exact.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -107,13 +109,59 @@ def band_filter(
     return oaconvolve(padded, taps.reshape((1,) * (signal.ndim - 1) + (-1,)), mode="valid", axes=-1)
 
 
+@lru_cache(maxsize=64)
+def band_taps(sfreq: float, bands: tuple[tuple[float, float], ...], n_taps: int) -> np.ndarray:
+    """The band-pass filters of ``bands`` as (n_bands, n_taps) float64 (designed once, read-only)."""
+    taps = np.stack([design_band_filter(sfreq, lo, hi, n_taps) for lo, hi in bands])
+    taps.setflags(write=False)
+    return taps
+
+
+def apply_filter_bank(
+    signal: np.ndarray, taps: np.ndarray, chunk: int = 8, reflect: str = "even"
+) -> np.ndarray:
+    """Every filter of ``taps`` (K, N), N odd, applied zero-phase to ``signal`` (..., T).
+
+    The signal is reflected at both ends by ``N // 2`` samples (``reflect="even"``: mirrored
+    about the end sample, as :func:`band_filter`; ``"odd"``: also negated about it,
+    ``2 x[0] - x[n]``, as MNE's ``filter_data`` pads by default), its FFT
+    is taken once per channel and multiplied by each filter's, so that K filters cost one
+    forward and K inverse FFTs; channels go ``chunk`` at a time to bound memory. The result,
+    (K, ..., T) float64, equals the direct convolution to float64 rounding.
+    """
+    from scipy.fft import irfft, next_fast_len, rfft
+
+    signal = np.asarray(signal, dtype=np.float64)
+    taps = np.asarray(taps, dtype=np.float64)
+    if taps.ndim != 2 or taps.shape[1] % 2 == 0:
+        raise ValueError(f"apply_filter_bank: taps must be (K, N) with N odd, got {taps.shape}")
+    if signal.shape[-1] < 2:
+        raise ValueError(f"apply_filter_bank: need at least 2 samples, got {signal.shape[-1]}")
+    if reflect not in ("even", "odd"):
+        raise ValueError(f"apply_filter_bank: reflect must be 'even' or 'odd', got {reflect!r}")
+    n_taps, n_times = taps.shape[1], signal.shape[-1]
+    half = n_taps // 2
+    rows = signal.reshape(-1, n_times)
+    padded_len = n_times + 2 * half
+    n_fft = next_fast_len(padded_len, real=True)
+    spectra = rfft(taps, n_fft, axis=-1)[:, None]  # (K, 1, F)
+    out = np.empty((len(taps), len(rows), n_times))
+    for lo in range(0, len(rows), chunk):
+        padded = np.pad(
+            rows[lo : lo + chunk], [(0, 0), (half, half)], mode="reflect", reflect_type=reflect
+        )
+        full = irfft(rfft(padded, n_fft, axis=-1)[None] * spectra, n_fft, axis=-1)
+        out[:, lo : lo + chunk] = full[..., n_taps - 1 : padded_len]
+    return out.reshape(len(taps), *signal.shape)
+
+
 def band_components(
     signal: np.ndarray, sfreq: float, bands: Any = DEFAULT_BANDS, n_taps: int | None = None
 ) -> np.ndarray:
     """Each band of ``signal`` (C, T) as ``(n_bands, C, T)`` float64 (same filter length)."""
     bands = check_bands(bands, sfreq)
     n_taps = n_taps or default_n_taps(sfreq, bands)
-    return np.stack([band_filter(signal, sfreq, lo, hi, n_taps) for lo, hi in bands])
+    return apply_filter_bank(signal, band_taps(float(sfreq), tuple(bands), int(n_taps)))
 
 
 def cumulative_frequency_levels(
@@ -121,9 +169,14 @@ def cumulative_frequency_levels(
 ) -> np.ndarray:
     """Running sums of the bands of ``signal`` (C, T): ``(n_bands, C, T)`` float64.
 
-    Level ``k`` holds bands ``0..k`` (delta, delta + theta, ...), the VAR-style stages.
+    Level ``k`` holds bands ``0..k`` (delta, delta + theta, ...), the VAR-style stages. The
+    filters are summed before filtering (filtering is linear), so each level is one filter of
+    :func:`apply_filter_bank`.
     """
-    return np.cumsum(band_components(signal, sfreq, bands, n_taps), axis=0)
+    bands = check_bands(bands, sfreq)
+    n_taps = n_taps or default_n_taps(sfreq, bands)
+    taps = np.cumsum(band_taps(float(sfreq), tuple(bands), int(n_taps)), axis=0)
+    return apply_filter_bank(signal, taps)
 
 
 @dataclass

@@ -1,0 +1,214 @@
+"""Baselines, rollout scores and realism of next-band generation, and the markdown report.
+
+:class:`BandRidge` (per stage, a ridge map from level ``k - 1`` to level ``k``) and
+:func:`rollout_metrics` (per-stage MSE and SNR of a rollout) serve both next-band evaluations
+(:mod:`~neurofm.evaluation.next_band`, :mod:`~neurofm.evaluation.band_tokens`).
+
+The full-band level (the last stage) of generated band stacks is compared with the held-out real
+full-band windows by the realism suite (:func:`neurofm.evaluation.realism.compare`: PSD per band,
+channel correlation, amplitude distributions, an MMD two-sample test), calibrated on real train
+windows when there are enough of them:
+
+- ``rollout_from_lowest_band``: the model's rollout from the true lowest band of each window;
+- ``unconditional``: the model's rollout from zeros (level 0 generated too). A next-band model is
+  deterministic, so every unconditional stack is the same signal; the report says so
+  (``identical_samples``) and the realism flags of a single repeated signal are expected;
+- ``ridge_rollout``: the ridge baseline (:class:`~neurofm.evaluation.next_band.BandRidge`) rolled
+  out from the same lowest bands, the baseline of the first entry.
+
+The rollouts of the baselines are also scored per stage against the truth
+(:func:`rollout_baselines`): ``ridge`` (the ridge maps applied stage after stage) and
+``no_new_band`` (the lowest band kept at every stage).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neurofm.evaluation import realism
+from neurofm.evaluation.common import EvaluateConfig, evenly
+
+RIDGE = 1e-3
+"""Ridge penalty of the band-to-band baseline, relative to the mean input power."""
+
+
+class BandRidge:
+    """Per stage, a ridge map from the channels of level ``k - 1`` to those of level ``k``."""
+
+    def fit(self, levels: np.ndarray) -> BandRidge:
+        """Fit on train levels (M, L, C, T)."""
+        self.weights = []
+        for k in range(levels.shape[1]):
+            y = levels[:, k].transpose(0, 2, 1).reshape(-1, levels.shape[2])  # (M*T, C)
+            x = np.zeros_like(y) if k == 0 else levels[:, k - 1].transpose(0, 2, 1).reshape(y.shape)
+            design = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+            gram = design.T @ design
+            penalty = RIDGE * max(np.trace(gram[:-1, :-1]) / max(len(gram) - 1, 1), 1e-12)
+            reg = penalty * np.eye(len(gram))
+            reg[-1, -1] = 0.0  # no penalty on the intercept
+            self.weights.append(np.linalg.solve(gram + reg, design.T @ y))  # (C + 1, C)
+        return self
+
+    def predict(self, current: np.ndarray, k: int) -> np.ndarray:
+        """Level ``k`` (M, C, T) predicted from the current band (M, C, T)."""
+        w = self.weights[k]
+        return np.einsum("mct,cd->mdt", current, w[:-1]) + w[-1][None, :, None]
+
+
+def rollout_metrics(truth: np.ndarray, rollout: np.ndarray, first_stage: int = 1) -> dict:
+    """Per-stage MSE and SNR (dB) of a rollout against the truth, and the cumulative MSE.
+
+    ``truth`` and ``rollout`` are (..., L, C, T); stages before ``first_stage`` (the given lowest
+    band) are not scored. SNR is ``10 log10(sum truth^2 / sum error^2)`` per stage.
+    """
+    truth, rollout = np.asarray(truth, np.float64), np.asarray(rollout, np.float64)
+    axes = tuple(i for i in range(truth.ndim) if i != truth.ndim - 3)
+    error = ((rollout - truth) ** 2).mean(axis=axes)
+    power = (truth**2).mean(axis=axes)
+    snr = 10.0 * np.log10(np.maximum(power, 1e-30) / np.maximum(error, 1e-30))
+    stages = range(first_stage, truth.shape[-3])
+    return {
+        "per_stage_mse": {f"stage{k}": float(error[k]) for k in stages},
+        "per_stage_snr_db": {f"stage{k}": float(snr[k]) for k in stages},
+        "cumulative_mse": float(np.mean([error[k] for k in stages])) if stages else None,
+        "final_stage_mse": float(error[-1]),
+    }
+
+
+def ridge_rollout(ridge: BandRidge, first: np.ndarray, n_stages: int) -> np.ndarray:
+    """The ridge maps applied stage after stage from level 0 ``first`` (M, C, T): (M, L, C, T)."""
+    levels = [np.asarray(first, dtype=np.float64)]
+    for k in range(1, n_stages):
+        levels.append(ridge.predict(levels[-1], k))
+    return np.stack(levels, axis=1)
+
+
+def rollout_baselines(ridge: BandRidge, test: np.ndarray) -> dict[str, Any]:
+    """Per-stage rollout scores (as :func:`rollout_metrics`) of the ridge maps and of keeping
+    the lowest band, both from the true lowest band of the held-out levels (M, L, C, T)."""
+    n_stages = test.shape[1]
+    keep = np.repeat(test[:, :1], n_stages, axis=1)
+    return {
+        "ridge": rollout_metrics(test, ridge_rollout(ridge, test[:, 0], n_stages)),
+        "no_new_band": rollout_metrics(test, keep),
+    }
+
+
+def unconditional_levels(model: torch.nn.Module, n: int, n_chans: int, n_times: int) -> np.ndarray:
+    """``n`` band stacks (n, L, C, T) generated by the model from zeros."""
+    from neurofm.generation.next_band import generate_bands
+
+    with torch.no_grad():
+        out = generate_bands(model, n_chans=n_chans, n_times=n_times, batch_size=n)
+    return out.double().numpy()
+
+
+def band_realism(
+    model: torch.nn.Module | None,
+    test: np.ndarray,
+    train: np.ndarray,
+    rollout: np.ndarray,
+    config: EvaluateConfig,
+    sfreq: float,
+    ridge: BandRidge | None = None,
+) -> dict[str, Any]:
+    """The realism suite on the full-band level of generated stacks against held-out windows.
+
+    Parameters
+    ----------
+    model : nn.Module or None
+        The next-band model (its unconditional rollouts are compared); None leaves them out.
+    test, train : array, shape (M, L, C, T)
+        Held-out and train levels; the last level is the full-band signal.
+    rollout : array, shape (M, L, C, T)
+        The model's rollouts from the lowest band of ``test``.
+    config : EvaluateConfig
+        ``realism_windows`` generated windows (evenly spread over the M), and the suite's
+        ``realism_permutations``, ``realism_reference_splits`` and ``seed``.
+    sfreq : float
+        Sampling frequency in Hz.
+    ridge : BandRidge, optional
+        The fitted ridge baseline, whose rollout is compared too.
+    """
+    real = test[:, -1]
+    idx = evenly(len(test), config.realism_windows)
+    enough = len(train) >= 2 * len(idx)
+    settings = {
+        "reference": train[:, -1] if enough else None,
+        "n_reference_splits": config.realism_reference_splits,
+        "n_permutations": config.realism_permutations,
+        "seed": config.seed,
+    }
+    out: dict[str, Any] = {
+        "compared": "full-band level (last stage) of generated stacks vs held-out real windows",
+        "rollout_from_lowest_band": realism.compare(real, rollout[idx, -1], sfreq, **settings),
+    }
+    if model is not None:
+        free = unconditional_levels(model, len(idx), test.shape[2], test.shape[3])[:, -1]
+        scores = realism.compare(real, free, sfreq, **settings)
+        scores["identical_samples"] = bool(np.allclose(free, free[:1]))
+        out["unconditional"] = scores
+    if ridge is not None:
+        first = test[idx, 0]
+        ridge_full = ridge_rollout(ridge, first, test.shape[1])[:, -1]
+        out["ridge_rollout"] = realism.compare(real, ridge_full, sfreq, **settings)
+    return out
+
+
+def _cell(score: dict[str, float]) -> str:
+    return f"{score['mean']:.4g} [{score['low']:.4g}, {score['high']:.4g}]"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as markdown: per-stage one-step table, rollout table, realism flags."""
+    lines = [
+        f"# Next-band evaluation: {report['model']}, split {report['split']} "
+        f"({report['windows']['scored']} windows, baselines fitted on "
+        f"{report['windows']['train']} train windows)",
+        "",
+        "## One-step MSE per stage (95% block-bootstrap intervals)",
+        "",
+        "| stage | model | no new band | ridge | model - no new band | model - ridge | beats |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for stage, s in report["one_step"].items():
+        beats = ", ".join(n for n, ok in s["model_beats"].items() if ok) or "none"
+        lines.append(
+            f"| {stage} | {_cell(s['mse']['model'])} | {_cell(s['mse']['no_new_band'])} | "
+            f"{_cell(s['mse']['ridge'])} | {_cell(s['model_minus']['no_new_band'])} | "
+            f"{_cell(s['model_minus']['ridge'])} | {beats} |"
+        )
+    roll, base = report["rollout"], report.get("rollout_baselines", {})
+    lines += [
+        "",
+        "## Rollout from the lowest band: MSE per stage",
+        "",
+        "| stage | model | ridge | no new band |",
+        "|---|---|---|---|",
+    ]
+    for stage, value in roll["per_stage_mse"].items():
+        others = [
+            base.get(n, {}).get("per_stage_mse", {}).get(stage) for n in ("ridge", "no_new_band")
+        ]
+        cells = " | ".join("-" if v is None else f"{v:.4g}" for v in others)
+        lines.append(f"| {stage} | {value:.4g} | {cells} |")
+    lines += ["", "## Realism of the full-band signal (flags: True = problem)", ""]
+    lines += [
+        "| generated | spectrum | channels | amplitude | two_sample | max band log10 ratio | correlation RMS |"
+    ]
+    lines += ["|---|---|---|---|---|---|---|"]
+    for name, r in report.get("realism", {}).items():
+        if not isinstance(r, dict) or "flags" not in r:
+            continue
+        f = r["flags"]
+        lines.append(
+            f"| {name} | {f['spectrum']} | {f['channels']} | {f['amplitude']} | "
+            f"{f['two_sample']} | {r['spectrum']['max_abs_band_log10_ratio']:.3g} | "
+            f"{r['channels']['correlation_rms']:.3g} |"
+        )
+    lines += ["", f"Rollout plot: `{Path(report['plot']).name}`", ""]
+    return "\n".join(lines)
