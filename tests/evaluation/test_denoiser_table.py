@@ -106,9 +106,19 @@ def test_compare_reports_pairs_the_same_windows_and_refuses_others():
     assert out["code_model_baselines"]["uniform"] == pytest.approx(
         np.mean(code["per_window"]["bits_per_channel_sample"]["uniform"])
     )
-    code["windows"]["test_used"] = 9
+    # the denoiser scored an evenly spaced subset of the windows the code model scored
+    code_all = {**code, "windows": {"stride": 64, "test_available": 19, "test_used": 19}}
+    per = code["per_window"]["bits_per_channel_sample"]
+    code_all["per_window"] = {
+        "bits_per_channel_sample": {k: np.repeat(v, 2)[:19].tolist() for k, v in per.items()}
+    }
+    denoiser["bits"]["windows"].update(test_available=19, test_used=10)
+    out = dt.compare_reports(denoiser, code_all, name="gpt", cfg=CFG)
+    assert out["code_model_windows"] == list(range(0, 19, 2))  # windows 2i: entry i
+    assert out["differences"]["gpt"]["mean"] == pytest.approx(-0.5)
+    code_all["windows"]["test_used"] = 18
     with pytest.raises(ValueError, match="test_used"):
-        dt.compare_reports(denoiser, code, name="gpt", cfg=CFG)
+        dt.compare_reports(denoiser, code_all, name="gpt", cfg=CFG)
 
 
 def test_ntd_run_on_the_sample_reports_the_same_table(tmp_path, sample_dir):

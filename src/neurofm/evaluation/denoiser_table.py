@@ -147,15 +147,25 @@ def forecast_window_mse(
     return {name: ((f - truth) ** 2).mean(axis=(1, 2)) for name, f in forecasts.items()}
 
 
-def _same_windows(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def _same_windows(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[str], np.ndarray | None]:
+    """Problems pairing report ``a``'s windows with ``b``'s, and the indices of ``a``'s windows
+    among ``b``'s (``b`` may score all of the held-out windows, ``a`` an evenly spaced subset)."""
+    from neurofm.evaluation.common import evenly
+
     problems = []
     wa, wb = a.get("windows", {}), b.get("windows", {})
-    for key in ("stride", "test_available", "test_used"):
+    for key in ("stride", "test_available"):
         if wa.get(key) != wb.get(key):
             problems.append(f"windows.{key}: {wa.get(key)} vs {wb.get(key)}")
     if a.get("score_start") != b.get("score_start"):
         problems.append(f"score_start: {a.get('score_start')} vs {b.get('score_start')}")
-    return problems
+    index = None
+    if wa.get("test_used") != wb.get("test_used"):
+        if wb.get("test_used") == wb.get("test_available"):
+            index = evenly(int(wb["test_used"]), int(wa["test_used"]))
+        else:
+            problems.append(f"windows.test_used: {wa.get('test_used')} vs {wb.get('test_used')}")
+    return problems, index
 
 
 def compare_reports(
@@ -173,7 +183,9 @@ def compare_reports(
         A diffusion model's report (``neurofm evaluate``, task ``generative``).
     code_model : dict
         A code model's report (task ``forecasting``) on the same store, window length and
-        held-out windows, scored from the same position (the second half of each window).
+        held-out windows, scored from the same position (the second half of each window); when
+        it scored all held-out windows and the denoiser an evenly spaced subset
+        (``forecast_windows``), the same subset of its windows is taken.
     name : str
         The code model's column name.
 
@@ -192,17 +204,21 @@ def compare_reports(
         raise ValueError(
             f"compare_reports: {name!r} is a {code_model.get('task')!r} report, need forecasting"
         )
-    problems = _same_windows(bits, code_model)
+    problems, index = _same_windows(bits, code_model)
     if problems:
         raise ValueError(
             f"compare_reports: {name!r} was not scored on the denoiser's windows: "
             + "; ".join(problems)
         )
-    theirs = code_model["per_window"]["bits_per_channel_sample"]
+    theirs = {
+        k: np.asarray(v)[index] if index is not None else np.asarray(v)
+        for k, v in code_model["per_window"]["bits_per_channel_sample"].items()
+    }
     per_window = {k: np.asarray(v) for k, v in bits["per_window"].items()}
-    per_window[name] = np.asarray(theirs["model"])
+    per_window[name] = theirs["model"]
     out = table(per_window, cfg)
     out["code_model_baselines"] = {
         k: float(np.mean(v)) for k, v in theirs.items() if k != "model" and k in per_window
     }
+    out["code_model_windows"] = "all" if index is None else index.tolist()
     return out
