@@ -1,6 +1,6 @@
 """P7: diffusion / flow sampling against the bare network called N times.
 
-For N in 50 / 200 / 1000 steps (smoke: 10 / 50 / 200), ours is a full sampler call: DDPM and
+For N in 50 / 200 / 1000 steps (smoke: 10 / 50 / 200 on smaller inputs, see ``SHAPES``), ours is a full sampler call: DDPM and
 DDIM (``diffusers`` schedulers driven by :func:`neurofm.generation.diffusion.sample_diffusion`)
 over NTD, and the discrete Euler solver of ``flow_matching``
 (:func:`neurofm.generation.flow.sample_flow`) over the flow-matching transformer. The peer is the
@@ -27,8 +27,11 @@ from benchmarks._common import check_size, interleaved, median, versions, write_
 from neurofm.registry import MODELS, create
 
 SIZES = {"smoke": (10, 50, 200), "full": (50, 200, 1000)}
-NTD_SHAPE = (4, 16, 160)  # windows, channels, samples
-FLOW_SHAPE = (4, 256)  # windows, tokens
+SHAPES = {  # NTD (windows, channels, samples) and flow matching (windows, tokens)
+    "smoke": {"ntd": (2, 8, 64), "flow_matching": (2, 128)},
+    "full": {"ntd": (4, 16, 160), "flow_matching": (4, 256)},
+}
+NTD_SHAPE, FLOW_SHAPE = SHAPES["full"]["ntd"], SHAPES["full"]["flow_matching"]
 
 
 def _ntd_case(n_steps: int, sampler: str) -> dict:
@@ -93,6 +96,8 @@ def run(size: str) -> dict:
     load_before = os.getloadavg()
     torch.set_num_threads(1)
     counts = SIZES[check_size(size)]
+    global NTD_SHAPE, FLOW_SHAPE
+    NTD_SHAPE, FLOW_SHAPE = SHAPES[size]["ntd"], SHAPES[size]["flow_matching"]
     cases = {}
     for name, make in (
         ("ddpm_ntd", lambda n: _ntd_case(n, "ddpm")),
