@@ -1,25 +1,37 @@
 """P7: diffusion / flow sampling against the bare network called N times.
 
-For N in 50 / 200 / 1000 steps (smoke: 10 / 50 / 200), ours is a full sampler call: DDPM and
+For N in 50 / 200 / 1000 steps (smoke: 10 / 50 / 200 on smaller inputs, see ``SHAPES``), ours is a full sampler call: DDPM and
 DDIM (``diffusers`` schedulers driven by :func:`neurofm.generation.diffusion.sample_diffusion`)
 over NTD, and the discrete Euler solver of ``flow_matching``
 (:func:`neurofm.generation.flow.sample_flow`) over the flow-matching transformer. The peer is the
 same network called N times on the same input shapes in a plain loop under ``no_grad`` (no
 scheduler, no sampling): the floor every sampler pays. ``overhead`` is our time / the peer's
 minus 1 (target <= 10%); ``time_per_step`` across N shows whether time is linear in N. Ours and
-the peer run interleaved, 5 repetitions after a warm-up, one thread, seeded inputs.
+the peer run interleaved, 5 repetitions after a warm-up, one thread, seeded inputs. Each case
+also gets a least-squares line of our time against N (``linear_fit``: seconds per step, fixed
+seconds, R² and the largest relative residual) and the result records ``os.getloadavg()`` before
+and after (timings on a loaded machine are noisy; the interleaved ratio much less so).
+
+Run: ``python -m benchmarks.P7_denoising smoke`` (or ``full``).
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+
+import numpy as np
 import torch
 from benchmarks._common import check_size, interleaved, median, versions, write_result
 
 from neurofm.registry import MODELS, create
 
 SIZES = {"smoke": (10, 50, 200), "full": (50, 200, 1000)}
-NTD_SHAPE = (4, 16, 160)  # windows, channels, samples
-FLOW_SHAPE = (4, 256)  # windows, tokens
+SHAPES = {  # NTD (windows, channels, samples) and flow matching (windows, tokens)
+    "smoke": {"ntd": (2, 8, 64), "flow_matching": (2, 128)},
+    "full": {"ntd": (4, 16, 160), "flow_matching": (4, 256)},
+}
+NTD_SHAPE, FLOW_SHAPE = SHAPES["full"]["ntd"], SHAPES["full"]["flow_matching"]
 
 
 def _ntd_case(n_steps: int, sampler: str) -> dict:
@@ -64,10 +76,28 @@ def _flow_case(n_steps: int) -> dict:
     return {"ours": ours, "peer": peer}
 
 
+def linear_fit(counts: list[int], seconds: list[float]) -> dict:
+    """Least-squares ``seconds = per_step * N + fixed``, its R² and largest relative residual."""
+    n, t = np.asarray(counts, dtype=float), np.asarray(seconds, dtype=float)
+    slope, intercept = np.polyfit(n, t, 1)
+    fit = slope * n + intercept
+    total = float(((t - t.mean()) ** 2).sum())
+    r2 = 1.0 - float(((t - fit) ** 2).sum()) / total if total > 0 else 1.0
+    return {
+        "per_step_s": float(slope),
+        "fixed_s": float(intercept),
+        "r2": r2,
+        "max_relative_residual": float(np.max(np.abs(t - fit) / t)),
+    }
+
+
 def run(size: str) -> dict:
     """Time the samplers against the bare network loop; write ``results/P7.json``."""
+    load_before = os.getloadavg()
     torch.set_num_threads(1)
     counts = SIZES[check_size(size)]
+    global NTD_SHAPE, FLOW_SHAPE
+    NTD_SHAPE, FLOW_SHAPE = SHAPES[size]["ntd"], SHAPES[size]["flow_matching"]
     cases = {}
     for name, make in (
         ("ddpm_ntd", lambda n: _ntd_case(n, "ddpm")),
@@ -84,23 +114,43 @@ def run(size: str) -> dict:
                 "overhead": ours / peer - 1.0,
                 "ours_time_per_step_s": ours / n,
             }
-        cases[name] = rows
-    worst = max(r["overhead"] for rows in cases.values() for r in rows.values())
+        cases[name] = {
+            "steps": rows,
+            "linear_fit": linear_fit(list(counts), [rows[str(n)]["ours_s"] for n in counts]),
+        }
+    worst = max(r["overhead"] for case in cases.values() for r in case["steps"].values())
     largest = str(counts[-1])
+    headline = cases["ddpm_ntd"]["steps"][largest]
     result = {
         "what": "denoising samplers (DDPM, DDIM over NTD; discrete Euler over the flow-matching "
         "transformer) vs the bare network called N times",
         "size": size,
-        "ours": cases["ddpm_ntd"][largest]["ours_s"],
-        "peer": cases["ddpm_ntd"][largest]["peer_s"],
+        "ours": headline["ours_s"],
+        "peer": headline["peer_s"],
         "unit": f"s per sampling call of {largest} steps (median of 5, DDPM headline)",
-        "speedup": cases["ddpm_ntd"][largest]["peer_s"] / cases["ddpm_ntd"][largest]["ours_s"],
+        "speedup": headline["peer_s"] / headline["ours_s"],
         "target": 1 / 1.10,
         "worst_overhead": worst,
         "cases": cases,
         "shapes": {"ntd": list(NTD_SHAPE), "flow_matching": list(FLOW_SHAPE)},
         "threads": torch.get_num_threads(),
+        "loadavg_before": list(load_before),
+        "loadavg_after": list(os.getloadavg()),
         "versions": versions("diffusers", "flow-matching"),
     }
     write_result("P7", result)
     return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("size", nargs="?", default="smoke", choices=("smoke", "full"))
+    out = run(parser.parse_args().size)
+    for name, case in out["cases"].items():
+        fit = case["linear_fit"]
+        steps = "  ".join(
+            f"N={n}: {r['ours_s']:.3f} s vs {r['peer_s']:.3f} s ({100 * r['overhead']:+.1f}%)"
+            for n, r in case["steps"].items()
+        )
+        print(f"{name:<20} {steps}  | {1e3 * fit['per_step_s']:.2f} ms/step, R2 {fit['r2']:.4f}")
+    print(f"worst overhead {100 * out['worst_overhead']:+.1f}%, load {out['loadavg_before']}")

@@ -131,7 +131,9 @@ def _overrides(config: dict, channels: list[str]) -> list[str]:
     )
     if (data.get("window_length") or 0) > WINDOW:
         values.update({"data.window_length": str(WINDOW), "data.stride": str(WINDOW)})
-    shrink = {"max_seq_len": str(WINDOW)}
+    # a flat token sequence holds every channel's samples: N_CHANS tokens per time step
+    flat = spec.inputs == "token_sequence"
+    shrink = {"max_seq_len": str(WINDOW * N_CHANS if flat else WINDOW)}
     if "tokenizer" in config:
         shrink["vocab_size"] = "256"  # the example tokenizers' 256 mu-law levels
     values.update({f"model.{k}": v for k, v in shrink.items() if k in fields})

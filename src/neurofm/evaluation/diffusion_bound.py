@@ -38,6 +38,16 @@ they are for EEG (7.4 bits instead of 4.1 in that test). With the reverse varian
 first steps, where the noise is unpredictable, pay for a too narrow reverse step; Nichol &
 Dhariwal 2021 learn the variance for this reason).
 
+**Conditional bound (imputation).** With ``known`` (1 where a sample is given, as the sampler's
+imputation mask), the bound is on ``-ln P(bins of the unknown samples | the known samples)`` under
+the conditional reverse process the sampler runs (the denoiser reads the known samples and the
+mask at every step; every element, known or not, follows the model's reverse step; the known
+ones are written back at the end). The same argument holds with the known samples' forward paths
+in the proposal (they start from their true values, no dequantisation): ``L_N`` and the ``L_{k-1}``
+are summed over every element, ``L_0`` over the unknown ones only. The known elements' KL terms
+are the price of that sampler (their noise is predictable, so they are small but not zero);
+divide the sum by the number of unknown elements for bits per predicted channel-sample.
+
 The sum over ``k`` is estimated without bias from ``n_bound_steps`` steps drawn evenly spaced
 with a random offset (stratified) per window, each with fresh noise; bits are nats / ln 2.
 """
@@ -78,6 +88,7 @@ def bound_nats(
     *,
     n_bound_steps: int | None = None,
     generator: torch.Generator | None = None,
+    known: Tensor | None = None,
 ) -> Tensor:
     """Per-element upper bound (nats) on ``-ln P(bin)`` for the signal ``x`` (B, C, T).
 
@@ -95,18 +106,28 @@ def bound_nats(
         Steps ``k >= 2`` evaluated per window (default: all ``N - 1``, exact sum).
     generator : torch.Generator, optional
         For the noise and the step offsets.
+    known : Tensor, shape (B, C, T), optional
+        1 where the sample is given (conditional bound, see the module docstring; ``eps_fn``
+        must then read the known samples and the mask itself): those elements get no ``L_0``
+        and no dequantisation. None: nothing is known.
 
     Returns
     -------
     Tensor, shape (B, C, T), float64
-        ``L_N + sum L_{k-1} + L_0`` per element (a stochastic estimate when steps are sampled).
+        ``L_N + sum L_{k-1} + L_0`` per element (a stochastic estimate when steps are sampled);
+        its sum over a window bounds the window's (conditional) code length.
     """
     terms = {k: v.to(x.device) for k, v in _terms(schedule).items()}
     n = schedule.n_train_steps
     x = x.double()
     b = x.shape[0]
     lower, upper = lower.double(), upper.double()
-    inner = torch.isfinite(lower) & torch.isfinite(upper)
+    given = torch.zeros_like(x, dtype=torch.bool) if known is None else known.bool()
+    if tuple(given.shape) != tuple(x.shape):
+        raise ValueError(
+            f"bound_nats: known {tuple(given.shape)} must be shaped like x {tuple(x.shape)}"
+        )
+    inner = torch.isfinite(lower) & torch.isfinite(upper) & ~given
     width = torch.where(inner, upper - lower, torch.ones_like(x))
     dither = torch.rand(x.shape, generator=generator, dtype=torch.float64, device=x.device)
     x = torch.where(inner, torch.where(inner, lower, 0.0) + dither * width, x)  # the proposal's u
@@ -129,9 +150,10 @@ def bound_nats(
     scale = terms["betas"][0].sqrt()
     tail = torch.special.ndtr((upper - mean) / scale) - torch.special.ndtr((lower - mean) / scale)
     density = 0.5 * ((x - mean) / scale) ** 2 + torch.log(scale) + 0.5 * math.log(2.0 * math.pi)
-    total = total + torch.where(
+    decoder = torch.where(
         inner, density - torch.log(width), -torch.log(tail.clamp_min(_MIN_PROBABILITY))
     )
+    total = total + torch.where(given, 0.0, decoder)
     # sum over Ho's k = 2..N, diffusers indices 1..N-1
     count = n - 1
     n_steps = count if n_bound_steps is None else min(int(n_bound_steps), count)

@@ -34,6 +34,7 @@ from neurofm.errors import ConfigError
 from neurofm.evaluation import baselines as bl
 from neurofm.evaluation import realism
 from neurofm.evaluation.band_tokens import evaluate_band_tokens_run
+from neurofm.evaluation.code_baselines import code_baselines
 from neurofm.evaluation.code_decoding import evaluate_code_decoding_run
 from neurofm.evaluation.common import (
     EvaluateConfig,
@@ -45,14 +46,12 @@ from neurofm.evaluation.common import (
     forecast_windows,
     mismatched_partner,
     score_sections,
-    split_validation,
     write_run_report,
 )
 from neurofm.evaluation.continuous import evaluate_continuous_run
 from neurofm.evaluation.counts import evaluate_counts_run
 from neurofm.evaluation.decoding import evaluate_decoding_run
 from neurofm.evaluation.generative import evaluate_generative_run
-from neurofm.evaluation.linear import RidgeVAR, fit_linear_baselines
 from neurofm.evaluation.meg_text import evaluate_meg_text_run
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
 from neurofm.evaluation.next_band import evaluate_next_band_run
@@ -71,45 +70,6 @@ log = get_logger("evaluation")
 
 def _slice(context: dict[str, Any], index: np.ndarray | slice) -> dict[str, Any]:
     return {k: v[index] for k, v in context.items()}
-
-
-def code_baselines(
-    bins: bl.CodeBins,
-    train_codes: np.ndarray,
-    val_codes: np.ndarray | None,
-    start: int,
-    cfg: EvaluateConfig,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every code-forecasting baseline fitted on train (sizes chosen on validation) and the
-    selection report."""
-    fit_codes, (val,), source = split_validation(
-        [train_codes], None if val_codes is None else [val_codes], cfg.val_windows
-    )
-    linear, selection = fit_linear_baselines(
-        bins,
-        train_values=bins.decode(fit_codes[0]),
-        val_values=bins.decode(val),
-        val_codes=val,
-        start=start,
-        ar_orders=cfg.ar_orders,
-        var_lags=cfg.var_lags,
-        var_ridges=cfg.var_ridges,
-    )
-    if len(fit_codes[0]) != len(train_codes):  # chosen on a tail of train: refit on all of it
-        ar, var = linear["linear_ar"], linear["ridge_var"]
-        linear = {
-            "linear_ar": bl.LinearAR(bins, order=ar.order).fit(train_codes),
-            "ridge_var": RidgeVAR(bins, lags=var.lags, ridge=var.ridge).fit(train_codes),
-        }
-    selection["validation"] = source
-    fitted = {
-        "last_value": bl.LastValue(bins).fit(train_codes),
-        **linear,
-        "bigram": bl.Bigram(bins).fit(train_codes),
-        "unigram": bl.Unigram(bins).fit(train_codes),
-        "uniform": bl.Uniform(bins),
-    }
-    return fitted, selection
 
 
 def _one_step(

@@ -377,44 +377,6 @@ STYLE = (
 )
 
 
-def _generative_parts(report: dict[str, Any], out: Path) -> tuple[list[str], list[str]]:
-    """The steps-quality plot and the tables of a denoiser's report."""
-    from neurofm.evaluation.plots import _figure, _save
-
-    curve = report["mse_against_steps"]
-    fig = _figure()
-    ax = fig.add_subplot()
-    ax.plot([int(k) for k in curve], list(curve.values()), marker="o", label="model")
-    for i, name in enumerate(("last_value", "linear_ar")):
-        mse = report["forecast_by_imputation_mse"][name]
-        ax.axhline(mse, linestyle="--", color=f"C{i + 1}", label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("sampling steps (network calls)")
-    ax.set_ylabel("forecast MSE by imputation")
-    ax.legend()
-    _save(fig, out / "steps_quality.png")
-    mse = report["forecast_by_imputation_mse"]
-    rows = [(name, [value]) for name, value in mse.items()]
-    sections = [
-        _table("Forecasting by imputation (MSE, second half of each window)", ["MSE"], rows)
-    ]
-    realism = report["realism_log_psd_distance"]
-    sections.append(
-        _table(
-            "Realism (mean |log10 PSD| distance to held-out)",
-            ["distance"],
-            [(k, [v]) for k, v in realism.items()],
-        )
-    )
-    bits = report.get("bits_per_channel_sample")
-    sections.append(
-        _table("Bits per channel-sample", ["bits"], [("variational bound", [bits])])
-        if bits is not None
-        else f"<p>{html.escape(report.get('bits_unavailable', ''))}</p>"
-    )
-    return ["steps_quality.png"], sections
-
-
 def write_report(
     report: dict[str, Any], arrays: dict[str, Any], out_dir: str | Path
 ) -> dict[str, Path]:
@@ -446,7 +408,9 @@ def write_report(
         images = _decoding_plots(report, out)
         sections = _decoding_sections(report)
     elif task == "generative":
-        images, sections = _generative_parts(report, out)
+        from neurofm.evaluation.report_generative import generative_parts
+
+        images, sections = generative_parts(report, out, _table)
     elif task == "cosmoothing":
         images, sections = [], _cosmoothing_sections(report)
     elif task == "text":
