@@ -6,6 +6,8 @@ with ``logits`` over ``channel_codes`` or ``token_sequence``, or a ``prediction`
 gets a fit config made of one shared base (data section, steps, optimizer, seed) and its own
 sections derived from its spec and the data:
 
+- data: the shipped sample is prepared as the demo's, with EEG positions of the standard 10-05
+  montage (``set_montage``) so that the grid families (``wavenet3d``, ``ck3d``) join;
 - model: the family's ``small`` or ``tiny`` preset with ``n_chans`` from the windows,
   ``n_subjects`` from the store, ``vocab_size`` from the tokenizer and ``max_seq_len`` from the window (channels x window for a
   flat token sequence);
@@ -44,6 +46,8 @@ FORECASTING = {
 
 N_LEVELS = 256
 """Mu-law levels of every tokenizer (and of a continuous forecaster's code bins)."""
+MONTAGE = {"name": "set_montage", "montage": "standard_1005"}
+"""The preprocessing step giving the shipped sample's EEG channels their positions."""
 
 
 class Skipped(Exception):
@@ -245,12 +249,15 @@ def run_benchmark(
     check_writable(output, what="output")
     output.mkdir(parents=True, exist_ok=True)
     if store is None:
-        from neurofm.data.recipes import prepare_recipe
+        from neurofm.data.prepare import prepare, recipe_config
         from neurofm.workflows.demo import RECIPE
 
         store = output / "data"
         log.info("preparing the shipped EEG sample into %s", store)
-        prepare_recipe(RECIPE, store)
+        # sensor positions from the standard 10-05 montage: the grid families read them
+        sample = recipe_config(RECIPE)
+        sample["preprocessing"] = [MONTAGE, *sample["preprocessing"]]
+        prepare({**sample, "output": str(store), "jobs": 1})
     overrides = dict(overrides or {})
     sections = ("data.", "optim.", "trainer.", "model.")
     unknown = [
