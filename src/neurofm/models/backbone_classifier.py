@@ -13,7 +13,8 @@ Fine-tuning (``finetune``):
 - ``lora``: low-rank adapters (Hu et al. 2021, arXiv:2106.09685) are added by ``peft`` to every
   linear layer of the backbone's blocks; only they and the head learn (``peft`` is imported only
   then: ``pip install neurofm[text]``);
-- ``full``: every parameter learns.
+- ``full``: every parameter of the trunk that the pooled hidden states depend on learns (its
+  own head and the tables of context the classifier does not pass stay fixed).
 
 Windows longer than the backbone's ``max_seq_len`` are cut into consecutive pieces of at most
 ``max_seq_len`` samples (all samples are used; the last piece may be shorter) whose hidden
@@ -160,6 +161,22 @@ class BackboneClassifier(nn.Module):
             p.requires_grad_(
                 config.finetune == "full" or (config.finetune == "lora" and "lora_" in name)
             )
+        if config.finetune == "full":
+            self._freeze_unread()
+
+    def _freeze_unread(self) -> None:
+        """Fix the trunk's parameters the pooled hidden states do not depend on (its own head,
+        tables of context the classifier never passes), found by one backward pass on a
+        two-step window of zero codes."""
+        codes = torch.zeros(1, self.config.n_chans, 2, dtype=torch.long)
+        self._hidden.clear()
+        self.backbone(codes)
+        self._hidden.pop().sum().backward()
+        self._hidden.clear()
+        for p in self.backbone.parameters():
+            if p.grad is None:
+                p.requires_grad_(False)
+            p.grad = None
 
     def _keep_hidden(self, module: nn.Module, args: tuple) -> None:
         self._hidden.append(args[0])
