@@ -10,7 +10,7 @@ sections derived from its spec and the data:
   montage (``set_montage``) so that the grid families (``wavenet3d``, ``ck3d``) join;
 - model: the family's ``small`` or ``tiny`` preset with ``n_chans`` from the windows,
   ``n_subjects`` from the store, ``vocab_size`` from the tokenizer and ``max_seq_len`` from the window (channels x window for a
-  flat token sequence);
+  flat token sequence), and a sensor grid (``grid_size``) that holds the channels;
 - tokenizer: 256-level mu-law for ``channel_codes``; the ``flat`` layout of it (time-major) for
   ``token_sequence``; none for a signal;
 - objective: ``next_token`` for logits; ``forecast`` for a prediction, with ``gaussian_nll`` when
@@ -27,6 +27,7 @@ and are shown once, as reference rows. The table is written as ``benchmark.md``,
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import time
 import traceback
@@ -135,7 +136,8 @@ def family_config(
     entry = MODELS.get(name)
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
     section: dict[str, Any] = {"name": name, "preset": preset, **(model_overrides or {})}
-    spec = entry.spec_for(build_config(entry.config_cls, _config_values(entry, section)))
+    preset_config = build_config(entry.config_cls, _config_values(entry, section))
+    spec = entry.spec_for(preset_config)
     window, n_chans = int(base["data"]["window_length"]), sizes["n_chans"]
     length = window * n_chans if spec.inputs == "token_sequence" else window
     if spec.max_seq_len is not None and length > spec.max_seq_len:
@@ -147,6 +149,8 @@ def family_config(
         )
     tokenizer = _tokenizer_section(spec.inputs)
     sized = {**sizes, "max_seq_len": length}
+    if "grid_size" in fields:  # a sensor grid with a free cell per side beyond the channels
+        sized["grid_size"] = max(preset_config.grid_size, math.isqrt(n_chans - 1) + 2)
     if tokenizer is not None:
         sized["vocab_size"] = create(TOKENIZERS, tokenizer, key="tokenizer").vocab_size
     section = {
