@@ -2,14 +2,15 @@
 
 Greedy decoding of ``wavenet`` (WavenetFullChannel) from a prompt of real EEG codes (mu-law of the
 shipped S001R04 recording). Ours is ``neurofm.generation.generate_with_logits`` with the model's
-cache: every step feeds the newest code and each block convolves it with its stored inputs
-(O(layers) per step). The peer is the same model, at every step, run on the last
+cache: the sampler streams the model (``WavenetFullChannel.stream``: ring buffers and weights
+prepared once), every step feeds the newest code and each block combines it with its stored
+inputs (a few matrix products per block). The peer is the same model, at every step, run on the last
 ``receptive_field`` codes (all the output depends on) and read at the last step: the competent
 way to generate without a cache. Both run in the same process, interleaved, after a warm-up;
 we report medians, their ratio, whether the greedy codes are identical and the largest logit
 difference (float32).
 
-Run: ``python benchmarks/P12_wavenet_generation.py --size full``.
+Run: ``python -m benchmarks.P12_wavenet_generation full`` (``smoke``: the same model, 100 steps).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from neurofm.generation import SamplingConfig, generate_with_logits
 from neurofm.registry import MODELS, create
 
 SETTINGS = {  # size -> (preset, generated steps, channels, timed repetitions)
-    "smoke": ("tiny", 100, 4, 5),
+    "smoke": ("small", 100, 8, 3),
     "full": ("small", 1000, 8, 5),
 }
 
@@ -98,8 +99,10 @@ def run(size: str = "smoke") -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="smoke", choices=("smoke", "full"))
-    out = run(parser.parse_args().size)
+    parser.add_argument("size", nargs="?", default="smoke", choices=("smoke", "full"))
+    parser.add_argument("--size", dest="size_option", choices=("smoke", "full"))
+    args = parser.parse_args()
+    out = run(args.size_option or args.size)
     print(
         f"cached {out['ours']:.3f} s  recompute {out['peer']:.3f} s  speedup "
         f"{out['speedup']:.1f}x  identical {out['identical_greedy_output']}  max logit diff "

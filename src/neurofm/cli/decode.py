@@ -12,6 +12,8 @@ def decode(
     window: Optional[list[float]] = None,
     model: Optional[str] = "classifier_continuous",
     preset: str = "small",
+    backbone: Optional[str] = None,
+    finetune: str = "frozen",
     epochs: int = 15,
     n_permutations: int = 1000,
     seed: int = 0,
@@ -32,6 +34,10 @@ def decode(
         window: start and end of each window in s after the event onset (default 0 4).
         model: registered classifier trained in each fold; ``none`` leaves it out.
         preset: preset of that classifier.
+        backbone: run folder of a pretrained forecaster (``neurofm fit``) for
+            ``--model backbone_classifier``: its trunk, with its tokenizer, under a linear head.
+        finetune: with a backbone: ``frozen`` (the head alone learns), ``lora`` (adapters
+            through peft) or ``full``.
         epochs: training epochs of the classifier per fold.
         n_permutations: label permutations of the p-values.
         seed: seed of the permutations and of the classifier's training.
@@ -46,7 +52,7 @@ def decode(
         folder,
         runs=tuple(runs or EEGBCI_LEFT_RIGHT_RUNS),
         window=tuple(window or (0.0, 4.0)),
-        model={} if model in (None, "none") else {"name": model, "preset": preset},
+        model=_model_section(model, preset, backbone, finetune),
         epochs=epochs,
         n_permutations=n_permutations,
         seed=seed,
@@ -66,3 +72,19 @@ def decode(
         out.mkdir(parents=True, exist_ok=True)
         (out / "decoding.json").write_text(json.dumps(report, indent=2))
         print(f"report: {out / 'decoding.json'}")
+
+
+def _model_section(
+    model: Optional[str], preset: str, backbone: Optional[str], finetune: str
+) -> dict:
+    """The classifier section of :func:`decode`; a backbone needs ``backbone_classifier``."""
+    if model in (None, "none"):
+        return {}
+    section = {"name": model, "preset": preset}
+    if model == "backbone_classifier":
+        section["finetune"] = finetune
+        if backbone is not None:
+            section["backbone"] = backbone
+    elif backbone is not None:
+        raise ValueError(f"--backbone is read by --model backbone_classifier, not {model!r}")
+    return section

@@ -163,7 +163,10 @@ def autoregress(
     The model is called as ``model(x, **context, past=, use_cache=)`` and returns logits
     (..., T, V) where time t predicts t+1. When its spec has a cache and ``sampling.use_cache``,
     the prompt is run once with ``use_cache=True`` and each later step feeds only the newest
-    code; otherwise every step recomputes the whole sequence. The model is put in eval mode for
+    code; otherwise every step recomputes the whole sequence. A model with a ``stream(prompt,
+    **context)`` method (whose result has ``logits`` (..., V) of the next code and
+    ``step(codes) -> logits`` feeding one time step) is streamed through it instead when the
+    cache is on and no context field is per-time. The model is put in eval mode for
     the loop and its mode restored afterwards. ``sampling.seed`` and ``sampling.stride`` are
     not read here (see :func:`neurofm.generation.generate`).
 
@@ -199,31 +202,51 @@ def autoregress(
 
     was_training = model.training
     model.eval()
+    n_prompt = prompt.shape[-1]
+    # the output is written in place: no sequence grown by concatenation at every step
+    codes = prompt.new_empty(*prompt.shape[:-1], n_prompt + max_new_tokens)
+    codes[..., :n_prompt] = prompt
+    step_logits: list[Tensor] = []
+    stream = getattr(model, "stream", None) if use_cache else None
+    per_time = [name for name in context if CONTEXT_FIELDS[name] == "time"]
     try:
-        codes, step_logits, past = prompt, [], None
-        for _ in range(max_new_tokens):
-            t = codes.shape[-1]
-            if past is not None:  # feed the newest code only
-                out = model(
-                    codes[..., -1:], past=past, use_cache=True, **time_slice(context, t - 1, t)
-                )
-            elif use_cache:  # the prompt, asking for a cache
-                out = model(codes, past=None, use_cache=True, **time_slice(context, 0, t))
-            else:  # recompute the whole sequence
-                out = model(codes, **time_slice(context, 0, t))
-            if use_cache:
-                past = out.past
-            logits = out.logits[..., -1, :].float()  # (B, V) or (B, C, V)
+        if stream is not None and not per_time:
+            streamer = stream(prompt, **context)
+            step = streamer.step
+            logits = streamer.logits
+        else:
+            step, past = None, None
+        for i in range(max_new_tokens):
+            t = n_prompt + i
+            if step is not None:  # the model's own streamer (prepared once)
+                if i:
+                    logits = step(codes[..., t - 1])
+            else:
+                if past is not None:  # feed the newest code only
+                    out = model(
+                        codes[..., t - 1 : t],
+                        past=past,
+                        use_cache=True,
+                        **time_slice(context, t - 1, t),
+                    )
+                elif use_cache:  # the prompt, asking for a cache
+                    out = model(
+                        codes[..., :t], past=None, use_cache=True, **time_slice(context, 0, t)
+                    )
+                else:  # recompute the whole sequence
+                    out = model(codes[..., :t], **time_slice(context, 0, t))
+                if use_cache:
+                    past = out.past
+                logits = out.logits[..., -1, :].float()  # (B, V) or (B, C, V)
             if keep_logits:
                 step_logits.append(logits)
-            nxt = sample_logits(
+            codes[..., t] = sample_logits(
                 logits,
                 temperature=sampling.temperature,
                 top_k=sampling.top_k,
                 top_p=sampling.top_p,
                 generator=generator,
             )
-            codes = torch.cat((codes, nxt.unsqueeze(-1).to(codes.dtype)), dim=-1)
     finally:
         model.train(was_training)
     return Generated(codes, torch.stack(step_logits, dim=-2) if keep_logits else None)

@@ -17,6 +17,8 @@ Fast generation (Paine et al. 2016, "Fast WaveNet generation algorithm"): with
 ``use_cache=True`` the model returns, per block, the last ``(kernel_size - 1) * dilation``
 inputs of its convolution; fed back with the next code only, one step costs one short
 convolution per layer instead of recomputing the receptive field, with the same output.
+:meth:`WavenetFullChannel.stream` goes further for sampling: ring buffers and weights prepared
+once (:mod:`neurofm.models.wavenet_stream`), so that a step is a few matrix products per block.
 
 Deviations from the reference code:
 
@@ -46,6 +48,7 @@ from neurofm.layers import (
     receptive_field,
 )
 from neurofm.layers.conv import pointwise
+from neurofm.models.wavenet_stream import WavenetStream
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput, ModelSpec
 
@@ -196,6 +199,12 @@ class WavenetFullChannel(nn.Module):
         skip, states = run_stack(self.blocks, self.input(x, ids), past, "wavenet")
         hidden = F.relu(pointwise(self.post, F.relu(skip)))  # (B, d_skip, T)
         return ModelOutput(logits=self.head(hidden, ids), past=states if use_cache else None)
+
+    def stream(self, prompt: Tensor, *, channel_ids: Tensor | None = None) -> WavenetStream:
+        """A :class:`~neurofm.models.wavenet_stream.WavenetStream` primed with ``prompt``
+        (B, C, T0): fast one-step generation, equal to the cached forward (the sampler uses it
+        when the cache is on)."""
+        return WavenetStream(self, prompt, channel_ids)
 
 
 @MODELS.register("wavenet3d", config=WavenetConfig, spec=_spec(("positions",)))

@@ -6,9 +6,11 @@ with ``logits`` over ``channel_codes`` or ``token_sequence``, or a ``prediction`
 gets a fit config made of one shared base (data section, steps, optimizer, seed) and its own
 sections derived from its spec and the data:
 
+- data: the shipped sample is prepared as the demo's, with EEG positions of the standard 10-05
+  montage (``set_montage``) so that the grid families (``wavenet3d``, ``ck3d``) join;
 - model: the family's ``small`` or ``tiny`` preset with ``n_chans`` from the windows,
   ``n_subjects`` from the store, ``vocab_size`` from the tokenizer and ``max_seq_len`` from the window (channels x window for a
-  flat token sequence);
+  flat token sequence), and a sensor grid (``grid_size``) that holds the channels;
 - tokenizer: 256-level mu-law for ``channel_codes``; the ``flat`` layout of it (time-major) for
   ``token_sequence``; none for a signal;
 - objective: ``next_token`` for logits; ``forecast`` for a prediction, with ``gaussian_nll`` when
@@ -25,6 +27,7 @@ and are shown once, as reference rows. The table is written as ``benchmark.md``,
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import time
 import traceback
@@ -44,6 +47,8 @@ FORECASTING = {
 
 N_LEVELS = 256
 """Mu-law levels of every tokenizer (and of a continuous forecaster's code bins)."""
+MONTAGE = {"name": "set_montage", "montage": "standard_1005"}
+"""The preprocessing step giving the shipped sample's EEG channels their positions."""
 
 
 class Skipped(Exception):
@@ -131,7 +136,8 @@ def family_config(
     entry = MODELS.get(name)
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
     section: dict[str, Any] = {"name": name, "preset": preset, **(model_overrides or {})}
-    spec = entry.spec_for(build_config(entry.config_cls, _config_values(entry, section)))
+    preset_config = build_config(entry.config_cls, _config_values(entry, section))
+    spec = entry.spec_for(preset_config)
     window, n_chans = int(base["data"]["window_length"]), sizes["n_chans"]
     length = window * n_chans if spec.inputs == "token_sequence" else window
     if spec.max_seq_len is not None and length > spec.max_seq_len:
@@ -143,6 +149,8 @@ def family_config(
         )
     tokenizer = _tokenizer_section(spec.inputs)
     sized = {**sizes, "max_seq_len": length}
+    if "grid_size" in fields:  # a sensor grid with a free cell per side beyond the channels
+        sized["grid_size"] = max(preset_config.grid_size, math.isqrt(n_chans - 1) + 2)
     if tokenizer is not None:
         sized["vocab_size"] = create(TOKENIZERS, tokenizer, key="tokenizer").vocab_size
     section = {
@@ -245,12 +253,15 @@ def run_benchmark(
     check_writable(output, what="output")
     output.mkdir(parents=True, exist_ok=True)
     if store is None:
-        from neurofm.data.recipes import prepare_recipe
+        from neurofm.data.prepare import prepare, recipe_config
         from neurofm.workflows.demo import RECIPE
 
         store = output / "data"
         log.info("preparing the shipped EEG sample into %s", store)
-        prepare_recipe(RECIPE, store)
+        # sensor positions from the standard 10-05 montage: the grid families read them
+        sample = recipe_config(RECIPE)
+        sample["preprocessing"] = [MONTAGE, *sample["preprocessing"]]
+        prepare({**sample, "output": str(store), "jobs": 1})
     overrides = dict(overrides or {})
     sections = ("data.", "optim.", "trainer.", "model.")
     unknown = [
