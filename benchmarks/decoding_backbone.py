@@ -79,6 +79,52 @@ def pretrain(folder: Path, work: Path, steps: int, seed: int) -> Path:
     )
 
 
+def frozen_head(
+    spec: dict[str, Any],
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    *,
+    epochs: int,
+    seed: int,
+) -> tuple[torch.nn.Module, np.ndarray]:
+    """:func:`~neurofm.evaluation.decoding_runs.train_classifier` for a frozen trunk, with the
+    trunk's pooled features computed once per window instead of once per epoch: the same
+    initialisation, batches, dropout on the features and AdamW steps (the frozen trunk runs in
+    eval mode and draws no random number, so the result is the same). Returns the classifier
+    and the test windows' log-probabilities."""
+    from neurofm.registry import MODELS, create
+
+    torch.manual_seed(seed)
+    n_classes = int(y_train.max()) + 1
+    net = create(MODELS, {**spec, "n_chans": x_train.shape[1], "n_classes": n_classes})
+
+    def features(x: np.ndarray) -> torch.Tensor:
+        net.eval()
+        with torch.no_grad():
+            parts = [
+                net.features(torch.from_numpy(x[lo : lo + BATCH])) for lo in range(0, len(x), BATCH)
+            ]
+        return torch.cat(parts)
+
+    f_train, f_test = features(x_train), features(x_test)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-2)
+    labels = torch.from_numpy(y_train)
+    generator = torch.Generator().manual_seed(seed)
+    net.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(f_train), generator=generator).split(BATCH):
+            logits = net.classify(net.dropout(f_train[idx]))
+            loss = torch.nn.functional.cross_entropy(logits, labels[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    net.eval()
+    with torch.no_grad():
+        log_probs = torch.log_softmax(net.classify(f_test), dim=-1).numpy()
+    return net, log_probs
+
+
 def run(
     folder: Path, *, steps: int, epochs: int, finetune: str, n_permutations: int, seed: int
 ) -> dict[str, Any]:
@@ -107,12 +153,18 @@ def run(
             test = groups == r
             mean, std = fold_standardisation(x, test)
             xs = ((x - mean) / std).astype(np.float32)
-            net = train_classifier(
-                spec, xs[~test], y[~test], epochs=epochs, batch_size=BATCH, seed=seed + i
-            )
+            if finetune == "frozen":
+                net, log_probs = frozen_head(
+                    spec, xs[~test], y[~test], xs[test], epochs=epochs, seed=seed + i
+                )
+            else:
+                net = train_classifier(
+                    spec, xs[~test], y[~test], epochs=epochs, batch_size=BATCH, seed=seed + i
+                )
+                log_probs = model_log_probs(net, xs[test], BATCH)
             n_params = sum(p.numel() for p in net.parameters())
             n_trained = sum(p.numel() for p in net.parameters() if p.requires_grad)
-            predicted[test] = model_log_probs(net, xs[test], BATCH).argmax(axis=1)
+            predicted[test] = log_probs.argmax(axis=1)
             print(f"fold {r}: {np.mean(predicted[test] == y[test]):.3f}", file=sys.stderr)
         seconds = time.perf_counter() - start
     name = f"backbone_classifier ({finetune})"
