@@ -37,20 +37,9 @@ def _rows(section: dict[str, Any]) -> list[str]:
 
 
 def _steps_png(report: dict[str, Any], title: str, path: Path) -> None:
-    from neurofm.evaluation.plots import _figure, _save
+    from neurofm.evaluation.report_generative import steps_quality_png
 
-    curve, mse = report["mse_against_steps"], report["forecast_by_imputation_mse"]
-    fig = _figure()
-    ax = fig.add_subplot()
-    ax.plot([int(k) for k in curve], list(curve.values()), marker="o", label="model")
-    for i, name in enumerate(n for n in mse if n != "model"):
-        ax.axhline(mse[name], linestyle="--", color=f"C{i + 1}", label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("sampling steps (network calls)")
-    ax.set_ylabel("forecast MSE by imputation (second half)")
-    ax.set_title(title)
-    ax.legend()
-    _save(fig, path)
+    steps_quality_png(report, path, title=title, ylabel="forecast MSE by imputation (second half)")
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:

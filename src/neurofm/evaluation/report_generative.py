@@ -31,11 +31,14 @@ def _interval_rows(section: dict[str, Any]) -> list[tuple[str, list[Any]]]:
 COLUMNS = ["mean", "low", "high", "model - this", "low", "high"]
 
 
-def generative_parts(
-    report: dict[str, Any], out: Path, table: Table
-) -> tuple[list[str], list[str]]:
-    """``steps_quality.png`` and the tables (bits, forecast MSE, realism) of ``report``;
-    ``table(title, columns, rows)`` renders one HTML table."""
+def steps_quality_png(
+    report: dict[str, Any],
+    path: Path,
+    *,
+    title: str | None = None,
+    ylabel: str = "forecast MSE by imputation",
+) -> None:
+    """The forecast MSE against the number of sampling steps, with the baselines as lines."""
     from neurofm.evaluation.plots import _figure, _save
 
     curve = report["mse_against_steps"]
@@ -47,9 +50,19 @@ def generative_parts(
         ax.axhline(mse[name], linestyle="--", color=f"C{i + 1}", label=name)
     ax.set_xscale("log")
     ax.set_xlabel("sampling steps (network calls)")
-    ax.set_ylabel("forecast MSE by imputation")
+    ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title)
     ax.legend()
-    _save(fig, out / "steps_quality.png")
+    _save(fig, path)
+
+
+def generative_parts(
+    report: dict[str, Any], out: Path, table: Table
+) -> tuple[list[str], list[str]]:
+    """``steps_quality.png`` and the tables (bits, forecast MSE, realism) of ``report``;
+    ``table(title, columns, rows)`` renders one HTML table."""
+    steps_quality_png(report, out / "steps_quality.png")
     bits = report["bits"]
     sections = [
         table(
