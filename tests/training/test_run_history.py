@@ -47,6 +47,32 @@ def test_resume_appends_metrics(resumed_run):
     assert _steps(resumed_run) == list(range(6))
 
 
+def test_row_logged_after_the_checkpoint_hook_survives_a_kill(tiny_store, tmp_path):
+    # Lightning writes the row of the batch that reached a checkpoint after the checkpoint hook;
+    # a run killed in between resumes from that checkpoint without the row: it travels in the
+    # checkpoint and is written back on resume
+    run_dir = tmp_path / "run"
+    sections = {"output": {"checkpoint_every_n_steps": 2, "keep_checkpoints": 3}}
+    fit(forecast_config(tiny_store.root, run_dir, trainer={"max_steps": 2}, **sections))
+    path = run_dir / "metrics.csv"
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = reader.fieldnames, list(reader)
+    lost = next(r for r in rows if r["step"] == "1")
+    with open(path, "w", newline="") as fh:  # the state a kill before the row's write leaves
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(r for r in rows if r["step"] != "1")
+    fit(
+        forecast_config(tiny_store.root, run_dir, trainer={"max_steps": 4}, **sections),
+        resume=True,
+    )
+    assert _steps(run_dir) == [0, 1, 2, 3]
+    with open(path, newline="") as fh:
+        back = next(r for r in csv.DictReader(fh) if r["step"] == "1")
+    assert float(back["train/loss"]) == pytest.approx(float(lost["train/loss"]))
+
+
 def test_checkpoint_meta_holds_sha256_and_same_size_corruption_is_caught(tmp_path):
     import torch
 

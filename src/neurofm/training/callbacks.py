@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import RichProgressBar
 from neurofm.errors import TrainingError
 from neurofm.fileio import atomic_open
 from neurofm.training.checkpoint import load_checkpoint, prune_checkpoints, save_checkpoint
+from neurofm.training.metrics_log import AppendingCSVLogger
 from neurofm.training.pretrained import save_pretrained
 from neurofm.training.run_folder import (
     BEST_DIR,
@@ -181,6 +182,13 @@ class StepCheckpoint(pl.Callback):
         self.every_n_steps = every_n_steps
         self.keep = keep
         self.last_saved_step = -1
+        self.pending_row: dict[str, float] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pending_row": self.pending_row}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.pending_row = state_dict.get("pending_row")
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -188,6 +196,16 @@ class StepCheckpoint(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.last_saved_step = trainer.global_step  # a resumed run starts at its checkpoint
+        row, self.pending_row = self.pending_row, None
+        if row is None or not trainer.is_global_zero:
+            return
+        # the row of the batch that reached the checkpoint is logged after the checkpoint hook:
+        # a run killed in between resumes without it, so it travels in the checkpoint
+        step = int(row.pop("step"))
+        for logger in trainer.loggers:
+            if isinstance(logger, AppendingCSVLogger) and not logger.has_row(step):
+                logger.log_metrics(row, step=step)
+                logger.save()
 
     def on_train_batch_end(
         self,
@@ -221,6 +239,11 @@ class StepCheckpoint(pl.Callback):
         # log_every_n_steps rows in memory, lost with the process)
         for logger in trainer.loggers:
             logger.save()
+        # the values of this batch's row (train/* keys; Lightning writes the row with step - 1)
+        self.pending_row = {
+            k: float(v) for k, v in trainer.logged_metrics.items() if k.startswith("train/")
+        }
+        self.pending_row.update(step=step - 1, epoch=trainer.current_epoch)
         trainer.save_checkpoint(self.checkpoints_dir / checkpoint_name(step), weights_only=False)
         self.last_saved_step = step
         if trainer.is_global_zero:

@@ -43,6 +43,14 @@ class AppendingCSVLogger(CSVLogger):
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
 
+    def has_row(self, step: int) -> bool:
+        """Whether ``metrics.csv`` already holds a row logged at ``step``."""
+        path = Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE
+        if not path.is_file():
+            return False
+        with open(path, newline="") as fh:
+            return any(row.get("step") == str(step) for row in csv.DictReader(fh))
+
 
 def truncate_metrics(path: str | Path, step: int) -> None:
     """Drop rows logged at or after ``step`` by a run that was killed (they will be logged again);
