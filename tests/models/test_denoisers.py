@@ -96,3 +96,46 @@ def test_diffusion_sampler_is_deterministic_for_a_seed_and_imputes(sampler):
     mask[..., :8] = 1.0  # forecast the second half
     out = sample_diffusion(model, shape, seed=1, observed=observed, mask=mask, **run)
     assert torch.equal(out[..., :8], observed[..., :8]) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_known_samples_follow_the_forward_process_whatever_the_denoiser_predicts(sampler):
+    """During imputation the known elements of x_t the denoiser reads are the noised true values
+    at every step (as in training), even for a denoiser whose noise prediction is wrong there."""
+    pytest.importorskip("diffusers")
+    from neurofm.generation.diffusion import NoiseSchedule, alphas_cumprod, sample_diffusion
+    from neurofm.types import ModelOutput
+
+    schedule = NoiseSchedule(n_train_steps=200)
+    abar = alphas_cumprod(schedule)
+    seen = []
+
+    class Wrong(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, t, xt, observed=None, mask=None):
+            seen.append((int(t[0]), xt.clone()))
+            return ModelOutput(prediction=torch.full_like(xt, 4.0))  # far from any true noise
+
+    shape = (64, 2, 32)
+    gen = torch.Generator().manual_seed(0)
+    observed = 3.0 * torch.randn(shape, generator=gen)
+    mask = torch.zeros(shape)
+    mask[..., :16] = 1.0
+    out = sample_diffusion(
+        Wrong(),
+        shape,
+        n_steps=20,
+        schedule=schedule,
+        sampler=sampler,
+        seed=0,
+        observed=observed,
+        mask=mask,
+    )
+    assert torch.equal(out[..., :16], observed[..., :16])
+    for t, xt in seen:
+        a = float(abar[t])
+        z = (xt[..., :16] - a**0.5 * observed[..., :16]) / (1.0 - a) ** 0.5
+        assert abs(float(z.mean())) < 0.1 and abs(float(z.std()) - 1.0) < 0.1, (t, z.std())

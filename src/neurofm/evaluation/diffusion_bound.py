@@ -40,13 +40,14 @@ Dhariwal 2021 learn the variance for this reason).
 
 **Conditional bound (imputation).** With ``known`` (1 where a sample is given, as the sampler's
 imputation mask), the bound is on ``-ln P(bins of the unknown samples | the known samples)`` under
-the conditional reverse process the sampler runs (the denoiser reads the known samples and the
-mask at every step; every element, known or not, follows the model's reverse step; the known
-ones are written back at the end). The same argument holds with the known samples' forward paths
-in the proposal (they start from their true values, no dequantisation): ``L_N`` and the ``L_{k-1}``
-are summed over every element, ``L_0`` over the unknown ones only. The known elements' KL terms
-are the price of that sampler (their noise is predictable, so they are small but not zero);
-divide the sum by the number of unknown elements for bits per predicted channel-sample.
+the conditional reverse process the sampler runs (:func:`~neurofm.generation.diffusion.
+sample_diffusion`): the denoiser reads the known samples and the mask at every step; the unknown
+elements follow the model's reverse step; the known ones start from ``q(x_N | x_0)`` and are
+drawn from the exact posterior ``q(x_{k-1} | x_k, x_0)``. The proposal holds the known elements'
+forward paths from their true values (no dequantisation). Their factors are then the same in the
+reverse process and in the proposal and cancel: only the unknown elements carry ``L_N``,
+``L_{k-1}`` and ``L_0`` (the known ones still enter every term through the denoiser's input).
+Divide the sum by the number of unknown elements for bits per predicted channel-sample.
 
 The sum over ``k`` is estimated without bias from ``n_bound_steps`` steps drawn evenly spaced
 with a random offset (stratified) per window, each with fresh noise; bits are nats / ln 2.
@@ -108,8 +109,8 @@ def bound_nats(
         For the noise and the step offsets.
     known : Tensor, shape (B, C, T), optional
         1 where the sample is given (conditional bound, see the module docstring; ``eps_fn``
-        must then read the known samples and the mask itself): those elements get no ``L_0``
-        and no dequantisation. None: nothing is known.
+        must then read the known samples and the mask itself): those elements follow their
+        true forward paths and contribute zero. None: nothing is known.
 
     Returns
     -------
@@ -153,7 +154,7 @@ def bound_nats(
     decoder = torch.where(
         inner, density - torch.log(width), -torch.log(tail.clamp_min(_MIN_PROBABILITY))
     )
-    total = total + torch.where(given, 0.0, decoder)
+    total = total + decoder
     # sum over Ho's k = 2..N, diffusers indices 1..N-1
     count = n - 1
     n_steps = count if n_bound_steps is None else min(int(n_bound_steps), count)
@@ -174,7 +175,8 @@ def bound_nats(
         model_var = beta.view(b, 1, 1)
         kl = torch.log(model_var / posterior) + (posterior + difference**2) / model_var - 1.0
         total = total + weight * 0.5 * kl
-    return total
+    # the known elements' reverse factors are the proposal's own posteriors: they cancel
+    return torch.where(given, 0.0, total)
 
 
 def bound_bits(

@@ -7,8 +7,14 @@ Ho et al. 2020) or DDIM (``eta`` = 0: deterministic, Song et al. 2021) over a su
 training steps.
 
 Imputation (fill a gap, forecast the future) is by masking: the denoiser is given the observed
-samples and their mask at every step (it was trained so, see the ``diffusion`` objective), and
-the observed samples are written into the returned signal.
+samples and their mask at every step (it was trained so, see the ``diffusion`` objective). The
+known elements of ``x_t`` do not follow the network's reverse step: they start from the forward
+process ``q(x_N | x_0)`` and each step draws them from the exact posterior ``q(x_s | x_t, x_0)``
+(:func:`known_posterior_step`), so at every step they are distributed as in training (noised true
+values) whatever the network predicts for them, and only the unknown elements are generated. The
+observed samples are returned unchanged. (Letting the known elements follow the network's own
+reverse step drifts them off the forward process wherever the predicted noise is wrong, and the
+unknown elements, read next to them, drift with them.)
 
 The denoiser is any model whose spec has ``sampling="diffusion"``: ``model(t, x_t, observed=,
 mask=)`` with integer steps ``t`` (B,) and ``x_t`` (B, C, T), returning the predicted noise in
@@ -73,6 +79,28 @@ def _schedule_arguments(schedule: NoiseSchedule) -> dict[str, Any]:
 def alphas_cumprod(schedule: NoiseSchedule) -> Tensor:
     """``alpha_bar_t`` (n_train_steps,) float64 of the schedule, as ``diffusers`` computes it."""
     return make_scheduler(schedule).alphas_cumprod.double()
+
+
+def known_posterior_step(
+    x0: Tensor,
+    xt: Tensor,
+    abar_t: float,
+    abar_s: float,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """A draw from ``q(x_s | x_t, x_0)`` for ``s < t`` (``abar_s = 1``: ``x_0`` itself).
+
+    With ``r = abar_t / abar_s`` the forward step ``x_t | x_s ~ N(sqrt(r) x_s, 1 - r)`` gives the
+    posterior mean ``(sqrt(abar_s) (1 - r) x_0 + sqrt(r) (1 - abar_s) x_t) / (1 - abar_t)`` and
+    variance ``(1 - abar_s) (1 - r) / (1 - abar_t)``.
+    """
+    if abar_s >= 1.0:
+        return x0.clone()
+    r = abar_t / abar_s
+    mean = (abar_s**0.5 * (1.0 - r) * x0 + r**0.5 * (1.0 - abar_s) * xt) / (1.0 - abar_t)
+    std = ((1.0 - abar_s) * (1.0 - r) / (1.0 - abar_t)) ** 0.5
+    noise = torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
+    return mean + std * noise
 
 
 @torch.no_grad()
@@ -146,10 +174,21 @@ def sample_diffusion(
     model.eval()
     try:
         x = torch.randn(tuple(shape), generator=generator, device=device)
-        for t in scheduler.timesteps:
-            steps = torch.full((shape[0],), int(t), device=device, dtype=torch.long)
+        abar = scheduler.alphas_cumprod.to(torch.float64)
+        timesteps = [int(t) for t in scheduler.timesteps]
+        if observed is not None:  # the known elements start from q(x_N | x_0)
+            first = float(abar[timesteps[0]])
+            x = torch.where(mask.bool(), first**0.5 * observed + (1.0 - first) ** 0.5 * x, x)
+        for i, t in enumerate(timesteps):
+            steps = torch.full((shape[0],), t, device=device, dtype=torch.long)
             noise = model(steps, x, **keywords).prediction.float()
-            x = scheduler.step(noise, t, x, **step_keywords).prev_sample
+            new = scheduler.step(noise, t, x, **step_keywords).prev_sample
+            if observed is not None:
+                s = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+                abar_s = float(abar[s]) if s >= 0 else 1.0
+                known = known_posterior_step(observed, x, float(abar[t]), abar_s, generator)
+                new = torch.where(mask.bool(), known, new)
+            x = new
     finally:
         model.train(was_training)
     if observed is not None:
