@@ -83,6 +83,8 @@ def evaluate(
             )
         print(f"rollout: {result.report['rollout']}")
         print(f"plot: {result.report['plot']}")
+        print(f"report: {result.report['out_dir']}/report.md")
+        return
     if result.report["task"] == "text":
         print(result.report["markdown"])
         print(f"report: {result.report['out_dir']}/report.md")
