@@ -139,3 +139,30 @@ def test_known_samples_follow_the_forward_process_whatever_the_denoiser_predicts
         a = float(abar[t])
         z = (xt[..., :16] - a**0.5 * observed[..., :16]) / (1.0 - a) ** 0.5
         assert abs(float(z.mean())) < 0.1 and abs(float(z.std()) - 1.0) < 0.1, (t, z.std())
+
+
+def test_ntd_gaussian_skip_is_the_optimal_denoiser_of_gaussian_data_at_start():
+    """With the output layer at zero, ``skip: gaussian`` predicts E[eps | x_t] of N(0, data_std²)
+    data exactly; the diffusion objective refuses a model whose schedule differs from its own."""
+    pytest.importorskip("diffusers")
+    from neurofm.generation.diffusion import NoiseSchedule, alphas_cumprod
+    from neurofm.objectives.diffusion import DiffusionConfig, DiffusionObjective
+    from neurofm.registry import MODELS, create
+    from neurofm.types import Batch
+
+    model = create(
+        MODELS,
+        {"name": "ntd", "preset": "tiny", "skip": "gaussian", "data_std": 0.5, "n_train_steps": 50},
+    )
+    torch.nn.init.zeros_(model.output.weight)
+    torch.nn.init.zeros_(model.output.bias)
+    abar = alphas_cumprod(NoiseSchedule(n_train_steps=50)).float()
+    t = torch.tensor([0, 25, 49])
+    xt = torch.randn(3, 4, 16)
+    a = abar[t].view(3, 1, 1)
+    expected = (1 - a).sqrt() * xt / (a * 0.25 + 1 - a)
+    torch.testing.assert_close(model(t, xt).prediction, expected)
+    batch = Batch(x=torch.randn(2, 4, 16))
+    assert torch.isfinite(DiffusionObjective(DiffusionConfig(n_train_steps=50))(model, batch).loss)
+    with pytest.raises(ValueError, match="schedule"):
+        DiffusionObjective(DiffusionConfig(n_train_steps=100))(model, batch)

@@ -115,6 +115,13 @@ class DiffusionObjective(Objective):
             )
         x0 = x0.float()
         cfg = self.config
+        schedule_of = getattr(model, "schedule", None)
+        own = schedule_of() if callable(schedule_of) else None
+        if own is not None and own != cfg.schedule():
+            raise ValueError(
+                f"objective 'diffusion': the model's schedule {own} differs from the "
+                f"objective's {cfg.schedule()}; set the same n_train_steps / beta_* in both"
+            )
         t = torch.randint(0, cfg.n_train_steps, (x0.shape[0],), device=x0.device)
         noise = torch.randn_like(x0)
         xt = self.scheduler.add_noise(x0, noise, t)
