@@ -10,7 +10,9 @@ of :mod:`neurofm.data.prepare_splits`), except for the last block, so that the l
 exactly the end of the recording; no window crosses a block edge.
 
 Items (:class:`EventWindows`): ``x`` the window's spikes (n, 2) float64, unit id and time (s)
-from the window start, sorted (the layout of :mod:`neurofm.data.spike_events`), and, with
+from the window start, sorted (the layout of :mod:`neurofm.data.spike_events`; with
+``data.layout: counts``, the binned events (window_length, n_units) instead, the input of
+binned-count models on the same bins and blocks), and, with
 ``data.behaviour_file`` (a signal whose channels are averaged over each bin), ``target``
 (window_length, K). With ``data.normalize`` the behaviour is standardised by the train block's
 mean and standard deviation. :func:`collate_events` pads the spikes of a batch into
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from neurofm.data.collate import collate
 from neurofm.data.spike_events import event_windows, pack_events
 from neurofm.errors import ConfigError, RecordingError
 from neurofm.types import Batch
@@ -169,7 +172,7 @@ class SpikeEventSource:
 
     def collate(self) -> Any:
         """The collate function of this source's datasets."""
-        return collate_events
+        return collate_events if self.data.layout == "spikes" else collate
 
 
 class EventWindows(torch.utils.data.Dataset):
@@ -190,15 +193,15 @@ class EventWindows(torch.utils.data.Dataset):
         return len(self.starts)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        units, times = self.events[i]
-        item: dict[str, Any] = {
-            "x": torch.from_numpy(np.stack([units.astype(np.float64), times], axis=1)),
-            "start": int(self.starts[i]),
-            "recording": 0,
-        }
+        start = int(self.starts[i])
+        if self.source.data.layout == "counts":
+            x = torch.from_numpy(self.source.counts[start : start + self.window]).float()
+        else:
+            units, times = self.events[i]
+            x = torch.from_numpy(np.stack([units.astype(np.float64), times], axis=1))
+        item: dict[str, Any] = {"x": x, "start": start, "recording": 0}
         behaviour = self.source.behaviour
         if behaviour is not None:
-            start = int(self.starts[i])
             item["target"] = torch.from_numpy(behaviour[start : start + self.window]).float()
         return item
 

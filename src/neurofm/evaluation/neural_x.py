@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from neurofm.data.collate import collate
-from neurofm.data.event_source import EventWindows, collate_events
+from neurofm.data.event_source import EventWindows
 from neurofm.evaluation.behaviour import fit_ridge, r2_score, two_sided_lags
 from neurofm.evaluation.common import EvaluateConfig, EvaluationResult, evenly, write_run_report
 from neurofm.evaluation.cosmoothing import bits_per_spike, smoothed_glm_rates
@@ -66,7 +66,7 @@ def r2_intervals(
     return out
 
 
-def _block_outputs(
+def block_outputs(
     model: torch.nn.Module, source: Any, split: str, batch_size: int, observed: Any = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Log rates (n_bins, U) and behaviour (n_bins, K) or None of every bin of ``split``'s
@@ -80,7 +80,7 @@ def _block_outputs(
     with torch.no_grad():
         for lo in range(0, len(starts), batch_size):
             items = [windows[i] for i in range(lo, min(lo + batch_size, len(starts)))]
-            batch = collate_events(items)
+            batch = source.collate()(items)
             out = model(batch.x, observed=mask)
             if "behaviour" in out.extras and behaviour is None:
                 behaviour = np.zeros((block.n_bins, out.extras["behaviour"].shape[-1]))
@@ -105,6 +105,7 @@ def evaluate_spikes(
     window = int(source.data.window_length)
     report: dict[str, Any] = {
         "task": "spike_events",
+        "input": source.data.layout,  # spikes (events) or counts (binned events)
         "bin_size_s": source.bin_size,
         "n_units": source.n_units,
         "train_bins": int(len(train_counts)),
@@ -114,7 +115,7 @@ def evaluate_spikes(
         "window_bins": window,
         "definitions": {},
     }
-    log_rates, behaviour = _block_outputs(model, source, split, config.batch_size)
+    log_rates, behaviour = block_outputs(model, source, split, config.batch_size)
     if source.behaviour is not None and behaviour is not None:
         train_block, test_block = source.block(train_split), source.block(split)
         y_train = source.behaviour[train_block.first : train_block.first + train_block.n_bins]
@@ -152,7 +153,7 @@ def _cosmoothing(
     held_out = np.zeros(n_units, dtype=bool)
     rng = np.random.default_rng(config.seed)
     held_out[rng.permutation(n_units)[: max(1, round(0.25 * n_units))]] = True
-    log_rates, _ = _block_outputs(model, source, split, config.batch_size, observed=~held_out)
+    log_rates, _ = block_outputs(model, source, split, config.batch_size, observed=~held_out)
     test_counts = _block_counts(source, split)
     glm = smoothed_glm_rates(
         train_counts[:, ~held_out], train_counts[:, held_out], test_counts[:, ~held_out]

@@ -94,9 +94,13 @@ class DataConfig:
                 if value >= 1:
                     setattr(self, name, int(value))
             return
-        if (self.format == "spike_events") != (self.layout == "spikes"):
+        if self.layout == "spikes" and self.format != "spike_events":
             raise ValueError(
                 "layout spikes goes with format spike_events (a spike-times file), and only it"
+            )
+        if self.format == "spike_events" and self.layout == "channels":
+            raise ValueError(
+                "format spike_events gives layout spikes (events) or counts (the binned events)"
             )
         if self.format == "spike_events":
             self._check_events()
@@ -124,8 +128,12 @@ class DataConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.behaviour and self.layout != "counts":
             raise ValueError("behaviour: behaviour channels are targets of layout: counts only")
-        if self.layout == "counts" and (self.bands is not None or self.format != "store"):
-            raise ValueError("layout counts reads windows of a prepared store; remove bands")
+        if self.layout == "counts" and (
+            self.bands is not None or self.format not in ("store", "spike_events")
+        ):
+            raise ValueError(
+                "layout counts reads windows of a prepared store or spike events; remove bands"
+            )
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
 
