@@ -215,10 +215,11 @@ class NeuroFMX(nn.Module):
             from the input and hidden from PopT, so their predicted rates are co-smoothed from
             the observed units.
         units : UnitAdapter, optional
-            A Unit-ID adapter (:mod:`neurofm.models.neurofm_x.adapters`, counts models) for a
-            recording with other units: its count embedding, unit identities, rate (and
-            optionally behaviour) heads replace the model's, everything else is the model's;
-            ``x`` then has the adapter's ``n_units``.
+            A Unit-ID adapter (:mod:`neurofm.models.neurofm_x.adapters`, counts and spikes
+            models) for a recording with other units: its count embedding (counts) or unit
+            identity embeddings (spikes), PopT unit identities, rate (and optionally
+            behaviour) heads replace the model's, everything else is the model's; ``x`` then
+            has the adapter's ``n_units`` (counts) or unit ids (spikes).
 
         Returns
         -------
@@ -234,12 +235,12 @@ class NeuroFMX(nn.Module):
             ``diffusion_weight > 0``.
         """
         modality = self.config.modality
-        if units is not None and modality != "counts":
+        if units is not None and modality == "lfp":
             raise ValueError(
-                f"neurofm_x: Unit-ID adapters read counts; this model reads {modality}"
+                "neurofm_x: Unit-ID adapters map units (counts, spikes); this model reads lfp"
             )
         if modality == "spikes":
-            return self._forward_spikes(x, observed)
+            return self._forward_spikes(x, observed, units)
         if modality == "lfp":
             if observed is not None:
                 raise ValueError("neurofm_x: observed= (unit masking) does not apply to LFP input")
@@ -266,20 +267,25 @@ class NeuroFMX(nn.Module):
             return torch.ones(b, u, dtype=torch.bool, device=device)
         return observed.to(device=device, dtype=torch.bool).expand(b, u)
 
-    def _forward_spikes(self, x: Tensor, observed: Tensor | None) -> ModelOutput:
-        """Spike events (B, N, 2 + F) -> per-bin outputs on ``n_bins`` bins."""
+    def _forward_spikes(
+        self, x: Tensor, observed: Tensor | None, adapter: nn.Module | None = None
+    ) -> ModelOutput:
+        """Spike events (B, N, 2 + F) -> per-bin outputs on ``n_bins`` bins (unit ids of the
+        adapter's units when one is given)."""
         cfg = self.config
+        parts = adapter if adapter is not None else self
+        n_units = cfg.n_units if adapter is None else adapter.config.n_units
         units, times, waveforms, valid = split_events(
             x,
-            n_units=cfg.n_units,
+            n_units=n_units,
             n_waveform_features=cfg.n_waveform_features,
             window=cfg.n_bins * cfg.bin_size,
         )
         b = x.shape[0]
         counts = bin_events(
-            units, times, valid, n_units=cfg.n_units, n_bins=cfg.n_bins, bin_size=cfg.bin_size
+            units, times, valid, n_units=n_units, n_bins=cfg.n_bins, bin_size=cfg.bin_size
         )  # (B, n_bins, n_units): every spike, the encoder's target
-        observed = self._observed(observed, b, cfg.n_units, x.device)
+        observed = self._observed(observed, b, n_units, x.device)
         seen = valid & observed.gather(1, units)  # (B, N)
         # the spikes of hidden units leave the sequence (the others keep their order), so that
         # not even their count or timing reaches the model
@@ -288,7 +294,8 @@ class NeuroFMX(nn.Module):
         dtype = self.null.dtype
         if waveforms is not None:
             waveforms = waveforms.gather(1, order[..., None].expand_as(waveforms)).to(dtype)
-        tokens = self.embed(units, times.to(dtype), waveforms) * seen[..., None]
+        table = None if adapter is None else adapter.unit_embedding
+        tokens = self.embed(units, times.to(dtype), waveforms, table=table) * seen[..., None]
         # pad to a multiple of the coarsest rate, so that trailing padding rows never enter the
         # pooled block of a spike (the backbone is causal across blocks)
         step = max(cfg.rates)
@@ -300,7 +307,7 @@ class NeuroFMX(nn.Module):
         mask = torch.cat([seen.new_ones(b, 1), seen], dim=1)  # (B, 1 + N')
         extra = None
         if self.popt is not None:
-            extra = self.population(counts * observed[:, None, :], observed)
+            extra = self.population(counts * observed[:, None, :], observed, adapter)
         latents = self.fusion.encode(context, extra=extra, mask=mask)
         centres = (torch.arange(cfg.n_bins, device=x.device, dtype=torch.float64) + 0.5) * (
             cfg.bin_size / cfg.time_scale
@@ -314,7 +321,9 @@ class NeuroFMX(nn.Module):
             read = read & near[:, None]  # (B, 1, n_bins, 1 + N')
         query = self.bin_events(query.expand(b, -1, -1), context, attn_mask=read)
         features = self.readout(query, latents)  # (B, n_bins, d_latent)
-        return self._heads(features, latents, self.rates_head, extras={"counts": counts})
+        return self._heads(
+            features, latents, parts.rates_head, units=adapter, extras={"counts": counts}
+        )
 
     def _forward_lfp(self, x: Tensor) -> ModelOutput:
         """Field potentials (B, n_chans, T) -> per-step outputs on the pooled grid."""
