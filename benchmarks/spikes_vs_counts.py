@@ -11,7 +11,9 @@ windows, sizes, objective, steps and seed; they differ only in their input:
 Both are scored on every bin of the held-out block (the last 20%, 400 bins) together with the
 ridge regression on the binned counts of bins t-5 .. t+5 (fitted on the train block): envelope
 R² with 95% moving-block bootstrap intervals (blocks of one window, 64 bins) and the paired
-differences spikes - counts and spikes - ridge on the same resamples, for each seed. Writes
+differences spikes - counts and spikes - ridge on the same resamples, for each seed. Two more
+ridge rows read only the bins before (t-5 .. t) or after (t .. t+5) each bin: they show where
+the decodable information sits. Writes
 ``docs/results/spikes_vs_counts_grasshopper.json``. Run: ``python -m benchmarks.spikes_vs_counts
 [--steps 300] [--seeds 0 1]`` (one torch thread).
 """
@@ -30,10 +32,17 @@ import numpy as np
 import torch
 from benchmarks._common import machine_info
 
+from neurofm.evaluation.behaviour import lagged, two_sided_lags
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "spikes_grasshopper"
 CONFIG = ROOT / "configs" / "fit" / "neurofm_x" / "neurofm_x_spikes.yaml"
 OUT = ROOT / "docs" / "results" / "spikes_vs_counts_grasshopper.json"
+LAGS = {  # ridge baselines: the binned counts of which bins around bin t
+    "ridge": lambda c: two_sided_lags(c, 5),
+    "ridge_past": lambda c: lagged(c, 6),  # t, t-1, .., t-5
+    "ridge_later": lambda c: lagged(c[::-1], 6)[::-1],  # t, t+1, .., t+5
+}
 SPIKE_ONLY = ("n_bins", "bin_size", "read_radius", "n_waveform_features", "time_scale")
 
 
@@ -59,8 +68,8 @@ def config_for(kind: str, steps: int, seed: int, out: Path) -> dict[str, Any]:
 
 def run_seed(seed: int, steps: int, n_bootstrap: int) -> dict[str, Any]:
     """Fit both models with ``seed``; their R² and the ridge's on the test block."""
-    from neurofm.evaluation.behaviour import fit_ridge, two_sided_lags
-    from neurofm.evaluation.neural_x import N_LAGS, RIDGES, block_outputs, r2_intervals
+    from neurofm.evaluation.behaviour import fit_ridge
+    from neurofm.evaluation.neural_x import RIDGES, block_outputs, r2_intervals
     from neurofm.training.fit import fit
     from neurofm.training.run import load_run
 
@@ -78,13 +87,15 @@ def run_seed(seed: int, steps: int, n_bootstrap: int) -> dict[str, Any]:
     counts = source.counts
     y_train = source.behaviour[train.first : train.first + train.n_bins]
     y_test = source.behaviour[test.first : test.first + test.n_bins]
-    weights, ridge = fit_ridge(
-        two_sided_lags(counts[train.first : train.first + train.n_bins], N_LAGS), y_train, RIDGES
-    )
-    features = two_sided_lags(counts[test.first : test.first + test.n_bins], N_LAGS)
-    predictions["ridge"] = np.c_[features, np.ones(len(features))] @ weights
+    penalties = {}
+    for name, lags in LAGS.items():
+        weights, penalties[name] = fit_ridge(
+            lags(counts[train.first : train.first + train.n_bins]), y_train, RIDGES
+        )
+        features = lags(counts[test.first : test.first + test.n_bins])
+        predictions[name] = np.c_[features, np.ones(len(features))] @ weights
     rows = {"model": predictions["spikes"], "counts": predictions["counts"]}
-    rows["ridge"] = predictions["ridge"]
+    rows.update({name: predictions[name] for name in LAGS})
     scores = r2_intervals(y_test, rows, n=n_bootstrap, block=64, seed=seed)
     counts_vs_ridge = r2_intervals(
         y_test,
@@ -99,13 +110,15 @@ def run_seed(seed: int, steps: int, n_bootstrap: int) -> dict[str, Any]:
             "neurofm_x spike events": scores["model"],
             "neurofm_x binned counts": scores["counts"],
             "ridge (binned counts, +-5 bins)": scores["ridge"],
+            "ridge, past bins only (t-5 .. t)": scores["ridge_past"],
+            "ridge, later bins only (t .. t+5)": scores["ridge_later"],
         },
         "differences": {
             "spikes - counts": scores["model_minus_counts"],
             "spikes - ridge": scores["model_minus_ridge"],
             "counts - ridge": counts_vs_ridge["model_minus_ridge"],
         },
-        "ridge_penalty": ridge,
+        "ridge_penalties": penalties,
         "parameters": sizes,
         "fit_seconds": seconds,
         "train_bins": int(train.n_bins),

@@ -69,6 +69,10 @@ def test_spike_event_data_errors_name_the_key(shared_data, tmp_path):
         fit(config)
     config = _spike_config(shared_data, tmp_path / "run3")
     config["data"]["layout"] = "channels"
+    with pytest.raises(ConfigError, match=r"format spike_events gives layout spikes .* or counts"):
+        fit(config)
+    config = _spike_config(shared_data, tmp_path / "run4")
+    config["data"]["format"] = "store"
     with pytest.raises(ConfigError, match=r"layout spikes goes with format spike_events"):
         fit(config)
     assert not (tmp_path / "run").exists()

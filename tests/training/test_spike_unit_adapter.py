@@ -96,7 +96,10 @@ def test_spike_adapter_maps_real_pseudo_units_into_a_frozen_model(shared_data):
     bin_size, n_bins = 0.005, 32
     envelope = bin_means(stimulus, sfreq, bin_size)
     z = (envelope - envelope[:1600].mean()) / envelope[:1600].std()
-    train_starts, test_starts = np.arange(0, 1600 - n_bins + 1, 48), np.arange(1600, 2000 - n_bins + 1, n_bins)
+    train_starts, test_starts = (
+        np.arange(0, 1600 - n_bins + 1, 48),
+        np.arange(1600, 2000 - n_bins + 1, n_bins),
+    )
 
     def batch(trains, starts) -> Batch:
         x = pack_events(event_windows(trains, starts * bin_size, n_bins * bin_size))

@@ -85,8 +85,8 @@ class SpikeEventSource:
             self.behaviour_mean, self.behaviour_std = part.mean(axis=0), part.std(axis=0)
             if (self.behaviour_std == 0).any():
                 raise ConfigError(
-                    f"data.behaviour_file: a channel is constant over the train block; it "
-                    f"cannot be standardised (data.normalize: false keeps it as is)"
+                    "data.behaviour_file: a channel is constant over the train block; it "
+                    "cannot be standardised (data.normalize: false keeps it as is)"
                 )
             self.behaviour = (self.behaviour - self.behaviour_mean) / self.behaviour_std
 
@@ -212,7 +212,5 @@ def collate_events(items: Sequence[dict[str, Any]]) -> Batch:
     target = None
     if items and "target" in items[0]:
         target = torch.stack([item["target"] for item in items])
-    meta = {
-        key: torch.tensor([item[key] for item in items]) for key in ("start", "recording")
-    }
+    meta = {key: torch.tensor([item[key] for item in items]) for key in ("start", "recording")}
     return Batch(x=x, target=target, meta=meta)

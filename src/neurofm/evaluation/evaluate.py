@@ -50,11 +50,11 @@ from neurofm.evaluation.common import (
 )
 from neurofm.evaluation.continuous import evaluate_continuous_run
 from neurofm.evaluation.counts import evaluate_counts_run
-from neurofm.evaluation.neural_x import evaluate_lfp_run, evaluate_spikes_run
 from neurofm.evaluation.decoding import evaluate_decoding_run
 from neurofm.evaluation.generative import evaluate_generative_run
 from neurofm.evaluation.meg_text import evaluate_meg_text_run
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
+from neurofm.evaluation.neural_x import evaluate_lfp_run, evaluate_spikes_run
 from neurofm.evaluation.next_band import evaluate_next_band_run
 from neurofm.evaluation.rollout import (
     FlatPredictor,

@@ -245,7 +245,9 @@ def report_sections(report: dict[str, Any], table: Any) -> list[str]:
     if bps:
         names = [k for k in bps if k != "held_out_units"]
         out.append(
-            table("Co-smoothing, bits per spike", names, [("bits / spike", [bps[k] for k in names])])
+            table(
+                "Co-smoothing, bits per spike", names, [("bits / spike", [bps[k] for k in names])]
+            )
         )
     mse = report.get("band_power_mse")
     if mse:
