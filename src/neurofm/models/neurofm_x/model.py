@@ -24,7 +24,9 @@ Then, for every input kind:
 3. fusion: :class:`~neurofm.layers.perceiver.PerceiverIO` (learned latents; padding spikes
    are never attended);
 4. read-out (Perceiver-IO decoding): one query per output step attends to the latents. The
-   output steps are the bins for counts (query: the backbone feature of the bin), the
+   output steps are the bins for counts (query: the backbone feature of the bin, which with
+   ``read_radius`` set first attends to the features of the bins within ``read_radius`` on both
+   sides, as a spike model's bin query reads the spikes there), the
    ``n_bins`` bins of ``bin_size`` s for spikes (query: the sinusoid of the bin-centre time,
    which first attends to the spike tokens, those within ``read_radius`` bins when set), the
    pooled steps for LFP (query: the backbone feature of the step; step k covers samples
@@ -174,6 +176,12 @@ class NeuroFMX(nn.Module):
                 n_heads=cfg.n_heads,
                 n_train_steps=cfg.diffusion_steps,
             )
+        self.bin_window = None  # counts: a two-sided read of the bins near each bin
+        if cfg.modality == "counts" and cfg.read_radius:
+            # built last, so that every other part starts as in a model without it
+            self.bin_window = CrossAttentionBlock(
+                cfg.d_latent, cfg.n_heads, d_context=cfg.d_model, dropout=cfg.dropout
+            )
 
     @classmethod
     def from_config(cls, config: NeuroFMXConfig | dict[str, Any]) -> NeuroFMX:
@@ -258,8 +266,20 @@ class NeuroFMX(nn.Module):
         h = self.backbone(parts.embed(counts))  # (B, T, d_model)
         extra = self.population(counts, observed, units) if self.popt is not None else None
         latents = self.fusion.encode(h, extra=extra)  # (B, n_latents, d_latent)
-        features = self.readout(self.query(h), latents)  # (B, T, d_latent)
+        features = self.readout(self.count_queries(h), latents)  # (B, T, d_latent)
         return self._heads(features, latents, parts.rates_head, units=units)
+
+    def count_queries(self, h: Tensor) -> Tensor:
+        """The read-out query of every bin (B, T, d_latent) from the backbone features ``h``
+        (B, T, d_model): the bin's own (causal) feature, which with ``read_radius > 0`` then
+        attends to the features of the bins ``t - read_radius .. t + read_radius`` (the same
+        window of bins as a spike model's bin query)."""
+        query = self.query(h)
+        if self.bin_window is None:
+            return query
+        steps = torch.arange(h.shape[1], device=h.device)
+        near = (steps[:, None] - steps[None, :]).abs() <= self.config.read_radius  # (T, T)
+        return self.bin_window(query, h, attn_mask=near[None, None])
 
     @staticmethod
     def _observed(observed: Tensor | None, b: int, u: int, device: torch.device) -> Tensor:
@@ -382,7 +402,7 @@ class NeuroFMX(nn.Module):
             "tokens": self.embed,
             "backbone": self.backbone,
             "fusion": self.fusion,
-            "readout": nn.ModuleList([self.query, self.readout]),
+            "readout": nn.ModuleList([self.query, self.readout, self.bin_window]),
         }
         out = {name: sum(p.numel() for p in m.parameters()) for name, m in parts.items()}
         counted = {id(p) for m in parts.values() for p in m.parameters()}
