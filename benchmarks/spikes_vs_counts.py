@@ -1,17 +1,22 @@
 """Spike events vs binned counts on the same real spike data (the grasshopper receptor).
 
-Two NeuroFM-X models are trained with ``neurofm fit`` on the same recording, time blocks,
-windows, sizes, objective, steps and seed; they differ only in their input:
+Three NeuroFM-X models are trained with ``neurofm fit`` on the same recording, time blocks,
+windows, sizes, objective, steps and seed; they differ in their input and per-bin read-out:
 
 - ``spikes``: ``configs/fit/neurofm_x/neurofm_x_spikes.yaml`` as it is (one token per spike,
   each 5 ms bin's query reads the spikes within 2 bins);
 - ``counts``: the same config with ``data.layout: counts`` and ``model.modality: counts``: the
-  binned counts of the same 5 ms bins, one token per bin.
+  binned counts of the same 5 ms bins, one token per bin; each bin's query is the backbone
+  feature of that bin (the default read-out: the bins up to the end of the bin's pooled block);
+- ``counts_window``: as ``counts`` with ``read_radius: 2`` kept: each bin's query also attends
+  to the backbone features of the bins within 2 bins on both sides, the window the spike
+  model's bin query reads.
 
-Both are scored on every bin of the held-out block (the last 20%, 400 bins) together with the
+All three are scored on every bin of the held-out block (the last 20%, 400 bins) together with the
 ridge regression on the binned counts of bins t-5 .. t+5 (fitted on the train block): envelope
 R² with 95% moving-block bootstrap intervals (blocks of one window, 64 bins) and the paired
-differences spikes - counts and spikes - ridge on the same resamples, for each seed. Two more
+differences (spikes and the two count read-outs against each other and the ridge) on the same
+resamples, for each seed; the same on the train block shows what each model fits. Two more
 ridge rows read only the bins before (t-5 .. t) or after (t .. t+5) each bin: they show where
 the decodable information sits. Writes
 ``docs/results/spikes_vs_counts_grasshopper.json``. Run: ``python -m benchmarks.spikes_vs_counts
@@ -43,11 +48,28 @@ LAGS = {  # ridge baselines: the binned counts of which bins around bin t
     "ridge_past": lambda c: lagged(c, 6),  # t, t-1, .., t-5
     "ridge_later": lambda c: lagged(c[::-1], 6)[::-1],  # t, t+1, .., t+5
 }
-SPIKE_ONLY = ("n_bins", "bin_size", "read_radius", "n_waveform_features", "time_scale")
+SPIKE_ONLY = ("n_bins", "bin_size", "n_waveform_features", "time_scale")
+KINDS = ("spikes", "counts", "counts_window")
+ROWS = {  # row of the report: prediction key
+    "neurofm_x spike events": "spikes",
+    "neurofm_x binned counts (per-bin read-out)": "counts",
+    "neurofm_x binned counts (read-out of bins t-2 .. t+2)": "counts_window",
+    "ridge (binned counts, +-5 bins)": "ridge",
+    "ridge, past bins only (t-5 .. t)": "ridge_past",
+    "ridge, later bins only (t .. t+5)": "ridge_later",
+}
+DIFFERENCES = (  # paired: first - second
+    ("spikes", "counts"),
+    ("spikes", "counts_window"),
+    ("counts_window", "counts"),
+    ("spikes", "ridge"),
+    ("counts", "ridge"),
+    ("counts_window", "ridge"),
+)
 
 
 def config_for(kind: str, steps: int, seed: int, out: Path) -> dict[str, Any]:
-    """The fit config of the ``spikes`` or ``counts`` model."""
+    """The fit config of the ``spikes``, ``counts`` or ``counts_window`` model."""
     from neurofm.config import load_yaml
 
     config = load_yaml(CONFIG)
@@ -59,70 +81,74 @@ def config_for(kind: str, steps: int, seed: int, out: Path) -> dict[str, Any]:
         max_steps=steps, seed=seed, accelerator="cpu", devices=1, enable_progress_bar=False
     )
     config["output"] = {"dir": str(out), "checkpoint_every_n_steps": steps}
-    if kind == "counts":
+    if kind.startswith("counts"):
         config["data"]["layout"] = "counts"
-        model = {k: v for k, v in config["model"].items() if k not in SPIKE_ONLY}
+        drop = SPIKE_ONLY + (("read_radius",) if kind == "counts" else ())
+        model = {k: v for k, v in config["model"].items() if k not in drop}
         config["model"] = {**model, "name": "neurofm_x", "modality": "counts"}
     return config
 
 
+def paired(
+    y: np.ndarray, predictions: dict[str, np.ndarray], n: int, seed: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """R² with intervals of every row of :data:`ROWS` and the :data:`DIFFERENCES`, all on the
+    same block resamples of ``y``."""
+    from neurofm.evaluation.neural_x import r2_intervals
+
+    def scores(name: str) -> dict[str, Any]:
+        rows = {"model": predictions[name], **{k: p for k, p in predictions.items() if k != name}}
+        return r2_intervals(y, rows, n=n, block=64, seed=seed)
+
+    by_first = {first: scores(first) for first, _ in DIFFERENCES}
+    r2 = {row: by_first["spikes"][key if key != "spikes" else "model"] for row, key in ROWS.items()}
+    differences = {
+        f"{first} - {second}": by_first[first][f"model_minus_{second}"]
+        for first, second in DIFFERENCES
+    }
+    return r2, differences
+
+
 def run_seed(seed: int, steps: int, n_bootstrap: int) -> dict[str, Any]:
-    """Fit both models with ``seed``; their R² and the ridge's on the test block."""
+    """Fit the three models with ``seed``; their R² and the ridges' on the test block (and on
+    the train block)."""
     from neurofm.evaluation.behaviour import fit_ridge
-    from neurofm.evaluation.neural_x import RIDGES, block_outputs, r2_intervals
+    from neurofm.evaluation.neural_x import RIDGES, block_outputs
     from neurofm.training.fit import fit
     from neurofm.training.run import load_run
 
-    predictions, sizes, seconds = {}, {}, {}
+    test, train, sizes, seconds = {}, {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("spikes", "counts"):
+        for kind in KINDS:
             start = time.perf_counter()
             run_dir = fit(config_for(kind, steps, seed, Path(tmp) / kind))
             seconds[kind] = round(time.perf_counter() - start, 1)
             run = load_run(run_dir)
             source = run.store
-            _, predictions[kind] = block_outputs(run.model, source, "test", batch_size=16)
+            _, test[kind] = block_outputs(run.model, source, "test", batch_size=16)
+            _, train[kind] = block_outputs(run.model, source, "train", batch_size=16)
             sizes[kind] = int(sum(p.numel() for p in run.model.parameters()))
-    train, test = source.block("train"), source.block("test")
-    counts = source.counts
-    y_train = source.behaviour[train.first : train.first + train.n_bins]
-    y_test = source.behaviour[test.first : test.first + test.n_bins]
+    blocks = {"train": source.block("train"), "test": source.block("test")}
+    counts = {k: source.counts[b.first : b.first + b.n_bins] for k, b in blocks.items()}
+    y = {k: source.behaviour[b.first : b.first + b.n_bins] for k, b in blocks.items()}
     penalties = {}
     for name, lags in LAGS.items():
-        weights, penalties[name] = fit_ridge(
-            lags(counts[train.first : train.first + train.n_bins]), y_train, RIDGES
-        )
-        features = lags(counts[test.first : test.first + test.n_bins])
-        predictions[name] = np.c_[features, np.ones(len(features))] @ weights
-    rows = {"model": predictions["spikes"], "counts": predictions["counts"]}
-    rows.update({name: predictions[name] for name in LAGS})
-    scores = r2_intervals(y_test, rows, n=n_bootstrap, block=64, seed=seed)
-    counts_vs_ridge = r2_intervals(
-        y_test,
-        {"model": predictions["counts"], "ridge": predictions["ridge"]},
-        n=n_bootstrap,
-        block=64,
-        seed=seed,
-    )
+        weights, penalties[name] = fit_ridge(lags(counts["train"]), y["train"], RIDGES)
+        for split, predictions in (("train", train), ("test", test)):
+            features = lags(counts[split])
+            predictions[name] = np.c_[features, np.ones(len(features))] @ weights
+    r2, differences = paired(y["test"], test, n_bootstrap, seed)
+    train_r2, train_differences = paired(y["train"], train, n_bootstrap, seed)
     return {
         "seed": seed,
-        "r2": {
-            "neurofm_x spike events": scores["model"],
-            "neurofm_x binned counts": scores["counts"],
-            "ridge (binned counts, +-5 bins)": scores["ridge"],
-            "ridge, past bins only (t-5 .. t)": scores["ridge_past"],
-            "ridge, later bins only (t .. t+5)": scores["ridge_later"],
-        },
-        "differences": {
-            "spikes - counts": scores["model_minus_counts"],
-            "spikes - ridge": scores["model_minus_ridge"],
-            "counts - ridge": counts_vs_ridge["model_minus_ridge"],
-        },
+        "r2": r2,
+        "differences": differences,
+        "train_block": {"r2": train_r2, "differences": train_differences},
         "ridge_penalties": penalties,
         "parameters": sizes,
         "fit_seconds": seconds,
-        "train_bins": int(train.n_bins),
-        "test_bins": int(test.n_bins),
+        "train_bins": int(blocks["train"].n_bins),
+        "test_bins": int(blocks["test"].n_bins),
     }
 
 
