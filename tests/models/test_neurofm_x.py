@@ -131,3 +131,47 @@ def test_sliding_read_out_gives_every_bin_its_history():
     sliding, _ = predict_windows(Position(), counts, 8, keep=2)
     assert sliding[:8, 0].tolist() == list(range(8))  # the first window: all its bins
     assert (sliding[8:, 0] >= 6).all()  # later bins: read with >= 6 bins of history
+
+
+def _zero_residuals(block: torch.nn.Module) -> None:
+    """Make a cross-attention block the identity on its queries (outputs added: zero)."""
+    with torch.no_grad():
+        for layer in (block.attn.out_proj, block.mlp.fc_out):
+            layer.weight.zero_()
+            if layer.bias is not None:
+                layer.bias.zero_()
+
+
+def test_two_sided_count_read_out_shapes_and_off_is_the_old_model():
+    off = _tiny(n_behaviour=2).eval()
+    on = _tiny(n_behaviour=2, read_radius=2).eval()
+    assert off.bin_window is None and on.bin_window is not None
+    # built last: every shared part starts from the same values as the model without it
+    shared = off.state_dict()
+    assert {k: v for k, v in on.state_dict().items() if k in shared}.keys() == shared.keys()
+    assert all(torch.equal(on.state_dict()[k], v) for k, v in shared.items())
+    x = torch.poisson(torch.full((2, 16, 6), 2.0))
+    out = on(x)
+    assert out.prediction.shape == (2, 16, 6)
+    assert out.extras["behaviour"].shape == (2, 16, 2)
+    assert out.extras["features"].shape == (2, 16, 16)
+    assert not torch.equal(out.prediction, off(x).prediction)
+    _zero_residuals(on.bin_window)  # the window read adds nothing: the old read-out exactly
+    assert torch.equal(on(x).prediction, off(x).prediction)
+    assert torch.equal(on(x).extras["behaviour"], off(x).extras["behaviour"])
+
+
+@pytest.mark.parametrize("radius", [0, 1, 3])
+def test_two_sided_count_read_out_reads_later_bins_within_the_radius(radius):
+    # one rate: a causal backbone; the fusion's cross-attention adds nothing, so that the
+    # latents do not depend on the input and only the read-out can carry a later bin back
+    model = _tiny(rates=(1,), popt_layers=0, read_radius=radius).eval()
+    for block in model.fusion.cross:
+        _zero_residuals(block)
+    x = torch.poisson(torch.full((1, 16, 6), 2.0))
+    later = x.clone()
+    later[0, 10] += 3.0
+    with torch.no_grad():
+        change = (model(x).prediction - model(later).prediction).abs().amax(dim=-1)[0]
+    changed = [t for t in range(16) if change[t] > 0]
+    assert changed == list(range(10 - radius, 16))  # bins t >= 10 - radius, no earlier one

@@ -114,8 +114,13 @@ def test_spike_model_waveforms_and_adapters():
     ]
     x = pack_events(windows, n_waveform_features=3)
     assert x.shape[-1] == 5 and torch.isfinite(model(x).prediction).all()
-    with pytest.raises(ValueError, match="Unit-ID adapters map new units' counts"):
-        UnitAdaptedNeuroFMX.create(model, 4)
+    adapted = UnitAdaptedNeuroFMX.create(model, 4)  # waveforms still read by the base
+    new = [(u, t, rng.normal(size=(len(u), 3))) for u, t in event_windows(_trains(4), [0.0], 0.32)]
+    out = adapted(pack_events(new, n_waveform_features=3))
+    assert out.prediction.shape == (1, 16, 4) and out.extras["counts"].shape == (1, 16, 4)
+    lfp = create(MODELS, {"name": "neurofm_x_lfp", "preset": "tiny", "n_chans": 2})
+    with pytest.raises(ValueError, match="Unit-ID adapters map new units' counts or spikes"):
+        UnitAdaptedNeuroFMX.create(lfp, 4)
 
 
 def test_multitask_trains_a_spike_model_against_its_binned_events():

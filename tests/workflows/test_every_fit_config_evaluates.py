@@ -71,6 +71,8 @@ TASKS = {
     ("token_sequence", "logits", "flow"): "generative",
     ("signal", "noise", "diffusion"): "generative",
     ("binned_counts", "prediction"): "cosmoothing",
+    ("spike_events", "prediction"): "spike_events",
+    ("field_potentials", "prediction"): "band_power",
     ("signal_text", "text"): "text",
 }
 # text-segment configs (MEG-to-text) read a small MEG-MASC-like BIDS tree instead
@@ -106,21 +108,37 @@ def counts_store(tmp_path_factory):
     return root
 
 
+def _spec(config: dict):
+    """The spec of the model a config's ``model`` section builds (an alias's values applied)."""
+    entry = MODELS.get(config["model"]["name"])
+    fields = {f.name for f in dataclasses.fields(entry.config_cls)}
+    # the values that choose the spec (an alias's, a modality); sizes keep their defaults
+    chosen = {**entry.defaults, **{k: v for k, v in config["model"].items() if k == "modality"}}
+    return entry.spec_for(entry.config_cls(**{k: v for k, v in chosen.items() if k in fields}))
+
+
 def _overrides(config: dict, channels: list[str]) -> list[str]:
     """Dotted overrides that shrink the run of ``config`` (only keys its sections have)."""
     data = config["data"]
     values = {f"trainer.{k}": v for k, v in TRAINER.items()}
+    if "val_split" in data and data["val_split"] is None:  # nothing to validate on
+        values = {k: v for k, v in values.items() if "_val_" not in k and "val_check" not in k}
     entry = MODELS.get(config["model"]["name"])
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
-    spec = entry.spec_for(entry.config_cls())
+    spec = _spec(config)
     if spec.inputs == "binned_counts":  # the synthetic counts store: all its units
         values["model.n_units"] = str(N_UNITS)
+    elif spec.inputs == "spike_events":  # the real grasshopper receptor: one unit
+        values["model.n_units"] = "1"
+        values["model.n_bins"] = str(min(WINDOW, data["window_length"]))
     # channel ids index the store's whole channel vocabulary: such models read every channel;
     # text segments have no channel selection (channels is None)
     elif channels is not None and "channel_ids" not in spec.context:
         values["data.channels"] = json.dumps(channels)
         if "n_chans" in fields:
             values["model.n_chans"] = str(len(channels))
+        if spec.inputs == "field_potentials":  # the sample store's rate
+            values["model.sfreq"] = "160.0"
     values.update(
         {
             "data.batch_size": "2",
@@ -145,17 +163,23 @@ def _overrides(config: dict, channels: list[str]) -> list[str]:
 )
 def test_fit_config_run_evaluates(path, request, tmp_path, capsys):
     config = load_yaml(path)
-    entry = MODELS.get(config["model"]["name"])
     text = config["data"].get("format") == "text_segments"
+    events = config["data"].get("format") == "spike_events"
     if text:
         store, channels = request.getfixturevalue("masc_like"), None
-    elif entry.spec_for(entry.config_cls()).inputs == "binned_counts":
+    elif events:  # a spike-times file with its stimulus: the real grasshopper recording
+        folder = request.getfixturevalue("shared_data") / "spikes_grasshopper"
+        store, channels = folder / "grasshopper_spike_times1.txt", None
+    elif _spec(config).inputs == "binned_counts":
         store, channels = request.getfixturevalue("counts_store"), None
     else:
         store, channels = request.getfixturevalue("prepared")
     run = tmp_path / "run"
     args = ["fit", "--config", str(path), "--data.store", str(store), "--output.dir", str(run)]
     overrides = _overrides(config, channels)
+    if events:
+        behaviour = str(folder / "grasshopper_stimulus1.txt")
+        overrides += ["--data.behaviour_file", behaviour]
     if text:
         overrides += [arg for k, v in TEXT_DATA.items() for arg in (f"--{k}", v)]
     if config["objective"]["name"] == "meg_text_distill":  # a tiny teacher run first

@@ -111,6 +111,11 @@ def evaluate(
             print(f"behaviour R² {name}: {row['r2']:.3f} [{low:.3f}, {high:.3f}]")
         print(f"report: {report['out_dir']}/report.html")
         return
+    if result.report["task"] in ("spike_events", "band_power"):
+        from neurofm.evaluation.neural_x import summary_lines
+
+        print("\n".join(summary_lines(result.report, config.split)))
+        return
     from neurofm.evaluation.report import bits_lines, bits_summary
 
     one = result.report["one_step"]

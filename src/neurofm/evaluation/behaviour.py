@@ -37,6 +37,13 @@ def lagged(counts: np.ndarray, n_lags: int) -> np.ndarray:
     )
 
 
+def two_sided_lags(counts: np.ndarray, n_lags: int) -> np.ndarray:
+    """(T, U * (2 n_lags + 1)) features: counts at bins t - n_lags .. t + n_lags (zeros outside)."""
+    past = lagged(counts, n_lags + 1)  # t, t-1, ..., t-n_lags
+    future = lagged(counts[::-1], n_lags + 1)[::-1][:, counts.shape[1] :]  # t+1 .. t+n_lags
+    return np.concatenate([past, future], axis=1)
+
+
 def fit_ridge(
     features: np.ndarray, y: np.ndarray, ridges: tuple[float, ...]
 ) -> tuple[np.ndarray, float]:

@@ -134,7 +134,16 @@ def evaluate_counts_run(
     out_dir: str | Path | None = None,
     checkpoint: str | None = None,
 ) -> EvaluationResult:
-    """Evaluate a run of a binned-count model and write the report (``report.json``, html)."""
+    """Evaluate a run of a binned-count model and write the report (``report.json``, html).
+
+    A run on the binned events of a spike-times file (``data.format: spike_events``) is scored
+    on its held-out time block as spike-event runs are (:mod:`neurofm.evaluation.neural_x`)."""
+    from neurofm.data.event_source import SpikeEventSource
+
+    if isinstance(run.store, SpikeEventSource):
+        from neurofm.evaluation.neural_x import evaluate_spikes_run
+
+        return evaluate_spikes_run(run, config=config, out_dir=out_dir, checkpoint=checkpoint)
     cfg = config or EvaluateConfig()
     result = evaluate_counts(
         run.model,

@@ -54,6 +54,7 @@ from neurofm.evaluation.decoding import evaluate_decoding_run
 from neurofm.evaluation.generative import evaluate_generative_run
 from neurofm.evaluation.meg_text import evaluate_meg_text_run
 from neurofm.evaluation.metrics import ForecastAccumulator, _as_numpy
+from neurofm.evaluation.neural_x import evaluate_lfp_run, evaluate_spikes_run
 from neurofm.evaluation.next_band import evaluate_next_band_run
 from neurofm.evaluation.rollout import (
     FlatPredictor,
@@ -456,6 +457,8 @@ EVALUATIONS: dict[tuple[str, ...], Callable[..., EvaluationResult]] = {
     ("token_sequence", "logits", "flow"): evaluate_generative_run,
     ("signal", "noise", "diffusion"): evaluate_generative_run,
     ("binned_counts", "prediction"): evaluate_counts_run,
+    ("spike_events", "prediction"): evaluate_spikes_run,
+    ("field_potentials", "prediction"): evaluate_lfp_run,
     ("signal_text", "text"): evaluate_meg_text_run,
 }
 """The evaluation of a run by its model spec's ``(inputs, outputs, sampling)``, else its

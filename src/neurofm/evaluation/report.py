@@ -18,7 +18,16 @@ from typing import Any
 from neurofm.evaluation import plots
 from neurofm.fileio import atomic_open, write_json_atomic
 
-TASKS = ("forecasting", "continuous_forecasting", "decoding", "generative", "cosmoothing", "text")
+TASKS = (
+    "forecasting",
+    "continuous_forecasting",
+    "decoding",
+    "generative",
+    "cosmoothing",
+    "text",
+    "spike_events",
+    "band_power",
+)
 """The kinds of report :func:`write_report` writes."""
 
 ONE_STEP_ROWS = [
@@ -413,6 +422,10 @@ def write_report(
         images, sections = generative_parts(report, out, _table)
     elif task == "cosmoothing":
         images, sections = [], _cosmoothing_sections(report)
+    elif task in ("spike_events", "band_power"):
+        from neurofm.evaluation.neural_x import report_sections
+
+        images, sections = [], report_sections(report, _table)
     elif task == "text":
         images = []
         sections = [

@@ -86,23 +86,33 @@ class SpikeEventEmbedding(nn.Module):
         self.units.weight.requires_grad_(not freeze_units)
         self.waveform = nn.Linear(n_waveform_features, d_model) if n_waveform_features else None
 
-    def forward(self, units: Tensor, times: Tensor, waveforms: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        units: Tensor,
+        times: Tensor,
+        waveforms: Tensor | None = None,
+        *,
+        table: nn.Embedding | None = None,
+    ) -> Tensor:
         """Embed spikes: ``units`` (B, N) int ids, ``times`` (B, N) s, ``waveforms`` (B, N, F).
 
-        Returns (B, N, d_model).
+        ``table`` replaces the unit identities (other units: a Unit-ID adapter's); the time
+        encoding and waveform projection stay this module's. Returns (B, N, d_model).
         """
+        identities = self.units if table is None else table
+        n_units = identities.num_embeddings
         if units.shape != times.shape:
             raise ValueError(
                 f"SpikeEventEmbedding: units {tuple(units.shape)} and times "
                 f"{tuple(times.shape)} differ in shape"
             )
-        if units.numel() and (units.min() < 0 or units.max() >= self.n_units):
+        if units.numel() and (units.min() < 0 or units.max() >= n_units):
             raise ValueError(
-                f"SpikeEventEmbedding: unit ids must lie in [0, {self.n_units}), got "
+                f"SpikeEventEmbedding: unit ids must lie in [0, {n_units}), got "
                 f"[{int(units.min())}, {int(units.max())}]"
             )
-        h = self.units(units) + sinusoidal_encoding(times / self.time_scale, self.d_model).to(
-            self.units.weight.dtype
+        h = identities(units) + sinusoidal_encoding(times / self.time_scale, self.d_model).to(
+            identities.weight.dtype
         )
         if (self.waveform is None) != (waveforms is None):
             raise ValueError(

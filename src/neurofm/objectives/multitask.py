@@ -101,7 +101,9 @@ class MultitaskObjective(Objective):
             metrics = {"band_power_mse": encoder.detach()}
         else:
             b = x.shape[0]
-            n_units = x.shape[-1] if spec.inputs == "binned_counts" else model.config.n_units
+            # spike events: the model's unit vocabulary (a Unit-ID adapter's, when adapted)
+            n_units = getattr(model, "n_units", None) or model.config.n_units
+            n_units = x.shape[-1] if spec.inputs == "binned_counts" else n_units
             observed = None
             if cfg.mask_fraction > 0 and self.training:
                 observed = random_observed(b, n_units, cfg.mask_fraction, like=x)

@@ -36,10 +36,11 @@ class DataConfig:
     """Windows of a prepared store (see ``neurofm.data.windows.WindowDataset``), the samples
     of a next-band ``.npz`` folder (``format: band_npz``, see ``neurofm.tokenizers.band_data``),
     or (MEG segment, text) pairs of a BIDS tree with word events (``format: text_segments``, see
-    ``neurofm.training.text_data``)."""
+    ``neurofm.training.text_data``), or windows of spike events of a spike-times file cut in
+    time blocks (``format: spike_events``, see ``neurofm.data.event_source``)."""
 
-    store: str  # prepared store (`neurofm prepare`), folder of .npz samples, or a BIDS root
-    format: Literal["store", "band_npz", "text_segments"] = "store"  # how to read data.store
+    store: str  # prepared store, folder of .npz samples, BIDS root, or a spike-times file
+    format: Literal["store", "band_npz", "text_segments", "spike_events"] = "store"  # how to read
     window_length: int | None = None  # window length in samples (or use event_window)
     stride: int | None = None  # step between window starts (samples); default window_length
     target_length: int = 0  # samples in a forecasting target (0: none)
@@ -61,8 +62,12 @@ class DataConfig:
     band_taps: int | None = None  # FIR length of the band filters (odd); None: from the bands
     max_train_windows: int | None = None  # train on the first N windows only (None: all)
     max_val_windows: int | None = None  # validate on the first N windows only (None: all)
-    layout: Literal["channels", "counts"] = "channels"  # counts: x (T, units), for count models
+    layout: Literal["channels", "counts", "spikes"] = "channels"  # x (C, T), (T, units), events
     behaviour: list[str] | None = None  # counts layout: channels moved into target (T, K)
+    bin_size: float | None = None  # spike_events: s per bin (window_length and stride in bins)
+    reader: dict[str, Any] | None = None  # spike_events: read_recording options (time_unit)
+    behaviour_file: str | None = None  # spike_events: signal averaged per bin into target (T, K)
+    time_splits: dict[str, float] | None = None  # spike_events: split -> fraction, in time order
     segment_mode: Literal["words", "sentences"] = (
         "words"  # text_segments: word windows or sentences
     )
@@ -89,6 +94,23 @@ class DataConfig:
                 if value >= 1:
                     setattr(self, name, int(value))
             return
+        if self.layout == "spikes" and self.format != "spike_events":
+            raise ValueError(
+                "layout spikes goes with format spike_events (a spike-times file), and only it"
+            )
+        if self.format == "spike_events" and self.layout == "channels":
+            raise ValueError(
+                "format spike_events gives layout spikes (events) or counts (the binned events)"
+            )
+        if self.format == "spike_events":
+            self._check_events()
+        elif any(
+            getattr(self, k) is not None
+            for k in ("bin_size", "reader", "behaviour_file", "time_splits")
+        ):
+            raise ValueError(
+                "bin_size, reader, behaviour_file, time_splits: options of format spike_events"
+            )
         if self.format == "store" and self.window_length is None and self.event_window is None:
             raise ValueError("give window_length (samples) or event_window (tmin, tmax)")
         if self.format == "band_npz" and self.bands is not None:
@@ -106,10 +128,40 @@ class DataConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.behaviour and self.layout != "counts":
             raise ValueError("behaviour: behaviour channels are targets of layout: counts only")
-        if self.layout == "counts" and (self.bands is not None or self.format != "store"):
-            raise ValueError("layout counts reads windows of a prepared store; remove bands")
+        if self.layout == "counts" and (
+            self.bands is not None or self.format not in ("store", "spike_events")
+        ):
+            raise ValueError(
+                "layout counts reads windows of a prepared store or spike events; remove bands"
+            )
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+
+    def _check_events(self) -> None:
+        """The options of ``format: spike_events`` (windows and blocks in bins)."""
+        if self.bin_size is None or not self.bin_size > 0:
+            raise ValueError(f"bin_size: format spike_events needs bins > 0 s, got {self.bin_size}")
+        if self.window_length is None:
+            raise ValueError("window_length: format spike_events needs windows (bins)")
+        if self.behaviour or self.bands is not None or self.event_window is not None:
+            raise ValueError(
+                "format spike_events: behaviour comes from behaviour_file; remove behaviour, "
+                "bands, event_window"
+            )
+        splits = self.time_splits or {}
+        if not splits or any(not (0 < f < 1) for f in splits.values()):
+            raise ValueError(
+                f"time_splits: give each split's fraction of the recording in (0, 1), in time "
+                f"order (e.g. {{train: 0.7, val: 0.1, test: 0.2}}), got {self.time_splits}"
+            )
+        if sum(splits.values()) > 1 + 1e-9:
+            raise ValueError(f"time_splits: fractions sum to {sum(splits.values())} > 1")
+        if self.train_split not in splits:
+            raise ValueError(f"time_splits: no block for train_split {self.train_split!r}")
+        if self.val_split is not None and self.val_split not in splits:
+            raise ValueError(
+                f"time_splits: no block for val_split {self.val_split!r} (or set val_split: null)"
+            )
 
 
 @dataclass
@@ -242,8 +294,8 @@ def _entry_section(registry: Registry, raw: Any, key: str, problems: list[str]) 
         if spec:
             problems.append(f"{key}: {registry.kind} {name!r} takes no options, got {sorted(spec)}")
         return {"name": name}
-    try:
-        cfg = build_config(entry.config_cls, spec, prefix=key)
+    try:  # an alias's values first (e.g. neurofm_x_spikes: modality spikes), as create does
+        cfg = build_config(entry.config_cls, {**entry.defaults, **spec}, prefix=key)
     except ConfigError as err:
         problems.extend(err.problems)
         return {}

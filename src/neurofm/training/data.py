@@ -3,7 +3,9 @@ everything that reads a run back (no Lightning here).
 
 ``data.format: store`` reads windows of a prepared store (as cumulative frequency bands
 (L, C, T) when ``data.bands`` is set, computed with the store's sampling rate);
-``data.format: band_npz`` reads the split folders of ``.npz`` next-band samples.
+``data.format: band_npz`` reads the split folders of ``.npz`` next-band samples;
+``data.format: spike_events`` reads windows of spike events of a spike-times file, split in time
+blocks (:mod:`neurofm.data.event_source`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from neurofm.data.count_windows import CountWindows
+from neurofm.data.event_source import SpikeEventSource
 from neurofm.data.store import PreparedStore
 from neurofm.data.windows import WindowDataset
 from neurofm.errors import ConfigError
@@ -34,10 +37,15 @@ def check_tokenizer_rate(tokenizer: Tokenizer, store: PreparedStore | BandFolder
         raise ConfigError(problems)
 
 
-def open_data(data: DataConfig) -> PreparedStore | BandFolder | TextSegmentSource:
-    """The prepared store, the ``.npz`` band folder or the text segments ``data.store`` names."""
+def open_data(
+    data: DataConfig,
+) -> PreparedStore | BandFolder | TextSegmentSource | SpikeEventSource:
+    """The prepared store, the ``.npz`` band folder, the text segments or the spike events
+    ``data.store`` names."""
     if data.format == "text_segments":
         return TextSegmentSource(data)
+    if data.format == "spike_events":
+        return SpikeEventSource(data)
     if data.format == "band_npz":
         return BandFolder(data.store)
     return PreparedStore.open(data.store)
@@ -68,7 +76,7 @@ def build_dataset(store: PreparedStore | BandFolder, data: DataConfig, split: st
     (x (T, units), target (T, K) of ``data.behaviour``) when ``data.layout`` is ``counts``; the train / val split keeps its first ``max_train_windows`` /
     ``max_val_windows`` items when those are set.
     """
-    if isinstance(store, (BandFolder, TextSegmentSource)):
+    if isinstance(store, (BandFolder, TextSegmentSource, SpikeEventSource)):
         dataset: Any = store.dataset(split)
     else:
         dataset = WindowDataset(

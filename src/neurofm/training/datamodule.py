@@ -27,7 +27,6 @@ from neurofm.data.windows import WindowDataset
 from neurofm.tokenizers.base import Tokenizer
 from neurofm.training.config import DataConfig
 from neurofm.training.data import build_dataset
-from neurofm.training.text_data import TextSegmentSource
 from neurofm.types import Batch
 
 
@@ -129,7 +128,7 @@ class FitDataModule(pl.LightningDataModule):
         self.data = data
         self.seed = seed
         self.tokenizer = tokenizer
-        self.collate = store.collate() if isinstance(store, TextSegmentSource) else collate
+        self.collate = store.collate() if hasattr(store, "collate") else collate
         self.train_dataset = build_dataset(store, data, data.train_split)
         self.val_dataset = (
             None if data.val_split is None else build_dataset(store, data, data.val_split)

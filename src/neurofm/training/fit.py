@@ -41,10 +41,11 @@ from neurofm.training.callbacks import (
 )
 from neurofm.training.checkpoint import latest_checkpoint, verify_checkpoint
 from neurofm.training.config import FitConfig, validate_fit_config
-from neurofm.training.data import build_dataset, check_tokenizer_rate, open_data
+from neurofm.training.data import build_dataset, check_tokenizer_rate, data_sfreq, open_data
 from neurofm.training.datamodule import FitDataModule
 from neurofm.training.metrics_log import AppendingCSVLogger, truncate_metrics
 from neurofm.training.module import FitModule
+from neurofm.training.neural_checks import layout_problems
 from neurofm.training.preflight import batch_problems, batches_per_epoch, epochs_for_steps
 from neurofm.training.run_folder import (
     CHECKPOINTS_DIR,
@@ -160,19 +161,13 @@ def _check_compatible(
             )
     first = datamodule.train_dataset[0]["x"]
     n_chans = int(first.shape[-2])
-    if (spec.inputs == "binned_counts") != (cfg.data.layout == "counts"):
-        problems.append(
-            f"data.layout: {cfg.data.layout!r}, but model {cfg.model['name']!r} takes "
-            f"{spec.inputs}; binned-count models take layout: counts, the others channels"
-        )
-    elif spec.inputs == "binned_counts":
-        problems += _count_problems(cfg, datamodule.train_dataset[0])
+    problems += layout_problems(cfg, spec, datamodule.train_dataset, _rate(datamodule, spec))
     if spec.inputs == "band_stack":
         problems += _band_problems(cfg, tuple(first.shape))
     if spec.inputs == "band_codes" and tokenizer is not None:
         problems += _band_code_problems(cfg, tokenizer, tuple(first.shape))
     model_chans = cfg.model.get("n_chans")  # counts windows are (T, units): no channel axis
-    if model_chans is not None and model_chans != n_chans and cfg.data.layout != "counts":
+    if model_chans is not None and model_chans != n_chans and cfg.data.layout == "channels":
         problems.append(
             f"model.n_chans: {model_chans}, but the windows of {cfg.data.store!r} "
             f"have {n_chans} channels"
@@ -192,20 +187,11 @@ def _check_compatible(
         raise ConfigError(problems)
 
 
-def _count_problems(cfg: FitConfig, item: dict) -> list[str]:
-    """A count model's unit and behaviour sizes match the windows' (x (T, U), target (T, K))."""
-    problems = []
-    n_units, n_behaviour = cfg.model.get("n_units"), cfg.model.get("n_behaviour")
-    if n_units is not None and n_units != item["x"].shape[-1]:
-        problems.append(
-            f"model.n_units: {n_units}, but the windows have {item['x'].shape[-1]} unit channels"
-        )
-    given = 0 if item.get("target") is None else int(item["target"].shape[-1])
-    if n_behaviour is not None and n_behaviour != given:
-        problems.append(
-            f"model.n_behaviour: {n_behaviour}, but data.behaviour names {given} channels"
-        )
-    return problems
+def _rate(datamodule: FitDataModule, spec: ModelSpec) -> float | None:
+    """The train windows' sampling rate for a field-potential model (None for the others)."""
+    if spec.inputs != "field_potentials" or not isinstance(datamodule.store, PreparedStore):
+        return None
+    return data_sfreq(datamodule.store, datamodule.train_dataset)
 
 
 def _band_problems(cfg: FitConfig, shape: tuple[int, ...]) -> list[str]:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from neurofm.data.spike_events import event_windows, pack_events
-from neurofm.evaluation.behaviour import block_bootstrap, fit_ridge, lagged, r2_score
+from neurofm.evaluation.behaviour import block_bootstrap, fit_ridge, r2_score, two_sided_lags
 from neurofm.evaluation.intervals import block_resamples
 from neurofm.io import read_recording
 from neurofm.models.neurofm_x import NeuroFMX, NeuroFMXConfig
@@ -88,13 +88,6 @@ def bin_means(signal: np.ndarray, sfreq: float, bin_size: float) -> np.ndarray:
     per_bin = round(per_bin)
     n_bins = len(signal) // per_bin
     return signal[: n_bins * per_bin].reshape(n_bins, per_bin).mean(axis=1)
-
-
-def two_sided_lags(counts: np.ndarray, n_lags: int) -> np.ndarray:
-    """(T, U * (2 n_lags + 1)) features: counts at bins t - n_lags .. t + n_lags (zeros outside)."""
-    past = lagged(counts, n_lags + 1)  # t, t-1, ..., t-n_lags
-    future = lagged(counts[::-1], n_lags + 1)[::-1][:, counts.shape[1] :]  # t+1 .. t+n_lags
-    return np.concatenate([past, future], axis=1)
 
 
 def _spike_windows(spikes: np.ndarray, starts: np.ndarray, cfg: StimulusConfig) -> torch.Tensor:

@@ -2,9 +2,12 @@
 frozen NeuroFM-X model.
 
 A model trained on ``n_units`` units has three unit-specific parts: the count projection
-(``embed``: sqrt counts -> d_model), PopT's unit identities (``unit_ids``) and the rate read-out
-(``rates_head``: d_latent -> log rate per unit). :class:`UnitAdapter` holds new ones for
-``n_units`` other units (and optionally its own behaviour head, started from the model's);
+(``embed``: sqrt counts -> d_model) of a counts model, or the unit identity embeddings
+(``unit_embedding``: unit id -> d_model, added to each spike's time encoding) of a spike-event
+model; PopT's unit identities (``unit_ids``); and the rate read-out (``rates_head``: d_latent ->
+log rate per unit). :class:`UnitAdapter` holds new ones for ``n_units`` other units (and
+optionally its own behaviour head, started from the model's); the spike model's time encoding
+and waveform projection are not unit-specific and stay the model's;
 :class:`UnitAdaptedNeuroFMX` runs the frozen model with them, so that training touches only the
 adapter: the new units are mapped into the model's token and latent spaces
 (``model(x, units=adapter)``).
@@ -25,6 +28,9 @@ from neurofm.models.neurofm_x.config import NeuroFMXConfig
 from neurofm.models.neurofm_x.model import NeuroFMX
 from neurofm.types import ModelOutput
 
+ADAPTED = ("counts", "spikes")
+"""The modalities whose units a Unit-ID adapter maps."""
+
 
 @dataclass
 class UnitAdapterConfig:
@@ -36,10 +42,15 @@ class UnitAdapterConfig:
     unit_ids: bool = True  # new PopT unit identities (the base has PopT)
     sqrt_transform: bool = True  # as the base model's count embedding
     n_behaviour: int = 0  # > 0: the adapter's own behaviour head (started from the base's)
+    modality: str = "counts"  # the base model's input: counts or spikes
 
     def __post_init__(self) -> None:
         checks.positive(self, "n_units", "d_model", "d_latent")
         checks.non_negative(self, "n_behaviour")
+        if self.modality not in ADAPTED:
+            raise ValueError(
+                f"UnitAdapterConfig: modality={self.modality!r}; allowed: {', '.join(ADAPTED)}"
+            )
 
     @classmethod
     def for_model(
@@ -47,10 +58,10 @@ class UnitAdapterConfig:
     ) -> UnitAdapterConfig:
         """The adapter config that fits ``model`` for a recording of ``n_units`` units."""
         cfg = model.config
-        if cfg.modality != "counts":
+        if cfg.modality not in ADAPTED:
             raise ValueError(
-                f"UnitAdapterConfig: Unit-ID adapters map new units' counts; the model reads "
-                f"{cfg.modality} (modality)"
+                f"UnitAdapterConfig: Unit-ID adapters map new units' counts or spikes; the model "
+                f"reads {cfg.modality} (modality)"
             )
         if behaviour_head and not cfg.n_behaviour:
             raise ValueError("UnitAdapterConfig: behaviour_head=True but the model has none")
@@ -61,24 +72,34 @@ class UnitAdapterConfig:
             unit_ids=model.popt is not None,
             sqrt_transform=cfg.sqrt_transform,
             n_behaviour=cfg.n_behaviour if behaviour_head else 0,
+            modality=cfg.modality,
         )
 
 
 class UnitAdapter(nn.Module):
-    """New count embedding, unit identities and rate read-out (+ behaviour head) for new units."""
+    """New count embedding (counts) or unit identity embeddings (spikes), PopT unit identities
+    and rate read-out (+ behaviour head) for new units."""
 
     def __init__(self, config: UnitAdapterConfig) -> None:
         super().__init__()
         self.config = cfg = config
-        self.embed = BinnedCountEmbedding(
-            cfg.n_units, cfg.d_model, sqrt_transform=cfg.sqrt_transform
-        )
+        if cfg.modality == "spikes":
+            self.unit_embedding = nn.Embedding(cfg.n_units, cfg.d_model)
+        else:
+            self.embed = BinnedCountEmbedding(
+                cfg.n_units, cfg.d_model, sqrt_transform=cfg.sqrt_transform
+            )
         self.unit_ids = nn.Embedding(cfg.n_units, cfg.d_latent) if cfg.unit_ids else None
         self.rates_head = nn.Linear(cfg.d_latent, cfg.n_units)
         self.behaviour_head = nn.Linear(cfg.d_latent, cfg.n_behaviour) if cfg.n_behaviour else None
 
     def check_fits(self, model: NeuroFMX) -> None:
         """Raise ``ValueError`` naming the field when this adapter was not made for ``model``."""
+        if self.config.modality != model.config.modality:
+            raise ValueError(
+                f"UnitAdapter: modality={self.config.modality} but the model reads "
+                f"{model.config.modality}"
+            )
         want = UnitAdapterConfig.for_model(
             model, self.config.n_units, behaviour_head=bool(self.config.n_behaviour)
         )
@@ -125,8 +146,14 @@ class UnitAdaptedNeuroFMX(nn.Module):
         """The base model's config (what it decodes, its sizes)."""
         return self.base.config
 
+    @property
+    def n_units(self) -> int:
+        """The adapter's units (the unit ids / count columns the adapted model reads)."""
+        return self.adapter.config.n_units
+
     def forward(self, x: Tensor, *, observed: Tensor | None = None) -> ModelOutput:
-        """``base(x, observed=observed, units=adapter)``; ``x`` (B, T, adapter n_units)."""
+        """``base(x, observed=observed, units=adapter)``; ``x``: counts (B, T, adapter
+        n_units) or spike events (B, N, 2 + F) with the adapter's unit ids."""
         return self.base(x, observed=observed, units=self.adapter)
 
     def trainable_parameters(self) -> list[nn.Parameter]:

@@ -53,7 +53,10 @@ class NeuroFMXConfig:
     n_waveform_features: int = 0  # features per spike after its unit id and time (0: none)
     freeze_units: bool = False  # keep the unit identity embeddings at their initialisation
     time_scale: float = 1e-3  # seconds per unit of the spike-time sinusoids
-    read_radius: int = 0  # a bin query reads the spikes within this many bins (0: every spike)
+    # spikes: a bin query reads the spikes within this many bins (0: every spike); counts: a
+    # bin query also reads the backbone features of the bins within this many bins on both
+    # sides, later bins included (0: only its own causal feature, the default read-out)
+    read_radius: int = 0
     # field potentials (modality: lfp)
     n_chans: int = 64  # channels of the field potentials (B, n_chans, T)
     sfreq: float = 1000.0  # sampling rate (Hz), for the band-power features

@@ -24,7 +24,9 @@ Then, for every input kind:
 3. fusion: :class:`~neurofm.layers.perceiver.PerceiverIO` (learned latents; padding spikes
    are never attended);
 4. read-out (Perceiver-IO decoding): one query per output step attends to the latents. The
-   output steps are the bins for counts (query: the backbone feature of the bin), the
+   output steps are the bins for counts (query: the backbone feature of the bin, which with
+   ``read_radius`` set first attends to the features of the bins within ``read_radius`` on both
+   sides, as a spike model's bin query reads the spikes there), the
    ``n_bins`` bins of ``bin_size`` s for spikes (query: the sinusoid of the bin-centre time,
    which first attends to the spike tokens, those within ``read_radius`` bins when set), the
    pooled steps for LFP (query: the backbone feature of the step; step k covers samples
@@ -174,6 +176,12 @@ class NeuroFMX(nn.Module):
                 n_heads=cfg.n_heads,
                 n_train_steps=cfg.diffusion_steps,
             )
+        self.bin_window = None  # counts: a two-sided read of the bins near each bin
+        if cfg.modality == "counts" and cfg.read_radius:
+            # built last, so that every other part starts as in a model without it
+            self.bin_window = CrossAttentionBlock(
+                cfg.d_latent, cfg.n_heads, d_context=cfg.d_model, dropout=cfg.dropout
+            )
 
     @classmethod
     def from_config(cls, config: NeuroFMXConfig | dict[str, Any]) -> NeuroFMX:
@@ -215,10 +223,11 @@ class NeuroFMX(nn.Module):
             from the input and hidden from PopT, so their predicted rates are co-smoothed from
             the observed units.
         units : UnitAdapter, optional
-            A Unit-ID adapter (:mod:`neurofm.models.neurofm_x.adapters`, counts models) for a
-            recording with other units: its count embedding, unit identities, rate (and
-            optionally behaviour) heads replace the model's, everything else is the model's;
-            ``x`` then has the adapter's ``n_units``.
+            A Unit-ID adapter (:mod:`neurofm.models.neurofm_x.adapters`, counts and spikes
+            models) for a recording with other units: its count embedding (counts) or unit
+            identity embeddings (spikes), PopT unit identities, rate (and optionally
+            behaviour) heads replace the model's, everything else is the model's; ``x`` then
+            has the adapter's ``n_units`` (counts) or unit ids (spikes).
 
         Returns
         -------
@@ -234,12 +243,12 @@ class NeuroFMX(nn.Module):
             ``diffusion_weight > 0``.
         """
         modality = self.config.modality
-        if units is not None and modality != "counts":
+        if units is not None and modality == "lfp":
             raise ValueError(
-                f"neurofm_x: Unit-ID adapters read counts; this model reads {modality}"
+                "neurofm_x: Unit-ID adapters map units (counts, spikes); this model reads lfp"
             )
         if modality == "spikes":
-            return self._forward_spikes(x, observed)
+            return self._forward_spikes(x, observed, units)
         if modality == "lfp":
             if observed is not None:
                 raise ValueError("neurofm_x: observed= (unit masking) does not apply to LFP input")
@@ -257,8 +266,20 @@ class NeuroFMX(nn.Module):
         h = self.backbone(parts.embed(counts))  # (B, T, d_model)
         extra = self.population(counts, observed, units) if self.popt is not None else None
         latents = self.fusion.encode(h, extra=extra)  # (B, n_latents, d_latent)
-        features = self.readout(self.query(h), latents)  # (B, T, d_latent)
+        features = self.readout(self.count_queries(h), latents)  # (B, T, d_latent)
         return self._heads(features, latents, parts.rates_head, units=units)
+
+    def count_queries(self, h: Tensor) -> Tensor:
+        """The read-out query of every bin (B, T, d_latent) from the backbone features ``h``
+        (B, T, d_model): the bin's own (causal) feature, which with ``read_radius > 0`` then
+        attends to the features of the bins ``t - read_radius .. t + read_radius`` (the same
+        window of bins as a spike model's bin query)."""
+        query = self.query(h)
+        if self.bin_window is None:
+            return query
+        steps = torch.arange(h.shape[1], device=h.device)
+        near = (steps[:, None] - steps[None, :]).abs() <= self.config.read_radius  # (T, T)
+        return self.bin_window(query, h, attn_mask=near[None, None])
 
     @staticmethod
     def _observed(observed: Tensor | None, b: int, u: int, device: torch.device) -> Tensor:
@@ -266,20 +287,25 @@ class NeuroFMX(nn.Module):
             return torch.ones(b, u, dtype=torch.bool, device=device)
         return observed.to(device=device, dtype=torch.bool).expand(b, u)
 
-    def _forward_spikes(self, x: Tensor, observed: Tensor | None) -> ModelOutput:
-        """Spike events (B, N, 2 + F) -> per-bin outputs on ``n_bins`` bins."""
+    def _forward_spikes(
+        self, x: Tensor, observed: Tensor | None, adapter: nn.Module | None = None
+    ) -> ModelOutput:
+        """Spike events (B, N, 2 + F) -> per-bin outputs on ``n_bins`` bins (unit ids of the
+        adapter's units when one is given)."""
         cfg = self.config
+        parts = adapter if adapter is not None else self
+        n_units = cfg.n_units if adapter is None else adapter.config.n_units
         units, times, waveforms, valid = split_events(
             x,
-            n_units=cfg.n_units,
+            n_units=n_units,
             n_waveform_features=cfg.n_waveform_features,
             window=cfg.n_bins * cfg.bin_size,
         )
         b = x.shape[0]
         counts = bin_events(
-            units, times, valid, n_units=cfg.n_units, n_bins=cfg.n_bins, bin_size=cfg.bin_size
+            units, times, valid, n_units=n_units, n_bins=cfg.n_bins, bin_size=cfg.bin_size
         )  # (B, n_bins, n_units): every spike, the encoder's target
-        observed = self._observed(observed, b, cfg.n_units, x.device)
+        observed = self._observed(observed, b, n_units, x.device)
         seen = valid & observed.gather(1, units)  # (B, N)
         # the spikes of hidden units leave the sequence (the others keep their order), so that
         # not even their count or timing reaches the model
@@ -288,7 +314,8 @@ class NeuroFMX(nn.Module):
         dtype = self.null.dtype
         if waveforms is not None:
             waveforms = waveforms.gather(1, order[..., None].expand_as(waveforms)).to(dtype)
-        tokens = self.embed(units, times.to(dtype), waveforms) * seen[..., None]
+        table = None if adapter is None else adapter.unit_embedding
+        tokens = self.embed(units, times.to(dtype), waveforms, table=table) * seen[..., None]
         # pad to a multiple of the coarsest rate, so that trailing padding rows never enter the
         # pooled block of a spike (the backbone is causal across blocks)
         step = max(cfg.rates)
@@ -300,7 +327,7 @@ class NeuroFMX(nn.Module):
         mask = torch.cat([seen.new_ones(b, 1), seen], dim=1)  # (B, 1 + N')
         extra = None
         if self.popt is not None:
-            extra = self.population(counts * observed[:, None, :], observed)
+            extra = self.population(counts * observed[:, None, :], observed, adapter)
         latents = self.fusion.encode(context, extra=extra, mask=mask)
         centres = (torch.arange(cfg.n_bins, device=x.device, dtype=torch.float64) + 0.5) * (
             cfg.bin_size / cfg.time_scale
@@ -314,7 +341,9 @@ class NeuroFMX(nn.Module):
             read = read & near[:, None]  # (B, 1, n_bins, 1 + N')
         query = self.bin_events(query.expand(b, -1, -1), context, attn_mask=read)
         features = self.readout(query, latents)  # (B, n_bins, d_latent)
-        return self._heads(features, latents, self.rates_head, extras={"counts": counts})
+        return self._heads(
+            features, latents, parts.rates_head, units=adapter, extras={"counts": counts}
+        )
 
     def _forward_lfp(self, x: Tensor) -> ModelOutput:
         """Field potentials (B, n_chans, T) -> per-step outputs on the pooled grid."""
@@ -373,7 +402,7 @@ class NeuroFMX(nn.Module):
             "tokens": self.embed,
             "backbone": self.backbone,
             "fusion": self.fusion,
-            "readout": nn.ModuleList([self.query, self.readout]),
+            "readout": nn.ModuleList([self.query, self.readout, self.bin_window]),
         }
         out = {name: sum(p.numel() for p in m.parameters()) for name, m in parts.items()}
         counted = {id(p) for m in parts.values() for p in m.parameters()}
