@@ -395,7 +395,7 @@ def write_report(
     ----------
     report : dict
         Scores with their ``task`` (:data:`TASKS`): from
-        :func:`~neurofm.evaluation.evaluate.evaluate_forecasting` ("forecasting"),
+        :func:`~neurofm.evaluation.forecasting.evaluate_forecasting` ("forecasting"),
         :func:`~neurofm.evaluation.continuous.evaluate_continuous` ("continuous_forecasting") or
         :func:`~neurofm.evaluation.decoding.evaluate_decoding` ("decoding").
     arrays : dict
