@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from evaluation_signals import ar2_windows, colored_windows, mu_law_values
 
-from neurofm.evaluation import baselines, metrics
+from neurofm.evaluation import baselines, decoding_baselines, metrics
 
 
 @pytest.fixture(scope="module")
@@ -106,13 +106,13 @@ def test_decoding_baselines_beat_chance_on_band_power_difference():
     y = np.repeat([0, 1], 30)
     order = np.random.default_rng(0).permutation(60)
     x, y = x[order], y[order]
-    clf = baselines.BandPowerLDA(sfreq).fit(x[:40], y[:40])
+    clf = decoding_baselines.BandPowerLDA(sfreq).fit(x[:40], y[:40])
     assert np.mean(clf.predict(x[40:]) == y[40:]) >= 0.9
     log_p = clf.predict_log_proba(x[40:])  # the LDA posterior, one column per train class
     assert log_p.shape == (20, 2) and np.allclose(np.exp(log_p).sum(axis=1), 1.0)
     assert np.array_equal(clf.classes[log_p.argmax(axis=1)], clf.predict(x[40:]))
     assert 0.0 <= clf.shrinkage <= 1.0
-    assert baselines.majority_class(np.array([2, 1, 2, 1, 0])) == 1
+    assert decoding_baselines.majority_class(np.array([2, 1, 2, 1, 0])) == 1
 
 
 def test_per_channel_bins_from_a_mu_law_tokenizer():

@@ -9,10 +9,10 @@ What is compared, all on the same held-out labelled windows:
 
 - ``model``: the trained classifier, ``model(x (B, C, T)).logits`` (B, K);
 - ``chance``: the majority class of the train labels
-  (:func:`~neurofm.evaluation.baselines.majority_class`); its predictive distribution, used for
+  (:func:`~neurofm.evaluation.decoding_baselines.majority_class`); its predictive distribution, used for
   the cross-entropy, is the train class frequencies with add-one smoothing;
 - ``band_power_lda``: log band power per channel + scikit-learn's shrinkage LDA
-  (:class:`~neurofm.evaluation.baselines.BandPowerLDA`) fitted on the train windows; its
+  (:class:`~neurofm.evaluation.decoding_baselines.BandPowerLDA`) fitted on the train windows; its
   predictive distribution is the softmax of its linear discriminants (the LDA posterior);
 - ``control_shuffled_input``: the same model fed each window with its time axis permuted (one
   random permutation per window, all channels alike), scored against the real labels;
@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from neurofm.errors import ConfigError
-from neurofm.evaluation.baselines import BandPowerLDA, majority_class
 from neurofm.evaluation.common import EvaluateConfig, EvaluationResult, evenly, write_run_report
+from neurofm.evaluation.decoding_baselines import BandPowerLDA, majority_class
 from neurofm.evaluation.metrics import LN2, _as_numpy, log_softmax
 from neurofm.logging import get_logger
 

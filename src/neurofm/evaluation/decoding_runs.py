@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from neurofm.errors import ConfigError
-from neurofm.evaluation.baselines import shrinkage_lda
 from neurofm.evaluation.decoding import balanced_accuracy, model_input, model_log_probs
+from neurofm.evaluation.decoding_baselines import shrinkage_lda
 from neurofm.logging import get_logger
 
 log = get_logger("evaluation")
