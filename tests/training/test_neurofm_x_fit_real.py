@@ -58,6 +58,26 @@ def test_spike_event_run_fits_and_evaluates_next_to_ridge(shared_data, tmp_path)
     assert (tmp_path / "eval" / "report.html").is_file()
 
 
+def test_binned_events_with_a_two_sided_read_out_fit_and_evaluate(shared_data, tmp_path):
+    """The same spikes binned (data.layout: counts), a counts model whose bin queries read the
+    bins within read_radius on both sides: fitted, reloaded and scored like the spike model."""
+    from neurofm.training.run import load_run
+
+    config = _spike_config(shared_data, tmp_path / "run")
+    config["data"]["layout"] = "counts"
+    model = {k: v for k, v in config["model"].items() if k not in ("n_bins", "bin_size")}
+    config["model"] = {**model, "name": "neurofm_x", "modality": "counts"}
+    run = fit(config)
+    loaded = load_run(run).model
+    assert loaded.config.read_radius == 2 and loaded.bin_window is not None
+    report = evaluate_run(run, config=EVALUATION, out_dir=tmp_path / "eval").report
+    assert report["input"] == "counts" and report["test_bins"] == 400
+    r2 = report["behaviour_r2"]
+    for row in ("model", "ridge"):
+        low, high = r2[row]["r2_ci95"]
+        assert math.isfinite(r2[row]["r2"]) and low <= high
+
+
 def test_spike_event_data_errors_name_the_key(shared_data, tmp_path):
     config = _spike_config(shared_data, tmp_path / "run")
     config["model"]["n_bins"] = 32
