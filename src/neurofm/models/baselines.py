@@ -14,6 +14,11 @@ The quantized variants (``cnn_multivariate_quantized``, ``cnn_univariate_quantiz
 (:class:`~neurofm.layers.ChannelCodeInput`, a 1x1 spatial filter of one-hot codes), the univariate
 one a code embedding shared by all channels; both read any subset of ``n_chans`` channels named by
 their ids. Deviation: no batch norm (compact, deterministic in eval and train alike).
+
+The univariate models compute their input lift (1x1 projection, or code embedding) and the
+first temporal convolution as one folded operation (:mod:`neurofm.layers.fused`): the same
+outputs with a one-channel convolution or a table sum in place of a ``d -> d`` convolution over
+every channel, which keeps a 306-channel window within a few milliseconds on one CPU thread.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from torch import Tensor, nn
 from neurofm import checks
 from neurofm.layers import ChannelCodeInput, channel_ids_for
 from neurofm.layers.embeddings import check_ids
+from neurofm.layers.fused import channels_last_stack, embedded_conv, pointwise_then_conv
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput, ModelSpec
 
@@ -156,10 +162,11 @@ class _Univariate(nn.Module):
         )
         self.bias = nn.Parameter(torch.zeros(config.n_classes))
 
-    def classify(self, h: Tensor, ids: Tensor) -> ModelOutput:
-        """``h`` (B, C, d_model, T) of the channels ``ids`` (B, C) -> logits (B, n_classes)."""
-        b, c, d, t = h.shape
-        features = self.temporal(h.reshape(b * c, d, t)).mean(dim=-1).view(b, c, d)
+    def classify(self, first: Tensor, ids: Tensor) -> ModelOutput:
+        """``first`` (B*C, d_model, T'), the output of the first temporal convolution, of the
+        channels ``ids`` (B, C) -> logits (B, n_classes)."""
+        b, c = ids.shape
+        features = channels_last_stack(first, self.temporal[1:]).mean(dim=-1).view(b, c, -1)
         features = self.dropout(features)
         logits = torch.einsum("bcd,bcdk->bk", features, self.readout[ids]) / math.sqrt(c)
         return ModelOutput(logits=logits + self.bias)
@@ -181,9 +188,10 @@ class CNNUnivariate(_Univariate):
         """Classify windows ``x`` (B, C, T) with ``C == n_chans``; ``logits`` (B, n_classes)."""
         _check_signal(x, self.config.n_chans, "cnn_univariate")
         b, c, t = x.shape
-        h = self.input(x.reshape(b * c, 1, t)).view(b, c, -1, t)
+        # the 1x1 input projection folded into the first temporal convolution
+        first = pointwise_then_conv(x.reshape(b * c, t), self.input, self.temporal[0])
         ids = torch.arange(c, device=x.device).expand(b, c)
-        return self.classify(h, ids)
+        return self.classify(first, ids)
 
 
 @MODELS.register(
@@ -203,4 +211,7 @@ class CNNUnivariateQuantized(_Univariate):
         where = "cnn_univariate_quantized"
         _check_codes(x, self.config.vocab_size, where)
         ids = channel_ids_for(x, channel_ids, self.config.n_chans, where)
-        return self.classify(self.code(x).permute(0, 1, 3, 2), ids)
+        b, c, t = x.shape
+        # the code embedding folded into the first temporal convolution (per-tap tables)
+        first = embedded_conv(x.reshape(b * c, t), self.code.weight, self.temporal[0])
+        return self.classify(first, ids)

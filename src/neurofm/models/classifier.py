@@ -16,6 +16,8 @@ The quantized variants take codes (B, C, T) (e.g. mu-law; the run's tokenizer ma
 - :class:`ClassifierQuantized` (``classifier_quantized``): every channel's codes (code +
   channel-id embeddings) run through the same strided temporal convolutions and are pooled over
   time; a per-channel MLP (channel embedding added) and a mean over channels give the logits;
+  the embeddings and the first convolution are computed as one sum of per-tap table rows
+  (:func:`~neurofm.layers.fused.embedded_conv`, same outputs, a fraction of the operations);
 - :class:`ClassifierQuantizedImage` (``classifier_quantized_image``): the code embeddings are
   placed on a sensor grid from the channels' positions (:class:`~neurofm.layers.PositionGrid`),
   3-D convolutions (strided in time) run over the (T, H, W) volume, time is pooled and the
@@ -32,6 +34,7 @@ from torch import Tensor, nn
 from neurofm import checks
 from neurofm.layers import PositionGrid, channel_ids_for
 from neurofm.layers.embeddings import check_ids
+from neurofm.layers.fused import channels_last_stack, embedded_conv
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput, ModelSpec
 
@@ -194,8 +197,16 @@ class ClassifierQuantized(nn.Module):
         b, c, t = x.shape
         ids = channel_ids_for(x, channel_ids, self.config.n_chans, "classifier_quantized")
         channel = self.channel(ids)  # (B, C, D)
-        h = (self.code(x) + channel[:, :, None]).view(b * c, t, -1).transpose(1, 2)
-        features = self.encoder(h).mean(dim=-1).view(b, c, -1)  # (B, C, D)
+        # the first convolution over (code + channel) embeddings, folded into per-tap tables
+        first = embedded_conv(
+            x.reshape(b * c, t),
+            self.code.weight,
+            self.encoder[0],
+            self.channel.weight,
+            ids.reshape(b * c),
+        )  # (B*C, D, T / 2)
+        features = channels_last_stack(first, self.encoder[1:]).mean(dim=-1)
+        features = features.view(b, c, -1)  # (B, C, D)
         return ModelOutput(logits=self.head(self.mlp(features + channel).mean(dim=1)))
 
 

@@ -16,6 +16,11 @@ Deviations from the reference description:
 - the autoregressive variant pools with stride 1 (a strided pool would lose the per-step
   outputs) and reads channels as independent sequences sharing weights;
 - no incremental cache: generation recomputes the window (the LSTM is cheap at these sizes).
+
+The classifier computes the same function as ``lstm(pool(gelu(conv(x))))`` in fewer, larger
+operations: the one-input-channel convolution as one batched product, and the LSTM's input
+projection of all time steps as one matrix product over the pooled features where they lie,
+before torch's LSTM kernel runs the recurrence (:func:`last_state`).
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurofm import checks
 from neurofm.layers import CausalConv1d, channel_ids_for
 from neurofm.layers.embeddings import check_ids
+from neurofm.layers.fused import fresh_gelu, single_channel_conv
 from neurofm.registry import MODELS
 from neurofm.types import ModelOutput, ModelSpec
 
@@ -65,6 +72,47 @@ class CNNLSTMConfig:
         checks.positive(self, "kernel_size", "pool_size")
         checks.at_least(self, 2, "n_classes")
         checks.fraction(self, "dropout")
+
+
+def last_state(lstm: nn.LSTM, features: Tensor, training: bool) -> Tensor:
+    """The last layer's final state (B, d_hidden) of ``lstm`` (batch first) over the sequence
+    ``features`` (B, n_inputs, T), stored time-last as the convolutions leave it.
+
+    The same as ``lstm(features.transpose(1, 2))[1][0][-1]``, computed in two parts: the input
+    projection of every time step as one matrix product read in place (the first layer's
+    ``n_inputs = C * d_model`` inputs make it most of the work), then torch's LSTM kernel
+    for the recurrence, fed the projected gates through an identity input matrix.
+    """
+    weights = [
+        getattr(lstm, f"{kind}_l{layer}")
+        for layer in range(lstm.num_layers)
+        for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    ]
+    w_ih, w_hh, b_ih, b_hh = weights[:4]
+    gates = torch.matmul(w_ih, features)  # (B, 4H, T)
+    gates += (b_ih + b_hh)[:, None]
+    gates = gates.transpose(1, 2)  # (B, T, 4H)
+    b, n_gates = gates.shape[0], gates.shape[-1]
+    zeros = gates.new_zeros(1, b, lstm.hidden_size)
+    eye = torch.eye(n_gates, dtype=gates.dtype, device=gates.device)
+    out, state, _ = torch.lstm(
+        gates, (zeros, zeros), [eye, w_hh], False, 1, 0.0, training, False, True
+    )
+    if lstm.num_layers > 1:
+        out = F.dropout(out, lstm.dropout, training)
+        zeros = zeros.new_zeros(lstm.num_layers - 1, b, lstm.hidden_size)
+        _, state, _ = torch.lstm(
+            out,
+            (zeros, zeros),
+            weights[4:],
+            True,
+            lstm.num_layers - 1,
+            lstm.dropout,
+            training,
+            False,
+            True,
+        )
+    return state[-1]
 
 
 def _lstm(config: CNNLSTMConfig, n_inputs: int) -> nn.LSTM:
@@ -104,10 +152,13 @@ class CNNLSTMClassifier(nn.Module):
                 f"got {tuple(x.shape)} {x.dtype}"
             )
         b, c, t = x.shape
-        h = self.pool(F.gelu(self.conv(x.reshape(b * c, 1, t))))  # (B*C, D, T')
-        h = h.view(b, c * h.shape[1], -1).transpose(1, 2)  # (B, T', C*D)
-        _, (state, _) = self.lstm(h)
-        return ModelOutput(logits=self.head(self.dropout(state[-1])))
+        conv = self.conv
+        h = single_channel_conv(
+            x.reshape(b * c, t), conv.weight[:, 0], conv.bias, 1, conv.padding[0]
+        )  # (B*C, D, T), the one-input-channel convolution as one batched product
+        h = self.pool(fresh_gelu(h))  # (B*C, D, T')
+        state = last_state(self.lstm, h.view(b, c * h.shape[1], -1), self.training)
+        return ModelOutput(logits=self.head(self.dropout(state)))
 
 
 @MODELS.register(
