@@ -72,11 +72,10 @@ def single_channel_conv(
     ``weight`` (D, K): one batched product, (N, D, n_out)."""
     kernel = weight.shape[1]
     n_out = _n_out(x.shape[-1], kernel, stride, padding, "single_channel_conv")
-    taps = _taps(x, kernel, stride, padding, n_out)  # (N, K, n_out)
-    if bias is None:
-        return torch.matmul(weight, taps)
-    n = x.shape[0]
-    return torch.baddbmm(bias[:, None].expand(n, -1, n_out), weight.expand(n, -1, -1), taps)
+    y = torch.matmul(weight, _taps(x, kernel, stride, padding, n_out))  # (N, D, n_out)
+    if bias is not None:
+        y += bias[:, None]  # in place: the product's output is not needed for its gradient
+    return y
 
 
 def fresh_gelu(x: Tensor, approximate: str = "none") -> Tensor:
