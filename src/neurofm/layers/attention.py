@@ -16,56 +16,152 @@ from neurofm.layers.rope import RotaryEmbedding
 
 
 class KVCache:
-    """Keys and values of one attention layer, shape (B, H, T_seen, Dh).
+    """Keys and values of one attention layer, shape (B, H, T_seen, Dh), kept in contiguous
+    segments.
+
+    An update of several positions (a prompt) is kept as one segment; single positions (decoding
+    steps) are written in place into blocks of ``block_len`` positions, so that a step copies
+    nothing of the past. Values are stored transposed, (B, H, Dh, n) per segment.
+    :meth:`attend` runs a decoding query over the segments where they lie, each read by one
+    contiguous batched matrix-vector product, ``K q`` and ``V^T p`` (on CPU, a strided slice of
+    a longer buffer reads at about half the speed, and the vector-matrix form ``p V`` is about a
+    third slower). The pages of the block after the open one are touched a slice per step, so no
+    step pays the first touch of a whole block.
 
     Parameters
     ----------
     max_len : int or None
-        With a number, storage for ``max_len`` positions is allocated on the first update and new
-        entries are written in place (no copy of the past per step). With None, new entries are
-        concatenated to the old ones.
+        Most positions the cache may hold (None: no limit).
+    block_len : int
+        Positions per block of single-position updates.
     """
 
-    def __init__(self, max_len: int | None = None) -> None:
+    def __init__(self, max_len: int | None = None, *, block_len: int = 64) -> None:
         if max_len is not None and max_len <= 0:
             raise ValueError(f"KVCache: max_len must be positive, got {max_len}")
+        if block_len <= 0:
+            raise ValueError(f"KVCache: block_len must be positive, got {block_len}")
         self.max_len = max_len
-        self.keys: Tensor | None = None
-        self.values: Tensor | None = None
+        self.block_len = block_len
         self.offset = 0
+        # segments: keys (B, H, n, Dh) and transposed values (B, H, Dh, n)
+        self._sealed: list[tuple[Tensor, Tensor]] = []
+        self._open: tuple[Tensor, Tensor] | None = None  # a block of block_len positions
+        self._next: tuple[Tensor, Tensor] | None = None  # the block after it, being touched
+        self._filled = 0  # positions of the open block in use
 
-    def update(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
-        """Append ``keys``/``values`` (B, H, T_new, Dh); return all keys and values so far."""
+    def append(self, keys: Tensor, values: Tensor) -> None:
+        """Store ``keys``/``values`` (B, H, T_new, Dh) after the positions seen so far."""
         n_new = keys.shape[-2]
-        if self.keys is not None and keys.shape[:2] != self.keys.shape[:2]:
+        stored = self._segments()
+        if stored and keys.shape[:2] != stored[0][0].shape[:2]:
             raise ValueError(
-                f"KVCache: batch/head shape changed from {tuple(self.keys.shape[:2])} "
+                f"KVCache: batch/head shape changed from {tuple(stored[0][0].shape[:2])} "
                 f"to {tuple(keys.shape[:2])}"
             )
-        if self.max_len is None:
-            if self.keys is None:
-                self.keys, self.values = keys, values
-            else:
-                self.keys = torch.cat((self.keys, keys), dim=-2)
-                self.values = torch.cat((self.values, values), dim=-2)
-            self.offset += n_new
-            return self.keys, self.values
         end = self.offset + n_new
-        if end > self.max_len:
+        if self.max_len is not None and end > self.max_len:
             raise ValueError(
                 f"KVCache: {end} positions exceed the cache length max_len={self.max_len}"
             )
-        if self.keys is None:
-            shape = (*keys.shape[:2], self.max_len, keys.shape[-1])
-            self.keys = keys.new_empty(shape)
-            self.values = values.new_empty((*shape[:3], values.shape[-1]))
-        self.keys[:, :, self.offset : end] = keys
-        self.values[:, :, self.offset : end] = values
+        if n_new == 1:
+            self._write_step(keys, values)
+        else:
+            self._seal()
+            self._sealed.append((keys.contiguous(), values.transpose(-1, -2).contiguous()))
         self.offset = end
-        return self.keys[:, :, :end], self.values[:, :, :end]
+
+    def update(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Append ``keys``/``values`` (B, H, T_new, Dh); return all keys and values so far
+        (one tensor each: a copy when the cache holds more than one segment)."""
+        self.append(keys, values)
+        return self.keys, self.values
+
+    def segments(self) -> list[tuple[Tensor, Tensor]]:
+        """The (keys, values) segments in position order, (B, H, n_i, Dh) each."""
+        return [(k, v.transpose(-1, -2)) for k, v in self._segments()]
+
+    @property
+    def keys(self) -> Tensor | None:
+        """All keys (B, H, T_seen, Dh), None before the first update."""
+        return _joined([k for k, _ in self._segments()], -2)
+
+    @property
+    def values(self) -> Tensor | None:
+        """All values (B, H, T_seen, Dh), None before the first update."""
+        joined = _joined([v for _, v in self._segments()], -1)
+        return None if joined is None else joined.transpose(-1, -2)
+
+    def attend(self, q: Tensor, scale: float | None = None) -> Tensor:
+        """``softmax(q K^T * scale) V`` over every cached position for one query per sequence,
+        ``q`` (B, H, 1, Dh) (it sees them all: no mask); ``scale`` defaults to ``Dh ** -0.5``.
+        Returns (B, H, 1, Dh)."""
+        b, h, n_q, d = q.shape
+        stored = self._segments()
+        if not stored or n_q != 1:
+            raise ValueError(
+                f"KVCache.attend: needs one query per sequence and a filled cache, got "
+                f"{n_q} queries and {self.offset} positions"
+            )
+        # the column-vector views (strides (Dh, 1, Dh)) keep the kernels on their fast path
+        qt = (q * (d**-0.5 if scale is None else scale)).reshape(b * h, 1, d).transpose(1, 2)
+        scores = [torch.bmm(k.reshape(b * h, -1, d), qt) for k, _ in stored]  # (BH, n, 1)
+        probs = torch.cat(scores, dim=1).transpose(1, 2).softmax(dim=-1)  # (BH, 1, T)
+        out, start = None, 0
+        for _, v in stored:
+            n = v.shape[-1]
+            p = probs[:, :, start : start + n].transpose(1, 2)
+            part = torch.bmm(v.reshape(b * h, d, n), p)  # (BH, Dh, 1)
+            out = part if out is None else out.add_(part)
+            start += n
+        return out.view(b, h, 1, d)
+
+    def _segments(self) -> list[tuple[Tensor, Tensor]]:
+        """Stored segments: keys (B, H, n, Dh), values transposed (B, H, Dh, n)."""
+        if self._open is None or not self._filled:
+            return list(self._sealed)
+        k, v = self._open
+        return [*self._sealed, (k[:, :, : self._filled], v[..., : self._filled])]
+
+    def _write_step(self, keys: Tensor, values: Tensor) -> None:
+        if self._open is None or self._filled == self.block_len:
+            if self._open is not None:
+                self._sealed.append(self._open)
+            self._open = self._next or self._block(keys, values)
+            self._next = self._block(keys, values)
+            self._filled = 0
+        k, v = self._open
+        k[:, :, self._filled] = keys[:, :, 0]
+        v[..., self._filled] = values[:, :, 0]
+        self._filled += 1
+        for part in self._next:  # first touch of the next block, one slice per step
+            flat = part.view(-1)
+            size = -(-flat.numel() // self.block_len)
+            flat[(self._filled - 1) * size : self._filled * size].zero_()
+
+    def _block(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        b, h, _, d = keys.shape
+        return (
+            keys.new_empty((b, h, self.block_len, d)),
+            values.new_empty((b, h, values.shape[-1], self.block_len)),
+        )
+
+    def _seal(self) -> None:
+        """Close the open block: its used part becomes a segment of its own."""
+        if self._open is not None and self._filled:
+            k, v = self._open
+            n = self._filled
+            self._sealed.append((k[:, :, :n].clone(), v[..., :n].clone()))
+        self._open, self._filled = None, 0
 
     def __repr__(self) -> str:
         return f"KVCache(offset={self.offset}, max_len={self.max_len})"
+
+
+def _joined(parts: list[Tensor], dim: int) -> Tensor | None:
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim)
 
 
 def causal_mask(n_queries: int, n_keys: int, device: torch.device) -> Tensor:
@@ -171,9 +267,15 @@ class MultiHeadAttention(nn.Module):
         offset = 0 if cache is None else cache.offset
         if self.rotary is not None and context is None:
             q, k = self.rotary(q, k, offset=offset)
+        n_q = q.shape[-2]
         if cache is not None:
-            k, v = cache.update(k, v)
-        n_q, n_k = q.shape[-2], k.shape[-2]
+            cache.append(k, v)
+            if n_q == 1 and attn_mask is None and not (self.training and self.dropout > 0):
+                # a decoding step sees every cached position: attend over the segments in place
+                out = cache.attend(q).transpose(1, 2).reshape(x.shape[0], 1, -1)
+                return self.out_dropout(self.out_proj(out))
+            k, v = cache.keys, cache.values
+        n_k = k.shape[-2]
         is_causal = False
         mask = attn_mask
         if causal and n_q > 1:
