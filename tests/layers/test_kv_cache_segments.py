@@ -36,16 +36,39 @@ def test_cache_holds_every_position_in_order(pieces):
     assert torch.equal(torch.cat([v for _, v in segments], dim=2), values)
 
 
+@pytest.mark.parametrize("grad", [True, False])  # autograd path / in-place scratch path
 @pytest.mark.parametrize("pieces", [[5, 1, 1, 1, 1, 1, 1], [1] * 11, [6, 1, 1, 3, 1, 1, 1]])
-def test_attend_equals_attention_over_all_keys(pieces):
+@pytest.mark.parametrize("max_len", [None, 64])
+def test_attend_equals_attention_over_all_keys(pieces, grad, max_len):
     gen = torch.Generator().manual_seed(1)
+    cache = KVCache(max_len, block_len=4)
+    keys, values = _appended(cache, pieces[:3], gen)
+    with torch.set_grad_enabled(grad):
+        for _ in range(2):  # attend, grow, attend again (the scratch is reused or regrown)
+            q = torch.randn(3, 2, 1, 8, generator=gen)
+            want = F.scaled_dot_product_attention(q, keys, values)
+            torch.testing.assert_close(cache.attend(q), want, atol=1e-6, rtol=1e-5)
+            want = F.scaled_dot_product_attention(q, keys, values, scale=0.3)
+            got = cache.attend(q, scale=0.3)
+            torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+            more = _appended(cache, pieces[3:], gen)
+            keys, values = torch.cat((keys, more[0]), 2), torch.cat((values, more[1]), 2)
+
+
+def test_attend_passes_gradients():
+    gen = torch.Generator().manual_seed(2)
     cache = KVCache(block_len=4)
-    keys, values = _appended(cache, pieces, gen)
-    q = torch.randn(3, 2, 1, 8, generator=gen)
-    want = F.scaled_dot_product_attention(q, keys, values)
-    torch.testing.assert_close(cache.attend(q), want, atol=1e-6, rtol=1e-5)
-    want = F.scaled_dot_product_attention(q, keys, values, scale=0.3)
-    torch.testing.assert_close(cache.attend(q, scale=0.3), want, atol=1e-6, rtol=1e-5)
+    keys = torch.randn(2, 2, 7, 8, generator=gen, requires_grad=True)
+    values = torch.randn(2, 2, 7, 8, generator=gen, requires_grad=True)
+    cache.append(keys[:, :, :5], values[:, :, :5])
+    cache.append(keys[:, :, 5:6], values[:, :, 5:6])
+    cache.append(keys[:, :, 6:], values[:, :, 6:])
+    q = torch.randn(2, 2, 1, 8, generator=gen, requires_grad=True)
+    got = torch.autograd.grad(cache.attend(q).square().sum(), (q, keys, values))
+    out = F.scaled_dot_product_attention(q, keys, values)
+    want = torch.autograd.grad(out.square().sum(), (q, keys, values))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
 def test_attend_rejects_an_empty_cache_and_several_queries():

@@ -49,6 +49,7 @@ class KVCache:
         self._open: tuple[Tensor, Tensor] | None = None  # a block of block_len positions
         self._next: tuple[Tensor, Tensor] | None = None  # the block after it, being touched
         self._filled = 0  # positions of the open block in use
+        self._scratch: Tensor | None = None  # scores of a decoding step, kept between steps
 
     def append(self, keys: Tensor, values: Tensor) -> None:
         """Store ``keys``/``values`` (B, H, T_new, Dh) after the positions seen so far."""
@@ -103,8 +104,15 @@ class KVCache:
                 f"KVCache.attend: needs one query per sequence and a filled cache, got "
                 f"{n_q} queries and {self.offset} positions"
             )
+        scale = d**-0.5 if scale is None else scale
+        if torch.is_grad_enabled():
+            return self._attend_autograd(q, scale, stored)
+        return self._attend_in_scratch(q, scale, stored)
+
+    def _attend_autograd(self, q: Tensor, scale: float, stored: list) -> Tensor:
+        b, h, _, d = q.shape
         # the column-vector views (strides (Dh, 1, Dh)) keep the kernels on their fast path
-        qt = (q * (d**-0.5 if scale is None else scale)).reshape(b * h, 1, d).transpose(1, 2)
+        qt = (q * scale).reshape(b * h, 1, d).transpose(1, 2)
         scores = [torch.bmm(k.reshape(b * h, -1, d), qt) for k, _ in stored]  # (BH, n, 1)
         probs = torch.cat(scores, dim=1).transpose(1, 2).softmax(dim=-1)  # (BH, 1, T)
         out, start = None, 0
@@ -112,9 +120,42 @@ class KVCache:
             n = v.shape[-1]
             p = probs[:, :, start : start + n].transpose(1, 2)
             part = torch.bmm(v.reshape(b * h, d, n), p)  # (BH, Dh, 1)
-            out = part if out is None else out.add_(part)
+            out = part if out is None else out + part
             start += n
         return out.view(b, h, 1, d)
+
+    def _attend_in_scratch(self, q: Tensor, scale: float, stored: list) -> Tensor:
+        """The same without autograd, the scores of every segment written in place into one
+        buffer kept between steps: a step allocates next to nothing (on CPU, fresh buffers cost
+        their first touch, page by page, at every step)."""
+        b, h, _, d = q.shape
+        rows = b * h
+        if self._scratch is None or self._scratch.numel() < rows * self.offset:
+            capacity = self.max_len or 2 * self.offset
+            self._scratch = q.new_zeros(rows * max(capacity, self.offset))
+        qt = (q * scale).reshape(rows, 1, d).transpose(1, 2)
+        scores, top, start = [], None, 0
+        for k, _ in stored:
+            n = k.shape[-2]
+            s = self._scratch[rows * start : rows * (start + n)]
+            torch.bmm(k.reshape(rows, n, d), qt, out=s.view(rows, n, 1))
+            s = s.view(rows, n)
+            high = s.amax(dim=1, keepdim=True)
+            top = high if top is None else torch.maximum(top, high)
+            scores.append(s)
+            start += n
+        total = None
+        for s in scores:  # exp(s - max), normalised at the end
+            s.sub_(top).exp_()
+            part = s.sum(dim=1, keepdim=True)
+            total = part if total is None else total.add_(part)
+        out = None
+        for (_, v), s in zip(stored, scores):
+            n = s.shape[1]
+            p = s.view(rows, 1, n).transpose(1, 2)  # (BH, n, 1), strides (n, 1, n)
+            vt = v.reshape(rows, d, n)
+            out = torch.bmm(vt, p) if out is None else out.baddbmm_(vt, p)
+        return out.div_(total[:, :, None]).view(b, h, 1, d)
 
     def _segments(self) -> list[tuple[Tensor, Tensor]]:
         """Stored segments: keys (B, H, n, Dh), values transposed (B, H, Dh, n)."""
@@ -127,7 +168,8 @@ class KVCache:
         if self._open is None or self._filled == self.block_len:
             if self._open is not None:
                 self._sealed.append(self._open)
-            self._open = self._next or self._block(keys, values)
+            # the first block is touched whole now (with the prompt, not spread over steps)
+            self._open = self._next or self._block(keys, values, touched=True)
             self._next = self._block(keys, values)
             self._filled = 0
         k, v = self._open
@@ -139,12 +181,10 @@ class KVCache:
             size = -(-flat.numel() // self.block_len)
             flat[(self._filled - 1) * size : self._filled * size].zero_()
 
-    def _block(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+    def _block(self, keys: Tensor, values: Tensor, touched: bool = False) -> tuple[Tensor, Tensor]:
         b, h, _, d = keys.shape
-        return (
-            keys.new_empty((b, h, self.block_len, d)),
-            values.new_empty((b, h, values.shape[-1], self.block_len)),
-        )
+        new = keys.new_zeros if touched else keys.new_empty
+        return new((b, h, self.block_len, d)), new((b, h, values.shape[-1], self.block_len))
 
     def _seal(self) -> None:
         """Close the open block: its used part becomes a segment of its own."""
