@@ -12,6 +12,8 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neurofm.layers.fused import fresh_gelu
+
 Activation = Literal["gelu", "squared_relu", "swiglu"]
 ACTIVATIONS = ("gelu", "squared_relu", "swiglu")
 
@@ -60,7 +62,7 @@ class MLP(nn.Module):
         """Map ``x`` (..., d_model) to (..., d_model)."""
         h = self.fc_in(x)
         if self.activation == "gelu":
-            h = F.gelu(h)
+            h = fresh_gelu(h)  # in place without autograd: no second hidden-size buffer
         elif self.activation == "squared_relu":
             h = F.relu(h).square()
         else:
