@@ -72,7 +72,8 @@ def single_channel_conv(
     ``weight`` (D, K): one batched product, (N, D, n_out)."""
     kernel = weight.shape[1]
     n_out = _n_out(x.shape[-1], kernel, stride, padding, "single_channel_conv")
-    y = torch.matmul(weight, _taps(x, kernel, stride, padding, n_out))  # (N, D, n_out)
+    taps = _taps(x, kernel, stride, padding, n_out)  # (N, K, n_out)
+    y = torch.bmm(weight.expand(x.shape[0], -1, -1), taps)  # (N, D, n_out), no transposed copy
     if bias is not None:
         y += bias[:, None]  # in place: the product's output is not needed for its gradient
     return y

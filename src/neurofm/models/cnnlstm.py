@@ -89,7 +89,7 @@ def last_state(lstm: nn.LSTM, features: Tensor, training: bool) -> Tensor:
         for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     ]
     w_ih, w_hh, b_ih, b_hh = weights[:4]
-    gates = torch.matmul(w_ih, features)  # (B, 4H, T)
+    gates = torch.bmm(w_ih.expand(features.shape[0], -1, -1), features)  # (B, 4H, T)
     gates += (b_ih + b_hh)[:, None]
     gates = gates.transpose(1, 2)  # (B, T, 4H)
     b, n_gates = gates.shape[0], gates.shape[-1]
