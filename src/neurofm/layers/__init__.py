@@ -21,6 +21,8 @@
 - :class:`AdaLNBlock`, :class:`AdaLNOutput` (transformer block and final norm modulated by a
   condition vector, DiT / VAR style)
 - :func:`init_gpt2` (GPT-2 initialisation with scaled residual projections)
+- :mod:`neurofm.layers.fused`: first convolutions folded into their 1x1 lift or embedding, and
+  channels-last convolution stacks (the compact decoders' inference paths)
 """
 
 from neurofm.layers.adaln import AdaLNBlock, AdaLNOutput

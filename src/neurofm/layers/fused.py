@@ -16,7 +16,9 @@ the convolution can act on the one number directly:
   position, of rows of a table of per-tap projections (``embedding_bag``): one row per tap for
   the code under it, one for the channel embedding when that tap is inside the signal;
 - :func:`channels_last_stack`: the convolutions that follow, run in the channels-last layout
-  these folds produce.
+  these folds produce;
+- :func:`fresh_gelu`: GELU of an intermediate, in place when autograd is off (on CPU every fresh
+  buffer costs the first touch of its pages).
 
 They hold for training as well (gradients reach the original weights through the composed
 ones). Supported: zero padding, no dilation, one group.
