@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from neurofm.evaluation import plots
+from neurofm.evaluation.report_neural import cosmoothing_sections, report_sections
 from neurofm.fileio import atomic_open, write_json_atomic
 
 TASKS = (
@@ -255,34 +256,6 @@ def _forecasting_sections(report: dict[str, Any]) -> list[str]:
     return out
 
 
-def _cosmoothing_sections(report: dict[str, Any]) -> list[str]:
-    bps = report["bits_per_spike"]
-    out = [
-        _table(
-            f"Co-smoothing, bits per spike ({len(report['held_out_units'])} held-out units, "
-            f"{report['n_windows']} windows; higher is better)",
-            list(bps),
-            [("bits / spike", list(bps.values()))],
-        )
-    ]
-    r2 = report.get("behaviour_r2")
-    if r2:
-        out.append(
-            _table(
-                "Behaviour decoding R² (95% block-bootstrap interval)",
-                list(r2),
-                [
-                    ("R²", [v["r2"] for v in r2.values()]),
-                    (
-                        "interval",
-                        [" .. ".join(f"{b:.3f}" for b in v["r2_ci95"]) for v in r2.values()],
-                    ),
-                ],
-            )
-        )
-    return out
-
-
 def _decoding_sections(report: dict[str, Any]) -> list[str]:
     dec = report["decoding"]
     cols = list(dec)
@@ -421,10 +394,8 @@ def write_report(
 
         images, sections = generative_parts(report, out, _table)
     elif task == "cosmoothing":
-        images, sections = [], _cosmoothing_sections(report)
+        images, sections = [], cosmoothing_sections(report, _table)
     elif task in ("spike_events", "band_power"):
-        from neurofm.evaluation.neural_x import report_sections
-
         images, sections = [], report_sections(report, _table)
     elif task == "text":
         images = []
