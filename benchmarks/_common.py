@@ -131,3 +131,30 @@ def write_result(bench_id: str, result: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def seeded_runs(
+    doc: str,
+    output: Path,
+    data: Path,
+    run_seed: Callable[[int, int, int], dict[str, Any]],
+    argv: list[str] | None = None,
+) -> tuple[Any, list[dict[str, Any]]] | None:
+    """Parse ``--steps --seeds --n_bootstrap --output`` and run ``run_seed(seed, steps,
+    n_bootstrap)`` per seed on one torch thread; None (after saying why) when ``data`` is absent."""
+    import argparse
+    import sys
+
+    import torch
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--n_bootstrap", type=int, default=500)
+    parser.add_argument("--output", default=str(output))
+    args = parser.parse_args(argv)
+    if not data.is_dir():
+        print(f"the recording is absent ({data})", file=sys.stderr)
+        return None
+    torch.set_num_threads(1)
+    return args, [run_seed(seed, args.steps, args.n_bootstrap) for seed in args.seeds]

@@ -27,16 +27,14 @@ Run: ``python -m benchmarks.spike_adapter_vs_scratch [--steps 300] [--seeds 0 1]
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from benchmarks._common import machine_info
+from benchmarks._common import machine_info, seeded_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "spikes_grasshopper"
@@ -184,17 +182,10 @@ def run_seed(seed: int, steps: int, n_bootstrap: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--n_bootstrap", type=int, default=500)
-    parser.add_argument("--output", default=str(OUT))
-    args = parser.parse_args(argv)
-    if not DATA.is_dir():
-        print(f"the grasshopper recording is absent ({DATA})", file=sys.stderr)
+    runs = seeded_runs(__doc__, OUT, DATA, run_seed, argv)
+    if runs is None:
         return 1
-    torch.set_num_threads(1)
-    results = [run_seed(seed, args.steps, args.n_bootstrap) for seed in args.seeds]
+    args, results = runs
     report = {
         "benchmark": "spike_adapter_vs_scratch",
         "data": "grasshopper_spike_times1.txt split into two pseudo-units by alternating spikes "
