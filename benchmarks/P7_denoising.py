@@ -7,10 +7,13 @@ over NTD, and the discrete Euler solver of ``flow_matching``
 same network called N times on the same input shapes in a plain loop under ``no_grad`` (no
 scheduler, no sampling): the floor every sampler pays. ``overhead`` is our time / the peer's
 minus 1 (target <= 10%); ``time_per_step`` across N shows whether time is linear in N. Ours and
-the peer run interleaved, 5 repetitions after a warm-up, one thread, seeded inputs. Each case
+the peer run interleaved, 7 repetitions after a warm-up, one thread, seeded inputs. Each case
 also gets a least-squares line of our time against N (``linear_fit``: seconds per step, fixed
 seconds, R² and the largest relative residual) and the result records ``os.getloadavg()`` before
 and after (timings on a loaded machine are noisy; the interleaved ratio much less so).
+``sampler_alone_overhead`` times the sampler with the network replaced by a stand-in that
+returns one precomputed output (the sampler's own work per call, over the peer's time): a
+direct measure of the overhead that the difference of two noisy timings only estimates.
 
 Run: ``python -m benchmarks.P7_denoising smoke`` (or ``full``).
 """
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +32,7 @@ from benchmarks._common import check_size, interleaved, median, versions, write_
 from neurofm.registry import MODELS, create
 
 SIZES = {"smoke": (10, 50, 200), "full": (50, 200, 1000)}
+REPS = 7
 SHAPES = {  # NTD (windows, channels, samples) and flow matching (windows, tokens)
     "smoke": {"ntd": (2, 8, 64), "flow_matching": (2, 128)},
     "full": {"ntd": (4, 16, 160), "flow_matching": (4, 256)},
@@ -53,7 +59,7 @@ def _ntd_case(n_steps: int, sampler: str) -> dict:
         for _ in range(n_steps):
             model(steps, x)
 
-    return {"ours": ours, "peer": peer}
+    return {"ours": ours, "peer": peer, "alone": _alone(model, ours, lambda: model(steps, x))}
 
 
 def _flow_case(n_steps: int) -> dict:
@@ -73,7 +79,27 @@ def _flow_case(n_steps: int) -> dict:
         for _ in range(n_steps):
             model(t, ids)
 
-    return {"ours": ours, "peer": peer}
+    return {"ours": ours, "peer": peer, "alone": _alone(model, ours, lambda: model(t, ids))}
+
+
+def _alone(
+    model: torch.nn.Module, ours: Callable[[], None], network_call: Callable[[], Any]
+) -> Callable[[], None]:
+    """``ours`` with the network replaced by a stand-in returning one precomputed output of the
+    same shape: what the sampler costs by itself, free of the network's timing noise."""
+
+    with torch.no_grad():
+        output = network_call()
+
+    @torch.no_grad()
+    def alone() -> None:
+        model.forward = lambda *args, **kwargs: output
+        try:
+            ours()
+        finally:
+            del model.forward
+
+    return alone
 
 
 def linear_fit(counts: list[int], seconds: list[float]) -> dict:
@@ -106,19 +132,27 @@ def run(size: str) -> dict:
     ):
         rows = {}
         for n in counts:
-            times = interleaved(make(n), reps=5, warmup=1)
+            fns = make(n)
+            alone = fns.pop("alone")
+            times = interleaved(fns, reps=REPS, warmup=1)
             ours, peer = median(times["ours"]), median(times["peer"])
+            alone_s = median(interleaved({"alone": alone}, reps=REPS, warmup=1)["alone"])
             rows[str(n)] = {
                 "ours_s": ours,
                 "peer_s": peer,
                 "overhead": ours / peer - 1.0,
                 "ours_time_per_step_s": ours / n,
+                "sampler_alone_s": alone_s,
+                "sampler_alone_overhead": alone_s / peer,
             }
         cases[name] = {
             "steps": rows,
             "linear_fit": linear_fit(list(counts), [rows[str(n)]["ours_s"] for n in counts]),
         }
     worst = max(r["overhead"] for case in cases.values() for r in case["steps"].values())
+    worst_alone = max(
+        r["sampler_alone_overhead"] for case in cases.values() for r in case["steps"].values()
+    )
     largest = str(counts[-1])
     headline = cases["ddpm_ntd"]["steps"][largest]
     result = {
@@ -127,10 +161,11 @@ def run(size: str) -> dict:
         "size": size,
         "ours": headline["ours_s"],
         "peer": headline["peer_s"],
-        "unit": f"s per sampling call of {largest} steps (median of 5, DDPM headline)",
+        "unit": f"s per sampling call of {largest} steps (median of {REPS}, DDPM headline)",
         "speedup": headline["peer_s"] / headline["ours_s"],
         "target": 1 / 1.10,
         "worst_overhead": worst,
+        "worst_sampler_alone_overhead": worst_alone,
         "cases": cases,
         "shapes": {"ntd": list(NTD_SHAPE), "flow_matching": list(FLOW_SHAPE)},
         "threads": torch.get_num_threads(),
@@ -149,8 +184,12 @@ if __name__ == "__main__":
     for name, case in out["cases"].items():
         fit = case["linear_fit"]
         steps = "  ".join(
-            f"N={n}: {r['ours_s']:.3f} s vs {r['peer_s']:.3f} s ({100 * r['overhead']:+.1f}%)"
+            f"N={n}: {r['ours_s']:.3f} s vs {r['peer_s']:.3f} s ({100 * r['overhead']:+.1f}%, "
+            f"alone {100 * r['sampler_alone_overhead']:.1f}%)"
             for n, r in case["steps"].items()
         )
         print(f"{name:<20} {steps}  | {1e3 * fit['per_step_s']:.2f} ms/step, R2 {fit['r2']:.4f}")
-    print(f"worst overhead {100 * out['worst_overhead']:+.1f}%, load {out['loadavg_before']}")
+    print(
+        f"worst overhead {100 * out['worst_overhead']:+.1f}% (sampler alone "
+        f"{100 * out['worst_sampler_alone_overhead']:.1f}%), load {out['loadavg_before']}"
+    )
