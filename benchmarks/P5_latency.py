@@ -9,7 +9,9 @@ same input shape, default hyper-parameters, run the same way in the benchmark en
 
 Foundation-model streaming step: ``gpt2meg_trf`` (preset ``small``) over the codes of 306
 channels: a 1 s prompt (250 steps) is encoded once with the key/value cache, then each timed step
-feeds the 306 newest codes (one time step) with the cache, as a streaming decoder would.
+feeds the 306 newest codes (one time step) with the cache, as a streaming decoder would; once
+with the float32 cache and once with ``cache_dtype: bfloat16`` (keys and values stored in
+bfloat16: a step reads half the bytes), whose log-probabilities are compared with float32's.
 
 Reported: p50 and p99 of the per-call wall-clock times (the p99 of ``reps`` calls), and the
 machine's load average, since other jobs share these cores.
@@ -74,28 +76,47 @@ def decoder_latency(name: str, reps: int) -> dict:
     return {**percentiles(times), "n_params": int(sum(p.numel() for p in model.parameters()))}
 
 
-def streaming_step_latency(steps: int) -> dict:
-    """Per-step latency of cached gpt2meg_trf generation over 306 channels after a 1 s prompt."""
+def streaming_step_latency(steps: int, cache_dtype: str = "same") -> dict:
+    """Per-step latency of cached gpt2meg_trf generation over 306 channels after a 1 s prompt,
+    with the key/value cache in ``cache_dtype``; for a cache other than ``same``, how far its
+    next-code log-probabilities are from the float32 cache's on the same steps."""
     from neurofm.registry import MODELS, create
 
     torch.manual_seed(0)
-    model = create(MODELS, {"name": "gpt2meg_trf", "preset": "small", "n_chans": N_CHANS}).eval()
+    config = {"name": "gpt2meg_trf", "preset": "small", "n_chans": N_CHANS}
+    model = create(MODELS, {**config, "cache_dtype": cache_dtype}).eval()
     v = model.config.vocab_size
     prompt = torch.randint(0, v, (1, N_CHANS, N_TIMES))
     new = torch.randint(0, v, (1, N_CHANS, steps + 5))
-    times = []
+    times, logits = [], []
     with torch.no_grad():
         past = model(prompt, use_cache=True).past
         for t in range(steps + 5):
             start = time.perf_counter()
-            past = model(new[..., t : t + 1], past=past, use_cache=True).past
+            out = model(new[..., t : t + 1], past=past, use_cache=True)
+            past = out.past
             if t >= 5:  # the first steps warm up
                 times.append(time.perf_counter() - start)
-    return {
+            logits.append(out.logits)
+    result = {
         **percentiles(times),
+        "cache_dtype": cache_dtype,
         "n_params": int(sum(p.numel() for p in model.parameters())),
         "context": f"{N_TIMES}-step prompt, then steps {N_TIMES + 5}..{N_TIMES + steps + 4}",
     }
+    if cache_dtype != "same":
+        exact = create(MODELS, config).eval()
+        exact.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            want = exact(torch.cat((prompt, new), dim=-1)).logits[..., N_TIMES:, :]
+        diff = (torch.cat(logits, dim=2).log_softmax(-1) - want.log_softmax(-1)).abs()
+        result["logprob_vs_float32"] = {
+            "max_abs_nats": float(diff.max()),
+            "mean_abs_nats": float(diff.mean()),
+            "what": "next-code log-probabilities of every streamed step vs the float32 full "
+            "forward of the same (untrained, seeded) model",
+        }
+    return result
 
 
 def run(size: str = "smoke") -> dict:
@@ -105,6 +126,7 @@ def run(size: str = "smoke") -> dict:
     load_before = os.getloadavg()
     ours = {name: decoder_latency(name, cfg["reps"]) for name in DECODERS}
     streaming = streaming_step_latency(cfg["steps"])
+    streaming_bf16 = streaming_step_latency(cfg["steps"], cache_dtype="bfloat16")
     python, info = find_peer()
     peer: dict = {"braindecode": info}
     if python is not None:
@@ -121,7 +143,7 @@ def run(size: str = "smoke") -> dict:
         "size": size,
         "unit": "milliseconds per call (p50, p99)",
         "ours": ours,
-        "streaming_step": {"gpt2meg_trf": streaming},
+        "streaming_step": {"gpt2meg_trf": streaming, "gpt2meg_trf_bf16_cache": streaming_bf16},
         "peer": peer,
         "peer_is": (
             f"braindecode {info['versions']['braindecode']} EEGNet (torch "
@@ -141,6 +163,7 @@ def run(size: str = "smoke") -> dict:
             "compact_decoders_p99": worst <= 20.0,
             "p99_within_20ms": {name: v["p99_ms"] <= 20.0 for name, v in ours.items()},
             "streaming_step_p99": streaming["p99_ms"] <= 80.0,
+            "streaming_step_p99_bf16_cache": streaming_bf16["p99_ms"] <= 80.0,
         },
         "shapes": {
             "n_chans": N_CHANS,

@@ -75,7 +75,13 @@ def test_flow_sampler_is_deterministic_for_a_seed_and_keeps_the_prompt(solver):
     known = torch.zeros(2, 12, dtype=torch.bool)
     known[:, :6] = True
     out = sample_flow(
-        model, (2, 12), n_steps=5, vocab_size=vocab, codes=codes, known=known, seed=0,
+        model,
+        (2, 12),
+        n_steps=5,
+        vocab_size=vocab,
+        codes=codes,
+        known=known,
+        seed=0,
         solver=solver,
     )
     assert torch.equal(out[:, :6], codes[:, :6])

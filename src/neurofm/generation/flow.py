@@ -138,8 +138,9 @@ def sample_flow(
             if codes is not None:
                 x_init = torch.where(known, codes, x_init)
             if solver == "library":
-                return _library_solve(model, path, x_init, time_grid, vocab_size, temperature,
-                                      codes, known)
+                return _library_solve(
+                    model, path, x_init, time_grid, vocab_size, temperature, codes, known
+                )
             return _euler_solve(model, path, x_init, time_grid, temperature, codes, known)
     finally:
         model.train(was_training)

@@ -34,15 +34,29 @@ class KVCache:
         Most positions the cache may hold (None: no limit).
     block_len : int
         Positions per block of single-position updates.
+    dtype : torch.dtype, optional
+        Store keys and values in this dtype (default: as given). ``torch.bfloat16`` halves the
+        bytes a decoding step reads, the step's main cost on CPU; a step then computes the
+        scores and the weighted values in bfloat16 with float32 softmax and output
+        (:meth:`attend`), and :attr:`keys` / :attr:`values` come back in bfloat16.
     """
 
-    def __init__(self, max_len: int | None = None, *, block_len: int = 64) -> None:
+    def __init__(
+        self,
+        max_len: int | None = None,
+        *,
+        block_len: int = 64,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         if max_len is not None and max_len <= 0:
             raise ValueError(f"KVCache: max_len must be positive, got {max_len}")
         if block_len <= 0:
             raise ValueError(f"KVCache: block_len must be positive, got {block_len}")
+        if dtype is not None and not dtype.is_floating_point:
+            raise ValueError(f"KVCache: dtype must be a floating-point dtype, got {dtype}")
         self.max_len = max_len
         self.block_len = block_len
+        self.dtype = dtype
         self.offset = 0
         # segments: keys (B, H, n, Dh) and transposed values (B, H, Dh, n)
         self._sealed: list[tuple[Tensor, Tensor]] = []
@@ -53,6 +67,8 @@ class KVCache:
 
     def append(self, keys: Tensor, values: Tensor) -> None:
         """Store ``keys``/``values`` (B, H, T_new, Dh) after the positions seen so far."""
+        if self.dtype is not None:
+            keys, values = keys.to(self.dtype), values.to(self.dtype)
         n_new = keys.shape[-2]
         stored = self._segments()
         if stored and keys.shape[:2] != stored[0][0].shape[:2]:
@@ -107,11 +123,42 @@ class KVCache:
         scale = d**-0.5 if scale is None else scale
         if torch.is_grad_enabled():
             return self._attend_autograd(q, scale, stored)
+        if stored[0][0].dtype != q.dtype:
+            return self._attend_stored_dtype(q, scale, stored)
         return self._attend_in_scratch(q, scale, stored)
+
+    def _attend_stored_dtype(self, q: Tensor, scale: float, stored: list) -> Tensor:
+        """A decoding step over keys and values stored in another (lower) precision: the
+        products run in the stored dtype, the softmax and the output in ``q``'s dtype. The open
+        block is read whole (its unused positions, zeros, get zero weight): the low-precision
+        kernels copy a sliced block first."""
+        b, h, _, d = q.shape
+        rows, low = b * h, stored[0][0].dtype
+        if self._open is not None and self._filled:
+            stored = [*self._sealed, self._open]
+        qt = (q * scale).to(low).reshape(rows, 1, d).transpose(1, 2)
+        scores = [
+            torch.bmm(k.reshape(rows, -1, d), qt).view(rows, -1).to(q.dtype) for k, _ in stored
+        ]
+        if self._open is not None and self._filled:
+            scores[-1][:, self._filled :] = -torch.inf
+        top = torch.stack([s.amax(dim=1) for s in scores], dim=1).amax(dim=1, keepdim=True)
+        total = None
+        for s in scores:
+            s.sub_(top).exp_()
+            part = s.sum(dim=1, keepdim=True)
+            total = part if total is None else total.add_(part)
+        out = None
+        for (_, v), s in zip(stored, scores):
+            p = s.div_(total).to(low).unsqueeze(-1)  # (BH, n, 1)
+            vt = v.reshape(rows, d, -1)
+            out = torch.bmm(vt, p) if out is None else out.baddbmm_(vt, p)
+        return out.to(q.dtype).view(b, h, 1, d)
 
     def _attend_autograd(self, q: Tensor, scale: float, stored: list) -> Tensor:
         b, h, _, d = q.shape
         # the column-vector views (strides (Dh, 1, Dh)) keep the kernels on their fast path
+        stored = [(k.to(q.dtype), v.to(q.dtype)) for k, v in stored]
         qt = (q * scale).reshape(b * h, 1, d).transpose(1, 2)
         scores = [torch.bmm(k.reshape(b * h, -1, d), qt) for k, _ in stored]  # (BH, n, 1)
         probs = torch.cat(scores, dim=1).transpose(1, 2).softmax(dim=-1)  # (BH, 1, T)
@@ -195,7 +242,8 @@ class KVCache:
         self._open, self._filled = None, 0
 
     def __repr__(self) -> str:
-        return f"KVCache(offset={self.offset}, max_len={self.max_len})"
+        dtype = "" if self.dtype is None else f", dtype={self.dtype}"
+        return f"KVCache(offset={self.offset}, max_len={self.max_len}{dtype})"
 
 
 def _joined(parts: list[Tensor], dim: int) -> Tensor | None:
@@ -314,7 +362,7 @@ class MultiHeadAttention(nn.Module):
                 # a decoding step sees every cached position: attend over the segments in place
                 out = cache.attend(q).transpose(1, 2).reshape(x.shape[0], 1, -1)
                 return self.out_dropout(self.out_proj(out))
-            k, v = cache.keys, cache.values
+            k, v = cache.keys.to(q.dtype), cache.values.to(q.dtype)
         n_k = k.shape[-2]
         is_causal = False
         mask = attn_mask

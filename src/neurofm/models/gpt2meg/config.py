@@ -76,6 +76,8 @@ class GPT2MEGConfig:
     dropout: float = 0.0  # dropout in attention, MLP and embeddings
     max_seq_len: int = 1024  # longest time axis (context + generated), in samples
     causal: bool = True  # causal attention over time (False: bidirectional encoder, no cache)
+    cache_dtype: Literal["same", "bfloat16"] = "same"  # keys/values of the decoding
+    # cache: as computed, or bfloat16 (halves what a streaming step reads; see KVCache)
     activation: Literal["gelu", "squared_relu", "swiglu"] = "gelu"  # MLP non-linearity
     norm: Literal["rms", "layer"] = "rms"  # normalisation before each branch
     rope_base: float = 10000.0  # RoPE wavelength base

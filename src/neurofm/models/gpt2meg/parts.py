@@ -245,7 +245,8 @@ def start(
     layers = split_past(who, history_order(cfg), past)
     history = code_history(who, history_order(cfg), x, past)
     if layers is None and use_cache:
-        layers = [KVCache(cfg.max_seq_len) for _ in range(cfg.n_layers)]
+        dtype = None if cfg.cache_dtype == "same" else getattr(torch, cfg.cache_dtype)
+        layers = [KVCache(cfg.max_seq_len, dtype=dtype) for _ in range(cfg.n_layers)]
     if layers is not None and len(layers) != cfg.n_layers:
         raise ValueError(f"{who}: past holds {len(layers)} caches for {cfg.n_layers} layers")
     offset = 0 if layers is None else layers[0].offset
