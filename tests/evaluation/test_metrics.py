@@ -69,7 +69,9 @@ def test_mse_r2_and_accumulator_agree():
 def test_rollout_error_and_expected_value():
     truth = np.ones((2, 2, 5))
     pred = truth + np.arange(5)[None, None, :]
+    pred[1] += 1.0  # the second window is one off everywhere more
     err = metrics.rollout_error(pred, truth)
-    assert err["mse"] == pytest.approx([0, 1, 4, 9, 16])
+    assert err["mse"] == pytest.approx([0.5, 2.5, 6.5, 12.5, 20.5])
+    assert err["window_mse"] == pytest.approx([6.0, 6.0 + 2 * 2 + 1])  # (0+1+4+9+16)/5; +2E+1
     lp = np.log(np.array([[0.25, 0.75]]))
     assert metrics.expected_value(lp, np.array([0.0, 4.0]))[0] == pytest.approx(3.0)

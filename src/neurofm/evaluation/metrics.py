@@ -124,15 +124,22 @@ def rollout_error(prediction: Any, truth: Any) -> dict[str, list[float]]:
     Returns
     -------
     dict
-        ``mse`` (H,) mean squared error at each horizon, and ``nmse`` (H,) the same divided by the
-        variance of ``truth`` over all its samples (1.0 = no better than predicting the mean).
+        ``mse`` (H,) mean squared error at each horizon, ``nmse`` (H,) the same divided by the
+        variance of ``truth`` over all its samples (1.0 = no better than predicting the mean), and
+        ``window_mse`` (B,) each window's error over all its channels and steps (for intervals
+        and paired differences over windows).
     """
     p, y = _as_numpy(prediction).astype(np.float64), _as_numpy(truth).astype(np.float64)
     if p.shape != y.shape or y.ndim != 3:
         raise ValueError(f"expected two (B, C, H) arrays, got {p.shape} and {y.shape}")
-    mse = np.mean((p - y) ** 2, axis=(0, 1))
+    squared = (p - y) ** 2
+    mse = squared.mean(axis=(0, 1))
     var = float(y.var())
-    return {"mse": mse.tolist(), "nmse": (mse / var if var > 0 else mse * np.nan).tolist()}
+    return {
+        "mse": mse.tolist(),
+        "nmse": (mse / var if var > 0 else mse * np.nan).tolist(),
+        "window_mse": squared.mean(axis=(1, 2)).tolist(),
+    }
 
 
 class ForecastAccumulator:
