@@ -56,6 +56,19 @@ def test_new_model_is_no_new_band_and_ridge_is_exact(case):
         assert s["model_minus"]["no_new_band"]["high"] == pytest.approx(0.0, abs=1e-5 * expected)
         assert s["mse"]["ridge"]["mean"] < 1e-4 * expected
         assert s["model_minus"]["ridge"]["low"] > 0 and not s["model_beats"]["ridge"]
+    # rollout with intervals: the new model keeps the lowest band, the exact ridge beats it
+    roll = scores["rollout_intervals"]
+    assert set(roll) == {"stage1", "stage2"}
+    for k in (1, 2):
+        s = roll[f"stage{k}"]
+        kept = ((test[:, k] - test[:, 0]) ** 2).mean()
+        assert s["mse"]["no_new_band"]["mean"] == pytest.approx(kept, rel=1e-9)
+        assert s["mse"]["model"]["mean"] == pytest.approx(
+            scores["rollout"]["per_stage_mse"][f"stage{k}"], rel=1e-9
+        )
+        assert s["mse"]["model"]["mean"] == pytest.approx(kept, rel=1e-5)
+        assert s["mse"]["ridge"]["mean"] < 1e-4 * kept
+        assert s["model_minus"]["ridge"]["low"] > 0 and not s["model_beats"]["ridge"]
     ridge = BandRidge().fit(train)
     exact = ridge_rollout(ridge, test[:, 0], 3)
     np.testing.assert_allclose(exact, test, atol=1e-2 * np.abs(test).max())
@@ -103,6 +116,7 @@ def test_markdown_report_lists_every_stage(case):
     }
     text = markdown(report)
     assert "| stage2 |" in text and "rollout_from_lowest_band" in text and "rollout.png" in text
+    assert "model minus each baseline rolled out" in text
 
 
 def test_run_on_held_out_real_eeg(tmp_path):
@@ -154,5 +168,11 @@ def test_run_on_held_out_real_eeg(tmp_path):
     row = table["rollout_mse_from_lowest_band"]["stage2"]
     assert set(row) == {"next_band", "ridge_rollout", "no_new_band_rollout"}
     assert "| stage2 |" in compare_markdown(table)
+    assert set(table["rollout_next_band_intervals"]) == {"stage1", "stage2"}
+    assert table["rollout_next_band_intervals"]["stage2"]["mse"]["model"][0] == pytest.approx(
+        row["next_band"], rel=1e-9
+    )
+    older = {k: v for k, v in report.items() if k != "rollout_intervals"}
+    assert "rollout_next_band_intervals" not in compare_reports(older, None)
     with pytest.raises(ValueError, match="expected 'band_tokens'"):
         compare_reports(report, report)

@@ -4,9 +4,10 @@ Reads the ``report.json`` of ``neurofm evaluate`` for a ``next_band`` run and fo
 ``next_band_var`` run scored on the same split and windows, and writes one JSON with, per stage,
 the prototype's one-step MSE next to its two baselines (with the 95% block-bootstrap intervals of
 the differences), and the rollout MSE from the lowest band of both models next to the baselines'
-rollouts (ridge maps stage after stage, the lowest band kept); plus the realism flags of the
-generated full-band signals. ``python -m neurofm.evaluation.band_compare PROTO VAR --output
-FILE`` also prints the tables as markdown.
+rollouts (ridge maps stage after stage, the lowest band kept), the prototype's rollout against
+those baselines with intervals (``rollout_next_band_intervals``, when the report has them); plus
+the realism flags of the generated full-band signals. ``python -m
+neurofm.evaluation.band_compare PROTO VAR --output FILE`` also prints the tables as markdown.
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ from typing import Any
 
 def _interval(s: dict[str, float]) -> list[float]:
     return [s["mean"], s["low"], s["high"]]
+
+
+def _intervals(stages: dict[str, Any]) -> dict[str, Any]:
+    return {
+        stage: {
+            "mse": {name: _interval(v) for name, v in s["mse"].items()},
+            "model_minus": {name: _interval(v) for name, v in s["model_minus"].items()},
+            "model_beats": s["model_beats"],
+        }
+        for stage, s in stages.items()
+    }
 
 
 def compare_reports(proto: dict[str, Any], var: dict[str, Any] | None) -> dict[str, Any]:
@@ -34,14 +46,7 @@ def compare_reports(proto: dict[str, Any], var: dict[str, Any] | None) -> dict[s
                 f"{proto['split']}/{proto['windows']['scored']} vs "
                 f"{var['split']}/{var['windows']['scored']}"
             )
-    one_step = {
-        stage: {
-            "mse": {name: _interval(v) for name, v in s["mse"].items()},
-            "model_minus": {name: _interval(v) for name, v in s["model_minus"].items()},
-            "model_beats": s["model_beats"],
-        }
-        for stage, s in proto["one_step"].items()
-    }
+    one_step = _intervals(proto["one_step"])
     rollout: dict[str, Any] = {}
     for stage, value in proto["rollout"]["per_stage_mse"].items():
         row = {"next_band": value}
@@ -60,29 +65,31 @@ def compare_reports(proto: dict[str, Any], var: dict[str, Any] | None) -> dict[s
         realism.update(
             {f"next_band_var/{n}": r["flags"] for n, r in var["realism"].items() if "flags" in r}
         )
-    return {
+    table = {
         "split": proto["split"],
         "windows": proto["windows"],
         "bands": proto["bands"],
         "sfreq": proto["sfreq"],
         "one_step_next_band": one_step,
         "rollout_mse_from_lowest_band": rollout,
-        "realism_flags": realism,
     }
+    if "rollout_intervals" in proto:  # reports written before the intervals lack them
+        table["rollout_next_band_intervals"] = _intervals(proto["rollout_intervals"])
+    table["realism_flags"] = realism
+    return table
 
 
 def _f(v: float) -> str:
     return f"{v:.4g}"
 
 
-def markdown(table: dict[str, Any]) -> str:
-    """The comparison's two tables (one-step, rollout) as markdown."""
+def _interval_rows(stages: dict[str, Any]) -> list[str]:
     lines = [
         "| stage | prototype | no new band | ridge | prototype - no new band [95%] | "
         "prototype - ridge [95%] |",
         "|---|---|---|---|---|---|",
     ]
-    for stage, s in table["one_step_next_band"].items():
+    for stage, s in stages.items():
         d = s["model_minus"]
         lines.append(
             f"| {stage} | {_f(s['mse']['model'][0])} | {_f(s['mse']['no_new_band'][0])} | "
@@ -90,10 +97,19 @@ def markdown(table: dict[str, Any]) -> str:
             f"[{_f(d['no_new_band'][1])}, {_f(d['no_new_band'][2])}] | {_f(d['ridge'][0])} "
             f"[{_f(d['ridge'][1])}, {_f(d['ridge'][2])}] |"
         )
+    return lines
+
+
+def markdown(table: dict[str, Any]) -> str:
+    """The comparison's tables (one-step; rollout of both models; the prototype's rollout with
+    intervals, when the report has them) as markdown."""
+    lines = _interval_rows(table["one_step_next_band"])
     names = list(next(iter(table["rollout_mse_from_lowest_band"].values())))
     lines += ["", "| stage | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for stage, row in table["rollout_mse_from_lowest_band"].items():
         lines.append(f"| {stage} | " + " | ".join(_f(row[n]) for n in names) + " |")
+    if "rollout_next_band_intervals" in table:
+        lines += [""] + _interval_rows(table["rollout_next_band_intervals"])
     return "\n".join(lines)
 
 

@@ -196,6 +196,21 @@ def markdown(report: dict[str, Any]) -> str:
         ]
         cells = " | ".join("-" if v is None else f"{v:.4g}" for v in others)
         lines.append(f"| {stage} | {value:.4g} | {cells} |")
+    if report.get("rollout_intervals"):
+        lines += [
+            "",
+            "Rollout MSE per window, model minus each baseline rolled out the same way "
+            "(95% block-bootstrap intervals):",
+            "",
+            "| stage | model - ridge | model - no new band | beats |",
+            "|---|---|---|---|",
+        ]
+        for stage, s in report["rollout_intervals"].items():
+            beats = ", ".join(n for n, ok in s["model_beats"].items() if ok) or "none"
+            lines.append(
+                f"| {stage} | {_cell(s['model_minus']['ridge'])} | "
+                f"{_cell(s['model_minus']['no_new_band'])} | {beats} |"
+            )
     lines += ["", "## Realism of the full-band signal (flags: True = problem)", ""]
     lines += [
         "| generated | spectrum | channels | amplitude | two_sample | max band log10 ratio | correlation RMS |"

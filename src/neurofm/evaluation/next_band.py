@@ -10,7 +10,9 @@ For every stage ``k`` (level ``k`` = bands ``0..k``), on the same held-out windo
   each score and of model minus each baseline;
 - rollout: the model's stage-by-stage generation from the true lowest band
   (:func:`~neurofm.generation.next_band.generate_bands`), scored per stage against the truth
-  (MSE, SNR in dB) with the cumulative MSE over generated stages.
+  (MSE, SNR in dB) with the cumulative MSE over generated stages, and (``rollout_intervals``)
+  its MSE per window next to the baselines rolled out the same way (ridge maps stage after stage,
+  the lowest band kept), with 95% block-bootstrap intervals of model minus each.
 
 The rollouts of the baselines and the realism of the generated full-band signals are added by
 :mod:`neurofm.evaluation.band_realism`. Writes ``report.json``, ``report.html``, ``report.md``,
@@ -32,6 +34,7 @@ from neurofm.evaluation.band_realism import (
     BandRidge,
     band_realism,
     markdown,
+    ridge_rollout,
     rollout_baselines,
     rollout_metrics,
 )
@@ -137,8 +140,38 @@ def evaluate_next_band(
     return {
         "one_step": stages,
         "rollout": rollout_metrics(test, rollout),
+        "rollout_intervals": rollout_intervals(test, rollout, ridge, cfg),
         "_rollout": rollout,
     }
+
+
+def rollout_intervals(
+    test: np.ndarray, rollout: np.ndarray, ridge: BandRidge, cfg: EvaluateConfig
+) -> dict[str, Any]:
+    """Per generated stage, the rollout MSE per window of the model and of the baselines rolled
+    out from the same true lowest band (``ridge``: the ridge maps stage after stage;
+    ``no_new_band``: the lowest band kept), with 95% block-bootstrap intervals of each and of
+    model minus each baseline (the same layout as ``one_step``)."""
+    n_stages = test.shape[1]
+    ridge_levels = ridge_rollout(ridge, test[:, 0], n_stages)
+    out: dict[str, Any] = {}
+    for k in range(1, n_stages):
+        per_window = {
+            "model": ((rollout[:, k] - test[:, k]) ** 2).mean(axis=(1, 2)),
+            "no_new_band": ((test[:, 0] - test[:, k]) ** 2).mean(axis=(1, 2)),
+            "ridge": ((ridge_levels[:, k] - test[:, k]) ** 2).mean(axis=(1, 2)),
+        }
+        boot = bootstrap_intervals(
+            per_window, n_resamples=cfg.n_bootstrap, block=cfg.bootstrap_block, seed=cfg.seed
+        )
+        out[f"stage{k}"] = {
+            "mse": boot["scores"],
+            "model_minus": boot["differences"],
+            "model_beats": {
+                name: bool(diff["below_zero"]) for name, diff in boot["differences"].items()
+            },
+        }
+    return out
 
 
 def rollout_sample(
