@@ -126,6 +126,8 @@ def test_mean_only_model_has_no_bits_but_mse_and_r2(data, tmp_path):
     assert one["model"]["bits_per_channel_sample"] is None and one["model"]["r2"] > 0.5
     assert one["linear_ar"]["bits_per_channel_sample"] is not None
     assert "variance=False" in res.report["bits_unavailable"]
+    # the hint names what to do for this model: it has no variance head to switch on
+    assert "AROracle has no variance head" in res.report["bits_unavailable"]
     write_report(res.report, res.arrays, tmp_path)
     assert "not available" in (tmp_path / "report.html").read_text()
 

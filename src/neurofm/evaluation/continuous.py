@@ -323,10 +323,16 @@ def evaluate_continuous(
 
     bits_unavailable = None
     if not spec.variance:
+        name = getattr(model, "registry_name", None) or type(model).__name__
+        hint = (
+            "train it with model.predict_variance: true and objective.loss: gaussian_nll for bits"
+            if hasattr(getattr(model, "config", None), "predict_variance")
+            else f"{name} has no variance head; a forecaster with one (conv_forecaster with "
+            "model.predict_variance: true, objective.loss: gaussian_nll) gives bits"
+        )
         bits_unavailable = (
             "the model's spec has variance=False: it predicts a mean only, and without a "
-            "distribution over the next sample there is no code length (train conv_forecaster "
-            "with model.predict_variance: true and objective.loss: gaussian_nll for bits)"
+            f"distribution over the next sample there is no code length ({hint})"
         )
     report = {
         "task": "continuous_forecasting",
