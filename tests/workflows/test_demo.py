@@ -1,6 +1,7 @@
 """The demo chains prepare, fit, evaluate and generate on the shipped real EEG sample."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -49,6 +50,8 @@ def test_demo_end_to_end_on_the_shipped_sample(tmp_path, capsys):
     assert (out / "report" / "report.json").is_file()
     generated = np.load(summary["generated"]["npy"])
     assert generated.shape[0] == 64 and np.isfinite(generated).all()
+    # the generated signal is sampled with the demo's nucleus mass, and says so
+    assert json.loads(Path(summary["generated"]["json"]).read_text())["top_p"] == 0.9
     assert (out / "run" / "model" / "model.safetensors").is_file()
     assert (out / "run" / "config.yaml").is_file()
     # the learning curve: every checkpoint scored on the same windows, baselines as flat lines

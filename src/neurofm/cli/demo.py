@@ -11,6 +11,7 @@ def demo(
     inputs: list[str] | None = None,
     max_steps: int = 150,
     seconds: float = 10.0,
+    top_p: float | None = 0.9,
     evaluation: Literal["smoke", "tiny", "small", "base"] = "tiny",
     seed: int = 0,
 ) -> None:
@@ -26,6 +27,8 @@ def demo(
             sample.
         max_steps: optimizer steps of the training run.
         seconds: seconds of signal generated after a held-out prompt.
+        top_p: nucleus sampling mass of the generated signal (null: the full distribution,
+            whose rare far codes make the continuation grow in amplitude).
         evaluation: size of the evaluation (number of windows, permutations); smoke is for quick checks only.
         seed: seed of training, evaluation and sampling.
     """
@@ -36,6 +39,7 @@ def demo(
         inputs=inputs,
         max_steps=max_steps,
         generate_seconds=seconds,
+        generate_top_p=top_p,
         evaluation_preset=evaluation,
         seed=seed,
     )
