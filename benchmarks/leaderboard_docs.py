@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from neurofm.workflows.benchmark import markdown_table
+from neurofm.workflows.leaderboard import markdown_table
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "results"
 EVALUATION_DOC = DOCS.parent / "evaluation.md"
