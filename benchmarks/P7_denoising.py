@@ -15,7 +15,8 @@ and after (timings on a loaded machine are noisy; the interleaved ratio much les
 returns one precomputed output (the sampler's own work per call, over the peer's time): a
 direct measure of the overhead that the difference of two noisy timings only estimates.
 
-Run: ``python -m benchmarks.P7_denoising smoke`` (or ``full``).
+Run: ``python -m benchmarks.P7_denoising smoke`` (or ``full``); ``--steps 50 200 1000`` runs
+BENCHMARKS.md's step counts on the size's input shapes.
 """
 
 from __future__ import annotations
@@ -117,11 +118,12 @@ def linear_fit(counts: list[int], seconds: list[float]) -> dict:
     }
 
 
-def run(size: str) -> dict:
-    """Time the samplers against the bare network loop; write ``results/P7.json``."""
+def run(size: str, counts: tuple[int, ...] | None = None) -> dict:
+    """Time the samplers against the bare network loop at ``size``'s input shapes and step counts
+    (``counts`` replaces the step counts); write ``results/P7.json``."""
     load_before = os.getloadavg()
     torch.set_num_threads(1)
-    counts = SIZES[check_size(size)]
+    counts = tuple(counts or SIZES[check_size(size)])
     global NTD_SHAPE, FLOW_SHAPE
     NTD_SHAPE, FLOW_SHAPE = SHAPES[size]["ntd"], SHAPES[size]["flow_matching"]
     cases = {}
@@ -180,7 +182,11 @@ def run(size: str) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("size", nargs="?", default="smoke", choices=("smoke", "full"))
-    out = run(parser.parse_args().size)
+    parser.add_argument(
+        "--steps", type=int, nargs="+", help="step counts instead of the size's (e.g. 50 200 1000)"
+    )
+    args = parser.parse_args()
+    out = run(args.size, tuple(args.steps) if args.steps else None)
     for name, case in out["cases"].items():
         fit = case["linear_fit"]
         steps = "  ".join(
