@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchmarks.denoisers_heldout import _interval
 
 from neurofm.evaluation.intervals import bootstrap_intervals
 
@@ -52,10 +53,6 @@ def code_model_forecast(report: dict[str, Any], *, context: int, n_windows: int)
         **bootstrap_intervals(per_window, n_resamples=1000, seed=0),
         "model_samples": rollout["model_samples"],
     }
-
-
-def _interval(s: dict[str, Any]) -> str:
-    return f"{s['mean']:.3f} [{s['low']:.3f}, {s['high']:.3f}]"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -163,6 +163,11 @@ def _cell(score: dict[str, float]) -> str:
     return f"{score['mean']:.4g} [{score['low']:.4g}, {score['high']:.4g}]"
 
 
+def _beats(stage: dict[str, Any]) -> str:
+    """The baselines a stage's model beats (intervals below zero), or ``none``."""
+    return ", ".join(n for n, ok in stage["model_beats"].items() if ok) or "none"
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as markdown: per-stage one-step table, rollout table, realism flags."""
     lines = [
@@ -176,11 +181,10 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for stage, s in report["one_step"].items():
-        beats = ", ".join(n for n, ok in s["model_beats"].items() if ok) or "none"
         lines.append(
             f"| {stage} | {_cell(s['mse']['model'])} | {_cell(s['mse']['no_new_band'])} | "
             f"{_cell(s['mse']['ridge'])} | {_cell(s['model_minus']['no_new_band'])} | "
-            f"{_cell(s['model_minus']['ridge'])} | {beats} |"
+            f"{_cell(s['model_minus']['ridge'])} | {_beats(s)} |"
         )
     roll, base = report["rollout"], report.get("rollout_baselines", {})
     lines += [
@@ -206,10 +210,9 @@ def markdown(report: dict[str, Any]) -> str:
             "|---|---|---|---|",
         ]
         for stage, s in report["rollout_intervals"].items():
-            beats = ", ".join(n for n, ok in s["model_beats"].items() if ok) or "none"
             lines.append(
                 f"| {stage} | {_cell(s['model_minus']['ridge'])} | "
-                f"{_cell(s['model_minus']['no_new_band'])} | {beats} |"
+                f"{_cell(s['model_minus']['no_new_band'])} | {_beats(s)} |"
             )
     lines += ["", "## Realism of the full-band signal (flags: True = problem)", ""]
     lines += [

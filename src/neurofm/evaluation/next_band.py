@@ -116,21 +116,9 @@ def evaluate_next_band(
     stages: dict[str, Any] = {}
     for k in range(n_stages):
         current = np.zeros_like(test[:, k]) if k == 0 else test[:, k - 1]
-        per_window = {
-            "model": ((predictions[:, k] - test[:, k]) ** 2).mean(axis=(1, 2)),
-            "no_new_band": ((current - test[:, k]) ** 2).mean(axis=(1, 2)),
-            "ridge": ((ridge.predict(current, k) - test[:, k]) ** 2).mean(axis=(1, 2)),
-        }
-        boot = bootstrap_intervals(
-            per_window, n_resamples=cfg.n_bootstrap, block=cfg.bootstrap_block, seed=cfg.seed
-        )
-        stages[f"stage{k}"] = {
-            "mse": boot["scores"],
-            "model_minus": boot["differences"],
-            "model_beats": {
-                name: bool(diff["below_zero"]) for name, diff in boot["differences"].items()
-            },
-        }
+        guesses = {"model": predictions[:, k], "no_new_band": current}
+        guesses["ridge"] = ridge.predict(current, k)
+        stages[f"stage{k}"] = _stage_scores(guesses, test[:, k], cfg)
     rollouts = []
     with torch.no_grad():
         for lo in range(0, len(test), cfg.batch_size):
@@ -156,22 +144,27 @@ def rollout_intervals(
     ridge_levels = ridge_rollout(ridge, test[:, 0], n_stages)
     out: dict[str, Any] = {}
     for k in range(1, n_stages):
-        per_window = {
-            "model": ((rollout[:, k] - test[:, k]) ** 2).mean(axis=(1, 2)),
-            "no_new_band": ((test[:, 0] - test[:, k]) ** 2).mean(axis=(1, 2)),
-            "ridge": ((ridge_levels[:, k] - test[:, k]) ** 2).mean(axis=(1, 2)),
-        }
-        boot = bootstrap_intervals(
-            per_window, n_resamples=cfg.n_bootstrap, block=cfg.bootstrap_block, seed=cfg.seed
-        )
-        out[f"stage{k}"] = {
-            "mse": boot["scores"],
-            "model_minus": boot["differences"],
-            "model_beats": {
-                name: bool(diff["below_zero"]) for name, diff in boot["differences"].items()
-            },
-        }
+        guesses = {"model": rollout[:, k], "no_new_band": test[:, 0], "ridge": ridge_levels[:, k]}
+        out[f"stage{k}"] = _stage_scores(guesses, test[:, k], cfg)
     return out
+
+
+def _stage_scores(
+    guesses: dict[str, np.ndarray], truth: np.ndarray, cfg: EvaluateConfig
+) -> dict[str, Any]:
+    """MSE per window of each guess (N, C, T) of ``truth``, with 95% block-bootstrap intervals
+    of each and of ``model`` minus each other, and whether the model beats each."""
+    per_window = {name: ((g - truth) ** 2).mean(axis=(1, 2)) for name, g in guesses.items()}
+    boot = bootstrap_intervals(
+        per_window, n_resamples=cfg.n_bootstrap, block=cfg.bootstrap_block, seed=cfg.seed
+    )
+    return {
+        "mse": boot["scores"],
+        "model_minus": boot["differences"],
+        "model_beats": {
+            name: bool(diff["below_zero"]) for name, diff in boot["differences"].items()
+        },
+    }
 
 
 def rollout_sample(
