@@ -2,7 +2,8 @@
 
 - :class:`RMSNorm`, :func:`make_norm` (``"rms"`` / ``"layer"``)
 - :class:`RotaryEmbedding` (positions offset for cached decoding), :func:`apply_rotary`
-- :class:`MultiHeadAttention` on ``scaled_dot_product_attention`` with :class:`KVCache`
+- :class:`MultiHeadAttention` on ``scaled_dot_product_attention`` with :class:`KVCache`, or
+  with sliding-window attention and its bounded ring cache :class:`SlidingKVCache`
 - :class:`MLP` (``"gelu"``, ``"squared_relu"``, ``"swiglu"``)
 - :class:`MoEMLP` (top-k routed experts with Switch load-balancing and router z-losses)
 - :class:`ContextEmbedding` (subject + condition + global), :class:`ChannelTokenEmbedding`
@@ -51,6 +52,7 @@ from neurofm.layers.mlp import ACTIVATIONS, MLP, Activation
 from neurofm.layers.moe import MoEMLP
 from neurofm.layers.norms import NORMS, NormName, RMSNorm, make_norm
 from neurofm.layers.rope import RotaryEmbedding, apply_rotary, rotate_half
+from neurofm.layers.sliding_cache import SlidingKVCache
 from neurofm.layers.spatiotemporal import SpatioTemporalBlock
 from neurofm.layers.ssm import OscillatorBlock, OscillatorSSM
 
@@ -84,6 +86,7 @@ __all__ = [
     "PositionGrid",
     "RMSNorm",
     "RotaryEmbedding",
+    "SlidingKVCache",
     "SpatioTemporalBlock",
     "TransformerBlock",
     "apply_rotary",

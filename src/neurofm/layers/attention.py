@@ -252,16 +252,22 @@ def _joined(parts: list[Tensor], dim: int) -> Tensor | None:
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim)
 
 
-def causal_mask(n_queries: int, n_keys: int, device: torch.device) -> Tensor:
+def causal_mask(
+    n_queries: int, n_keys: int, device: torch.device, window: int | None = None
+) -> Tensor:
     """Boolean mask (n_queries, n_keys), True where attending is allowed.
 
     The queries are the last ``n_queries`` of the ``n_keys`` positions (bottom-right aligned), as
-    in a cached decoding step.
+    in a cached decoding step. With ``window``, a query also sees only the last ``window``
+    positions up to its own (sliding-window attention).
     """
     shift = n_keys - n_queries
     q = torch.arange(n_queries, device=device).unsqueeze(1)
     k = torch.arange(n_keys, device=device).unsqueeze(0)
-    return k <= q + shift
+    allowed = k <= q + shift
+    if window is not None:
+        allowed &= k > q + shift - window
+    return allowed
 
 
 class MultiHeadAttention(nn.Module):
@@ -283,6 +289,11 @@ class MultiHeadAttention(nn.Module):
         Rotate queries and keys with RoPE (self-attention only).
     rope_base : float
         RoPE wavelength base.
+    window : int or None
+        Sliding-window self-attention: with ``causal``, each query sees only the last
+        ``window`` positions up to its own (None: all of them). A cached layer then takes a
+        :class:`~neurofm.layers.sliding_cache.SlidingKVCache` of the same window, whose memory
+        and step cost stay bounded however long the stream.
     """
 
     def __init__(
@@ -295,10 +306,16 @@ class MultiHeadAttention(nn.Module):
         bias: bool = False,
         rotary: bool = False,
         rope_base: float = 10000.0,
+        window: int | None = None,
     ) -> None:
         super().__init__()
         if n_heads <= 0 or d_model % n_heads:
             raise ValueError(f"MultiHeadAttention: n_heads={n_heads} must divide d_model={d_model}")
+        if window is not None and window <= 0:
+            raise ValueError(f"MultiHeadAttention: window must be positive, got {window}")
+        if window is not None and d_context is not None:
+            raise ValueError("MultiHeadAttention: a window is for self-attention, not with a context")
+        self.window = window
         self.n_heads = n_heads
         self.head_dim = d_model // n_heads
         self.dropout = dropout
@@ -335,9 +352,10 @@ class MultiHeadAttention(nn.Module):
         attn_mask : Tensor, optional
             Boolean, broadcastable to (B, H, T, T_keys), True where attending is allowed; combined
             with the causal mask.
-        cache : KVCache, optional
+        cache : KVCache or SlidingKVCache, optional
             Self-attention cache: ``x`` holds the tokens at positions ``cache.offset`` onward; the
-            cache is updated in place.
+            cache is updated in place (a :class:`SlidingKVCache` of the layer's ``window`` when it
+            has one).
 
         Returns
         -------
@@ -349,6 +367,18 @@ class MultiHeadAttention(nn.Module):
             )
         if context is not None and causal:
             raise ValueError("MultiHeadAttention: cross-attention to a context cannot be causal")
+        if self.window is not None and not causal:
+            raise ValueError(
+                f"MultiHeadAttention: window={self.window} is sliding-window causal attention: "
+                "call it with causal=True"
+            )
+        windowed = getattr(cache, "window", None)
+        if cache is not None and windowed != self.window:
+            raise ValueError(
+                f"MultiHeadAttention: a layer with window={self.window} needs "
+                + ("a KVCache" if self.window is None else f"SlidingKVCache({self.window})")
+                + f", got {cache!r}"
+            )
         q = self._heads(self.q_proj(x))
         k, v = self.kv_proj(x if context is None else context).chunk(2, dim=-1)
         k, v = self._heads(k), self._heads(v)
@@ -357,20 +387,28 @@ class MultiHeadAttention(nn.Module):
             q, k = self.rotary(q, k, offset=offset)
         n_q = q.shape[-2]
         if cache is not None:
+            step = n_q == 1 and attn_mask is None and not (self.training and self.dropout > 0)
+            past = None
+            if windowed is not None and cache.held and not step:  # kept keys before these
+                past = (cache.keys.to(q.dtype), cache.values.to(q.dtype))
             cache.append(k, v)
-            if n_q == 1 and attn_mask is None and not (self.training and self.dropout > 0):
+            if step:
                 # a decoding step sees every cached position: attend over the segments in place
                 out = cache.attend(q).transpose(1, 2).reshape(x.shape[0], 1, -1)
                 return self.out_dropout(self.out_proj(out))
-            k, v = cache.keys.to(q.dtype), cache.values.to(q.dtype)
+            if windowed is None:
+                k, v = cache.keys.to(q.dtype), cache.values.to(q.dtype)
+            elif past is not None:
+                k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
         n_k = k.shape[-2]
         is_causal = False
         mask = attn_mask
-        if causal and n_q > 1:
-            if offset == 0 and mask is None:
+        band = self.window if self.window is not None and self.window < n_k else None
+        if causal and (n_q > 1 or band is not None):
+            if n_q == n_k and mask is None and band is None:
                 is_causal = True  # the kernel's own (top-left aligned) mask is right here
             else:
-                tri = causal_mask(n_q, n_k, x.device)
+                tri = causal_mask(n_q, n_k, x.device, window=band)
                 mask = tri if mask is None else mask & tri
         out = F.scaled_dot_product_attention(
             q,

@@ -47,6 +47,9 @@ class TransformerBlock(nn.Module):
         The feed-forward branch, (..., d_model) -> (..., d_model); default a dense
         :class:`~neurofm.layers.mlp.MLP` built from ``d_hidden``, ``activation``, ``dropout`` and
         ``bias``. Pass a :class:`~neurofm.layers.moe.MoEMLP` for routed experts.
+    window : int or None
+        Sliding-window causal self-attention over the last ``window`` positions (None: all);
+        see :class:`~neurofm.layers.attention.MultiHeadAttention`.
     """
 
     def __init__(
@@ -64,11 +67,18 @@ class TransformerBlock(nn.Module):
         cross_attention: bool = False,
         d_context: int | None = None,
         mlp: nn.Module | None = None,
+        window: int | None = None,
     ) -> None:
         super().__init__()
         self.norm_attn = make_norm(norm, d_model)
         self.attn = MultiHeadAttention(
-            d_model, n_heads, dropout=dropout, bias=bias, rotary=rotary, rope_base=rope_base
+            d_model,
+            n_heads,
+            dropout=dropout,
+            bias=bias,
+            rotary=rotary,
+            rope_base=rope_base,
+            window=window,
         )
         if cross_attention:
             self.norm_cross = make_norm(norm, d_model)

@@ -78,6 +78,9 @@ class GPT2MEGConfig:
     causal: bool = True  # causal attention over time (False: bidirectional encoder, no cache)
     cache_dtype: Literal["same", "bfloat16"] = "same"  # keys/values of the decoding
     # cache: as computed, or bfloat16 (halves what a streaming step reads; see KVCache)
+    attn_window: int = 0  # sliding-window attention over the last attn_window time steps (0:
+    # all); its cache keeps only those, so a streaming step's cost and memory stay bounded
+    # and a cached stream may run past max_seq_len (gpt2meg_trf, gpt2meg_mix; not gpt2meg)
     activation: Literal["gelu", "squared_relu", "swiglu"] = "gelu"  # MLP non-linearity
     norm: Literal["rms", "layer"] = "rms"  # normalisation before each branch
     rope_base: float = 10000.0  # RoPE wavelength base
@@ -113,6 +116,9 @@ class GPT2MEGConfig:
         positive(self, "vocab_size", "n_chans", "d_model", "n_layers", "n_heads", "max_seq_len")
         positive(self, "n_cond_tokens")
         non_negative(self, "n_subjects", "n_conditions", "d_global", "ar_order", "var_order")
+        non_negative(self, "attn_window", note="0: all positions")
+        if self.attn_window and not self.causal:
+            raise ValueError("attn_window is sliding-window causal attention: needs causal=True")
         non_negative(self, "d_hidden", note="0: default")
         non_negative(self, "load_balance_weight", "router_z_weight", note="0: not added")
         fraction(self, "dropout", "channel_dropout")

@@ -32,7 +32,16 @@ from neurofm.registry import MODELS
 from neurofm.types import ModelOutput
 
 # options of neurofm's own blocks, which GPT-2's blocks do not have
-_BLOCK_OPTIONS = ("causal", "activation", "norm", "rope_base", "mlp", "block", "context_injection")
+_BLOCK_OPTIONS = (
+    "causal",
+    "activation",
+    "norm",
+    "rope_base",
+    "mlp",
+    "block",
+    "context_injection",
+    "attn_window",
+)
 
 
 @MODELS.register("gpt2meg", config=GPT2MEGConfig, spec=channel_codes_spec)

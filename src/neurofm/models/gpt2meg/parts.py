@@ -14,6 +14,7 @@ from neurofm.layers import (
     ContextEmbedding,
     KVCache,
     MoEMLP,
+    SlidingKVCache,
     SpatioTemporalBlock,
     TransformerBlock,
     init_gpt2,
@@ -90,6 +91,7 @@ def block(cfg: GPT2MEGConfig) -> nn.Module:
         rotary=True,
         rope_base=cfg.rope_base,
         mlp=mlp,
+        window=cfg.attn_window or None,
     )
     if cfg.block == "channel_time":
         return SpatioTemporalBlock(time, norm=cfg.norm, dropout=cfg.dropout)
@@ -246,10 +248,14 @@ def start(
     history = code_history(who, history_order(cfg), x, past)
     if layers is None and use_cache:
         dtype = None if cfg.cache_dtype == "same" else getattr(torch, cfg.cache_dtype)
-        layers = [KVCache(cfg.max_seq_len, dtype=dtype) for _ in range(cfg.n_layers)]
+        if cfg.attn_window:
+            layers = [SlidingKVCache(cfg.attn_window, dtype=dtype) for _ in range(cfg.n_layers)]
+        else:
+            layers = [KVCache(cfg.max_seq_len, dtype=dtype) for _ in range(cfg.n_layers)]
     if layers is not None and len(layers) != cfg.n_layers:
         raise ValueError(f"{who}: past holds {len(layers)} caches for {cfg.n_layers} layers")
-    offset = 0 if layers is None else layers[0].offset
+    # a windowed cache keeps the last attn_window steps: a cached stream has no end
+    offset = 0 if layers is None or cfg.attn_window else layers[0].offset
     if offset + t > cfg.max_seq_len:
         raise ValueError(f"{who}: {offset + t} time steps exceed max_seq_len={cfg.max_seq_len}")
     return b, c, t, layers, history
