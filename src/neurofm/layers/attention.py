@@ -314,7 +314,9 @@ class MultiHeadAttention(nn.Module):
         if window is not None and window <= 0:
             raise ValueError(f"MultiHeadAttention: window must be positive, got {window}")
         if window is not None and d_context is not None:
-            raise ValueError("MultiHeadAttention: a window is for self-attention, not with a context")
+            raise ValueError(
+                "MultiHeadAttention: a window is for self-attention, not with a context"
+            )
         self.window = window
         self.n_heads = n_heads
         self.head_dim = d_model // n_heads
