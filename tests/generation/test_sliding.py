@@ -153,3 +153,12 @@ def test_generate_run_writes_ten_seconds_from_a_128_step_model(tmp_path):
     assert signal.shape == (3, 64 + 1000)
     assert sidecar["n_prompt"] == 64 and sidecar["n_generated"] == 1000
     assert np.isfinite(signal).all() and signal[:, 64:].std(axis=1).min() > 0
+
+
+def test_generate_run_in_bfloat16_precision(tmp_path):
+    run = _run_folder(tmp_path, max_len=128)
+    out = tmp_path / "gen"
+    paths = generate_run(run, prompt="test:0", seconds=1.0, seed=2, precision="bf16", output=out)
+    signal = np.load(paths["npy"])
+    assert signal.shape == (3, 64 + 100) and np.isfinite(signal).all()
+    assert json.loads(Path(paths["json"]).read_text())["precision"] == "bf16"

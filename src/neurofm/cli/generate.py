@@ -13,6 +13,7 @@ def generate(
     temperature: float = 1.0,
     top_k: Optional[int] = None,
     top_p: Optional[float] = None,
+    precision: str = "32",
     output: Optional[str] = None,
     checkpoint: Optional[str] = None,
     channel: int = 0,
@@ -38,6 +39,8 @@ def generate(
         temperature: softmax temperature (0: greedy).
         top_k: sample among the ``top_k`` most likely codes only.
         top_p: nucleus sampling probability mass.
+        precision: ``32``, or ``bf16`` to run the model's matrix products under bfloat16
+            autocast (faster on CPUs and GPUs with bf16 units; sampling stays float32).
         output: output folder (default ``<run>/generated``).
         checkpoint: ``best``, ``last`` or ``step-<N>`` instead of the final model.
         channel: next-band models: the channel plotted and scored in ``rollout_metrics.json``.
@@ -81,6 +84,7 @@ def generate(
         temperature=temperature,
         top_k=top_k,
         top_p=top_p,
+        precision=precision,
         output=output,
         checkpoint=checkpoint,
         channel=channel,

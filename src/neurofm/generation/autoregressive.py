@@ -31,6 +31,7 @@ from neurofm.generation.sampling import (
     check_context,
     check_prompt,
     filter_logits,
+    precision_context,
     sample_logits,
     time_slice,
 )
@@ -75,9 +76,32 @@ def _sliding(
     Every window ``codes[..., w0:]`` is continued by plain generation until it holds
     ``max_seq_len`` inputs plus the newly drawn code; the next window keeps the newest
     ``max_seq_len - stride`` codes. ``sampling.seed`` or ``generator`` gives the random stream,
-    which runs on across windows.
+    which runs on across windows; all of it runs in ``sampling.precision``.
     """
-    generator = _generator(generator, sampling.seed, prompt.device)
+    with precision_context(sampling.precision, prompt.device):
+        return _slide(
+            model,
+            prompt,
+            max_new_tokens,
+            sampling,
+            context=context,
+            generator=_generator(generator, sampling.seed, prompt.device),
+            spec=spec,
+            keep_logits=keep_logits,
+        )
+
+
+def _slide(
+    model: nn.Module,
+    prompt: Tensor,
+    max_new_tokens: int,
+    sampling: SamplingConfig,
+    *,
+    context: Mapping[str, Tensor],
+    generator: torch.Generator,
+    spec: ModelSpec,
+    keep_logits: bool,
+) -> Generated:
     check_prompt(prompt, max_new_tokens, spec)
     max_len, stride = spec.max_seq_len, sampling.stride
     if max_len is not None and stride is not None and not 1 <= stride < max_len:

@@ -11,8 +11,9 @@ import order, so a model's own ``generate`` method calls into it. The public ent
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +33,9 @@ class SamplingConfig:
     seed: int | None = None  # seed of a fresh generator on the prompt's device
     use_cache: bool = True  # use the model's cache when its spec has one
     stride: int | None = None  # past max_seq_len, steps the context slides by (default 1/4)
+    precision: Literal["32", "bf16"] = "32"  # "bf16": the model's matrix products run under
+    # bfloat16 autocast (norms and softmax stay float32; logits are sampled in float32): on a
+    # CPU with bf16 units a streaming step's projections take about half the time
 
     PRESETS: ClassVar[dict[str, dict]] = {"greedy": {"temperature": 0.0}}
 
@@ -39,6 +43,16 @@ class SamplingConfig:
         checks.non_negative(self, "temperature", note="0 decodes greedily")
         checks.optional_positive(self, "top_k", "stride")
         checks.probability(self, "top_p")
+        if self.precision not in ("32", "bf16"):
+            raise ValueError(f"precision must be '32' or 'bf16', got {self.precision!r}")
+
+
+def precision_context(precision: str, device: torch.device) -> AbstractContextManager:
+    """The context a model runs in for ``precision``: nothing for ``"32"``, bfloat16 autocast
+    on ``device`` for ``"bf16"`` (weights are cast once per context, not once per step)."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 @dataclass

@@ -43,6 +43,7 @@ def generate_run(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    precision: str = "32",
     output: str | Path | None = None,
     checkpoint: str | None = None,
     channel: int = 0,
@@ -60,8 +61,8 @@ def generate_run(
     seconds : float
         Length of the generated continuation (s), of any length: past the model's
         ``max_seq_len`` the context slides (see :mod:`neurofm.generation.autoregressive`).
-    seed, temperature, top_k, top_p
-        Sampling settings (see :func:`neurofm.generation.generate`).
+    seed, temperature, top_k, top_p, precision
+        Sampling settings (see :class:`neurofm.generation.sampling.SamplingConfig`).
     output : path, optional
         Output folder (default ``<run_dir>/generated``).
     checkpoint : str, optional
@@ -139,7 +140,9 @@ def generate_run(
     codes = torch.as_tensor(run.tokenizer.encode(x).codes).long()
     context = spec.context_of(batch.context)
     context.pop("condition", None)  # no condition is known beyond the prompt
-    sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    sampling = SamplingConfig(
+        temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, precision=precision
+    )
     out = generate(run.model, codes, n_new, sampling, context=context, spec=spec)
     signal = np.asarray(run.tokenizer.decode(out), dtype=np.float64)[0]  # (C, T0 + N)
     channels = run.config["data"].get("channels") or rec.sensors.names
@@ -162,6 +165,7 @@ def generate_run(
         "temperature": temperature,
         "top_k": top_k,
         "top_p": top_p,
+        "precision": precision,
         "first_sample_generated": int(n_prompt),
     }
     paths = {
