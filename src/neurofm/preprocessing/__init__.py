@@ -15,8 +15,9 @@ from neurofm.preprocessing.channels import (
     rereference,
     set_montage,
 )
-from neurofm.preprocessing.filters import bandpass, clip, notch, resample
+from neurofm.preprocessing.filters import bandpass, clip, notch
 from neurofm.preprocessing.pipeline import Pipeline, filter_phase
+from neurofm.preprocessing.resample import resample
 from neurofm.preprocessing.scaling import RobustScaler
 from neurofm.preprocessing.steps import STEPS, Step, register_step
 

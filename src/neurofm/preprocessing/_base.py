@@ -154,3 +154,34 @@ def logged(recording: Recording, entry: dict[str, Any], **changes: Any) -> Recor
     meta = dict(recording.meta)
     meta["preprocessing"] = [*meta.get("preprocessing", []), entry]
     return replace(recording, meta=meta, **changes)
+
+
+def map_into(
+    out: np.ndarray,
+    recording: Recording,
+    channels: np.ndarray,
+    fn: Callable[[np.ndarray], np.ndarray],
+    *,
+    size: int,
+    before: str,
+) -> None:
+    """Write ``fn(block)`` into ``out[picks]`` for blocks of ``size`` of ``channels``.
+
+    Each block is float64 and checked for non-finite samples before ``fn`` sees it. Rows of an
+    in-memory array are copied into one reused buffer (no float32 temporary); other data (a lazy
+    recording) is read a block at a time. ``out`` may be ``recording.data`` itself.
+    """
+    data = recording.data
+    buffer = None
+    if isinstance(data, np.ndarray):
+        buffer = np.empty((min(size, channels.size), recording.n_times), dtype=np.float64)
+    for i in range(0, channels.size, size):
+        picks = channels[i : i + size]
+        if buffer is None:
+            block = np.asarray(data[picks, :], dtype=np.float64)
+        else:
+            block = buffer[: picks.size]
+            for row, channel in zip(block, picks):
+                row[:] = data[channel]
+        check_finite(block, recording, channels=picks, before=before)
+        out[picks] = fn(block)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 from neurofm.data.recording import Recording
 from neurofm.preprocessing import channels as ch
 from neurofm.preprocessing import filters as flt
+from neurofm.preprocessing.resample import resample
 from neurofm.registry import Registry
 
 STEPS = Registry("preprocessing step")
@@ -230,7 +231,7 @@ class Resample(Step):
             raise ValueError(f"sfreq must be positive, got {self.sfreq}")
 
     def __call__(self, recording: Recording) -> Recording:
-        return flt.resample(recording, self.sfreq)
+        return resample(recording, self.sfreq)
 
 
 @register_step("rereference")
