@@ -112,7 +112,8 @@ class KVCache:
     def attend(self, q: Tensor, scale: float | None = None) -> Tensor:
         """``softmax(q K^T * scale) V`` over every cached position for one query per sequence,
         ``q`` (B, H, 1, Dh) (it sees them all: no mask); ``scale`` defaults to ``Dh ** -0.5``.
-        Returns (B, H, 1, Dh)."""
+        With fewer cached key/value heads ``H_kv`` (grouped-query attention), query head ``i``
+        reads key/value head ``i // (H / H_kv)``. Returns (B, H, 1, Dh)."""
         b, h, n_q, d = q.shape
         stored = self._segments()
         if not stored or n_q != 1:
@@ -121,6 +122,13 @@ class KVCache:
                 f"{n_q} queries and {self.offset} positions"
             )
         scale = d**-0.5 if scale is None else scale
+        heads = stored[0][0].shape[1]
+        if h != heads:
+            if h % heads:
+                raise ValueError(
+                    f"KVCache.attend: {h} query heads cannot share {heads} key/value heads"
+                )
+            return self._attend_grouped(q, scale, stored)
         if torch.is_grad_enabled():
             return self._attend_autograd(q, scale, stored)
         if stored[0][0].dtype != q.dtype:
@@ -170,6 +178,25 @@ class KVCache:
             out = part if out is None else out + part
             start += n
         return out.view(b, h, 1, d)
+
+    def _attend_grouped(self, q: Tensor, scale: float, stored: list) -> Tensor:
+        """Grouped-query attention: the ``H / H_kv`` query heads of a key/value head are the
+        columns of one batched matrix product over that head's keys and values (computed in
+        ``q``'s dtype)."""
+        b, h, _, d = q.shape
+        heads = stored[0][0].shape[1]
+        g, rows = h // heads, b * heads
+        stored = [(k.to(q.dtype), v.to(q.dtype)) for k, v in stored]
+        qt = (q * scale).reshape(rows, g, d).transpose(1, 2)  # (B*H_kv, Dh, g)
+        scores = [torch.bmm(k.reshape(rows, -1, d), qt) for k, _ in stored]  # (rows, n, g)
+        probs = torch.cat(scores, dim=1).softmax(dim=1)
+        out, start = None, 0
+        for _, v in stored:
+            n = v.shape[-1]
+            part = torch.bmm(v.reshape(rows, d, n), probs[:, start : start + n])  # (rows, Dh, g)
+            out = part if out is None else out + part
+            start += n
+        return out.transpose(1, 2).reshape(b, h, 1, d)
 
     def _attend_in_scratch(self, q: Tensor, scale: float, stored: list) -> Tensor:
         """The same without autograd, the scores of every segment written in place into one
@@ -289,6 +316,10 @@ class MultiHeadAttention(nn.Module):
         Rotate queries and keys with RoPE (self-attention only).
     rope_base : float
         RoPE wavelength base.
+    n_kv_heads : int or None
+        Key/value heads (grouped-query attention: each serves ``n_heads / n_kv_heads`` query
+        heads; 1 is multi-query attention); must divide ``n_heads``. Default ``n_heads``. Fewer
+        key/value heads shrink the cache and what a decoding step reads by that factor.
     window : int or None
         Sliding-window self-attention: with ``causal``, each query sees only the last
         ``window`` positions up to its own (None: all of them). A cached layer then takes a
@@ -306,11 +337,17 @@ class MultiHeadAttention(nn.Module):
         bias: bool = False,
         rotary: bool = False,
         rope_base: float = 10000.0,
+        n_kv_heads: int | None = None,
         window: int | None = None,
     ) -> None:
         super().__init__()
         if n_heads <= 0 or d_model % n_heads:
             raise ValueError(f"MultiHeadAttention: n_heads={n_heads} must divide d_model={d_model}")
+        n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+        if n_kv_heads <= 0 or n_heads % n_kv_heads:
+            raise ValueError(
+                f"MultiHeadAttention: n_kv_heads={n_kv_heads} must divide n_heads={n_heads}"
+            )
         if window is not None and window <= 0:
             raise ValueError(f"MultiHeadAttention: window must be positive, got {window}")
         if window is not None and d_context is not None:
@@ -319,18 +356,20 @@ class MultiHeadAttention(nn.Module):
             )
         self.window = window
         self.n_heads = n_heads
+        self.n_kv_heads = n_kv_heads
         self.head_dim = d_model // n_heads
         self.dropout = dropout
         d_context = d_model if d_context is None else d_context
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.kv_proj = nn.Linear(d_context, 2 * d_model, bias=bias)
+        self.kv_proj = nn.Linear(d_context, 2 * n_kv_heads * self.head_dim, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
         self.out_dropout = nn.Dropout(dropout)
         self.rotary = RotaryEmbedding(self.head_dim, base=rope_base) if rotary else None
 
     def _heads(self, x: Tensor) -> Tensor:
         b, t, _ = x.shape
-        return x.view(b, t, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
+        n = x.shape[-1] // self.head_dim
+        return x.view(b, t, n, self.head_dim).transpose(1, 2)  # (B, H or H_kv, T, Dh)
 
     def forward(
         self,
@@ -419,6 +458,7 @@ class MultiHeadAttention(nn.Module):
             attn_mask=mask,
             is_causal=is_causal,
             dropout_p=self.dropout if self.training else 0.0,
+            enable_gqa=self.n_kv_heads != self.n_heads,
         )  # (B, H, T, Dh)
         out = out.transpose(1, 2).reshape(x.shape[0], n_q, -1)
         return self.out_dropout(self.out_proj(out))

@@ -47,6 +47,8 @@ class TransformerBlock(nn.Module):
         The feed-forward branch, (..., d_model) -> (..., d_model); default a dense
         :class:`~neurofm.layers.mlp.MLP` built from ``d_hidden``, ``activation``, ``dropout`` and
         ``bias``. Pass a :class:`~neurofm.layers.moe.MoEMLP` for routed experts.
+    n_kv_heads : int or None
+        Key/value heads of the self-attention (grouped-query attention; default ``n_heads``).
     window : int or None
         Sliding-window causal self-attention over the last ``window`` positions (None: all);
         see :class:`~neurofm.layers.attention.MultiHeadAttention`.
@@ -67,6 +69,7 @@ class TransformerBlock(nn.Module):
         cross_attention: bool = False,
         d_context: int | None = None,
         mlp: nn.Module | None = None,
+        n_kv_heads: int | None = None,
         window: int | None = None,
     ) -> None:
         super().__init__()
@@ -78,6 +81,7 @@ class TransformerBlock(nn.Module):
             bias=bias,
             rotary=rotary,
             rope_base=rope_base,
+            n_kv_heads=n_kv_heads,
             window=window,
         )
         if cross_attention:

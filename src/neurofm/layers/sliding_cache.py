@@ -121,8 +121,9 @@ class SlidingKVCache:
 
     def attend(self, q: Tensor, scale: float | None = None) -> Tensor:
         """``softmax(q K^T * scale) V`` of one query per sequence, ``q`` (B, H, 1, Dh), over the
-        kept positions (the last ``window``, the query's own included once appended). Returns
-        (B, H, 1, Dh) in ``q``'s dtype."""
+        kept positions (the last ``window``, the query's own included once appended); with
+        fewer kept key/value heads ``H_kv``, query head ``i`` reads head ``i // (H / H_kv)``.
+        Returns (B, H, 1, Dh) in ``q``'s dtype."""
         if q.shape[-2] != 1 or not self.held:
             raise ValueError(
                 f"SlidingKVCache.attend: needs one query per sequence and a filled cache, got "
@@ -131,8 +132,16 @@ class SlidingKVCache:
         n = self.held
         k = self._k if n == self.window else self._k[:, :, :n]
         v = self._v if n == self.window else self._v[:, :, :n]
-        out = F.scaled_dot_product_attention(q.to(k.dtype), k, v, scale=scale)
-        return out.to(q.dtype)
+        b, h, _, d = q.shape
+        heads = k.shape[1]
+        if h % heads:
+            raise ValueError(
+                f"SlidingKVCache.attend: {h} query heads cannot share {heads} key/value heads"
+            )
+        # grouped-query attention: a key/value head's query heads are its queries, one call
+        grouped = q.to(k.dtype).reshape(b, heads, h // heads, d)
+        out = F.scaled_dot_product_attention(grouped, k, v, scale=scale)
+        return out.reshape(b, h, 1, d).to(q.dtype)
 
     def __repr__(self) -> str:
         dtype = "" if self.dtype is None else f", dtype={self.dtype}"

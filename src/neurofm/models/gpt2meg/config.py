@@ -73,6 +73,8 @@ class GPT2MEGConfig:
     d_model: int = 256  # embedding / residual width
     n_layers: int = 4  # blocks
     n_heads: int = 4  # attention heads (must divide d_model; head size even for RoPE)
+    n_kv_heads: int = 0  # key/value heads, grouped-query attention (must divide n_heads; 0:
+    # n_heads; 1: multi-query): the cache and what a decoding step reads shrink by n_heads / it
     dropout: float = 0.0  # dropout in attention, MLP and embeddings
     max_seq_len: int = 1024  # longest time axis (context + generated), in samples
     causal: bool = True  # causal attention over time (False: bidirectional encoder, no cache)
@@ -117,6 +119,9 @@ class GPT2MEGConfig:
         positive(self, "n_cond_tokens")
         non_negative(self, "n_subjects", "n_conditions", "d_global", "ar_order", "var_order")
         non_negative(self, "attn_window", note="0: all positions")
+        non_negative(self, "n_kv_heads", note="0: n_heads")
+        if self.n_kv_heads and self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_kv_heads={self.n_kv_heads} must divide n_heads={self.n_heads}")
         if self.attn_window and not self.causal:
             raise ValueError("attn_window is sliding-window causal attention: needs causal=True")
         non_negative(self, "d_hidden", note="0: default")

@@ -41,6 +41,7 @@ _BLOCK_OPTIONS = (
     "block",
     "context_injection",
     "attn_window",
+    "n_kv_heads",
 )
 
 

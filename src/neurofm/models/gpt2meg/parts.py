@@ -91,6 +91,7 @@ def block(cfg: GPT2MEGConfig) -> nn.Module:
         rotary=True,
         rope_base=cfg.rope_base,
         mlp=mlp,
+        n_kv_heads=cfg.n_kv_heads or None,
         window=cfg.attn_window or None,
     )
     if cfg.block == "channel_time":
