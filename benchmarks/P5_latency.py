@@ -14,8 +14,10 @@ float32 cache, with ``cache_dtype: bfloat16`` (keys and values stored in bfloat1
 half the bytes), both attending to every step so far, and with ``attn_window: 250`` and the
 bfloat16 cache (sliding-window attention over the last 1 s, kept in a ring: the step's cost no
 longer grows with the stream, as an open-ended streaming decoder needs), the last also with the
-sampler's ``precision: bf16`` (the projections under bfloat16 autocast); the bfloat16 variants'
-log-probabilities are compared with the float32 forward's.
+sampler's ``precision: bf16`` (the projections under bfloat16 autocast), and that again with one
+key/value head (``n_kv_heads: 1``, multi-query attention: a quarter of the cache to read; a
+different model, with fewer parameters); the bfloat16 variants' log-probabilities are compared
+with the float32 forward's.
 
 Reported: p50 and p99 of the per-call wall-clock times (the p99 of ``reps`` calls), and the
 machine's load average, since other jobs share these cores.
@@ -89,12 +91,18 @@ STREAMS = {  # the streamed model variants: name -> gpt2meg_trf options
         "attn_window": N_TIMES,
         "precision": "bf16",
     },
+    "gpt2meg_trf_window_1s_mqa_bf16_autocast": {
+        "cache_dtype": "bfloat16",
+        "attn_window": N_TIMES,
+        "n_kv_heads": 1,
+        "precision": "bf16",
+    },
 }
 
 
 def streaming_step_latency(steps: int, **options) -> dict:
     """Per-step latency of cached gpt2meg_trf generation over 306 channels after a 1 s prompt,
-    with the model ``options`` (``cache_dtype``, ``attn_window``) and the sampler's
+    with the model ``options`` (``cache_dtype``, ``attn_window``, ``n_kv_heads``) and the sampler's
     ``precision`` (``bf16``: the steps run under bfloat16 autocast, as ``generate`` runs them);
     with a bfloat16 cache or autocast, how far its next-code log-probabilities are from the
     float32 full forward of the same model."""
@@ -125,6 +133,7 @@ def streaming_step_latency(steps: int, **options) -> dict:
         **percentiles(times),
         "cache_dtype": cache_dtype,
         "attn_window": window,
+        "n_kv_heads": options.get("n_kv_heads", model.config.n_heads),
         "precision": precision,
         "n_params": int(sum(p.numel() for p in model.parameters())),
         "context": f"{N_TIMES}-step prompt, then steps {N_TIMES + 5}..{N_TIMES + steps + 4}; "
