@@ -19,6 +19,9 @@ key/value head (``n_kv_heads: 1``, multi-query attention: a quarter of the cache
 different model, with fewer parameters); the bfloat16 variants' log-probabilities are compared
 with the float32 forward's.
 
+``python -m benchmarks.P5_latency full --device cuda`` times the streaming step alone on a GPU
+(``benchmarks/results/P5_cuda.json``; target p99 <= 10 ms on H100).
+
 Reported: p50 and p99 of the per-call wall-clock times (the p99 of ``reps`` calls), and the
 machine's load average, since other jobs share these cores.
 """
@@ -100,12 +103,13 @@ STREAMS = {  # the streamed model variants: name -> gpt2meg_trf options
 }
 
 
-def streaming_step_latency(steps: int, **options) -> dict:
+def streaming_step_latency(steps: int, device: str = "cpu", **options) -> dict:
     """Per-step latency of cached gpt2meg_trf generation over 306 channels after a 1 s prompt,
     with the model ``options`` (``cache_dtype``, ``attn_window``, ``n_kv_heads``) and the sampler's
     ``precision`` (``bf16``: the steps run under bfloat16 autocast, as ``generate`` runs them);
     with a bfloat16 cache or autocast, how far its next-code log-probabilities are from the
-    float32 full forward of the same model."""
+    float32 full forward of the same model. On ``device`` (a CUDA device is synchronised around
+    each step)."""
     from neurofm.generation.sampling import precision_context
     from neurofm.registry import MODELS, create
 
@@ -114,17 +118,20 @@ def streaming_step_latency(steps: int, **options) -> dict:
     config.update({k: v for k, v in options.items() if k not in ("cache_dtype", "precision")})
     cache_dtype = options.get("cache_dtype", "same")
     precision = options.get("precision", "32")
-    model = create(MODELS, {**config, "cache_dtype": cache_dtype}).eval()
+    model = create(MODELS, {**config, "cache_dtype": cache_dtype}).eval().to(device)
     v = model.config.vocab_size
-    prompt = torch.randint(0, v, (1, N_CHANS, N_TIMES))
-    new = torch.randint(0, v, (1, N_CHANS, steps + 5))
+    prompt = torch.randint(0, v, (1, N_CHANS, N_TIMES)).to(device)
+    new = torch.randint(0, v, (1, N_CHANS, steps + 5)).to(device)
+    sync = torch.cuda.synchronize if prompt.device.type == "cuda" else (lambda: None)
     times, logits = [], []
     with torch.no_grad(), precision_context(precision, prompt.device):
         past = model(prompt, use_cache=True).past
         for t in range(steps + 5):
+            sync()
             start = time.perf_counter()
             out = model(new[..., t : t + 1], past=past, use_cache=True)
             past = out.past
+            sync()
             if t >= 5:  # the first steps warm up
                 times.append(time.perf_counter() - start)
             logits.append(out.logits.float())
@@ -133,6 +140,7 @@ def streaming_step_latency(steps: int, **options) -> dict:
         **percentiles(times),
         "cache_dtype": cache_dtype,
         "attn_window": window,
+        "device": str(prompt.device),
         "n_kv_heads": options.get("n_kv_heads", model.config.n_heads),
         "precision": precision,
         "n_params": int(sum(p.numel() for p in model.parameters())),
@@ -144,7 +152,7 @@ def streaming_step_latency(steps: int, **options) -> dict:
         ),
     }
     if cache_dtype != "same" or precision != "32":
-        exact = create(MODELS, config).eval()
+        exact = create(MODELS, config).eval().to(device)
         exact.load_state_dict(model.state_dict())
         with torch.no_grad():
             want = exact(torch.cat((prompt, new), dim=-1)).logits[..., N_TIMES:, :]
@@ -217,8 +225,43 @@ def run(size: str = "smoke") -> dict:
     return result
 
 
+def run_streaming_on(device: str, size: str = "smoke") -> dict:
+    """The streaming step alone on ``device`` (e.g. ``cuda``: the <= 10 ms H100 target), every
+    variant of :data:`STREAMS`; writes ``benchmarks/results/P5_<device type>.json``."""
+    cfg = SIZES[check_size(size)]
+    streaming = {
+        name: streaming_step_latency(cfg["steps"], device=device, **o)
+        for name, o in STREAMS.items()
+    }
+    kind = torch.device(device).type
+    limit = 10.0 if kind == "cuda" else 80.0
+    result = {
+        "what": f"one cached streaming step of gpt2meg_trf over 306 channels on {kind}",
+        "size": size,
+        "unit": "milliseconds per call (p50, p99)",
+        "streaming_step": streaming,
+        "target": {"streaming_step_p99_ms": f"<= {limit:g} on {kind}"},
+        "met": {f"streaming_step_p99_{k}": v["p99_ms"] <= limit for k, v in streaming.items()},
+        "device_name": torch.cuda.get_device_name(device) if kind == "cuda" else None,
+        "versions": versions(),
+    }
+    write_result(f"P5_{kind}", result)
+    return result
+
+
 if __name__ == "__main__":
     import json
 
-    res = run(sys.argv[1] if len(sys.argv) > 1 else "smoke")
-    print(json.dumps({k: res[k] for k in ("ours", "streaming_step", "peer", "met")}, indent=1))
+    args = sys.argv[1:]
+    device = None
+    if "--device" in args:
+        at = args.index("--device")
+        device = args[at + 1]
+        del args[at : at + 2]
+    size = args[0] if args else "smoke"
+    if device is None:
+        res = run(size)
+        print(json.dumps({k: res[k] for k in ("ours", "streaming_step", "peer", "met")}, indent=1))
+    else:
+        res = run_streaming_on(device, size)
+        print(json.dumps({k: res[k] for k in ("streaming_step", "met")}, indent=1))
