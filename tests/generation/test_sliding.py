@@ -162,3 +162,14 @@ def test_generate_run_in_bfloat16_precision(tmp_path):
     signal = np.load(paths["npy"])
     assert signal.shape == (3, 64 + 100) and np.isfinite(signal).all()
     assert json.loads(Path(paths["json"]).read_text())["precision"] == "bf16"
+
+
+def test_generate_run_with_the_channel_copula_fitted_on_train(tmp_path):
+    run = _run_folder(tmp_path, max_len=128)
+    out = tmp_path / "gen"
+    paths = generate_run(
+        run, prompt="test:0", seconds=1.0, seed=2, top_p=0.9, channel_copula=True, output=out
+    )
+    assert np.isfinite(np.load(paths["npy"])).all()
+    copula = json.loads(Path(paths["json"]).read_text())["channel_copula"]
+    assert 0.0 <= copula["mean_abs_correlation"] < 1.0 and "ridge VAR" in copula["fitted_on"]

@@ -50,8 +50,11 @@ def test_demo_end_to_end_on_the_shipped_sample(tmp_path, capsys):
     assert (out / "report" / "report.json").is_file()
     generated = np.load(summary["generated"]["npy"])
     assert generated.shape[0] == 64 and np.isfinite(generated).all()
-    # the generated signal is sampled with the demo's nucleus mass, and says so
-    assert json.loads(Path(summary["generated"]["json"]).read_text())["top_p"] == 0.9
+    # the generated signal is sampled with the demo's nucleus mass and the channel copula fitted
+    # on the train windows of real EEG (correlated innovations), and says so
+    sidecar = json.loads(Path(summary["generated"]["json"]).read_text())
+    assert sidecar["top_p"] == 0.9
+    assert sidecar["channel_copula"]["mean_abs_correlation"] > 0.2
     assert (out / "run" / "model" / "model.safetensors").is_file()
     assert (out / "run" / "config.yaml").is_file()
     # the learning curve: every checkpoint scored on the same windows, baselines as flat lines

@@ -12,6 +12,7 @@ def demo(
     max_steps: int = 150,
     seconds: float = 10.0,
     top_p: float | None = 0.9,
+    copula: bool = True,
     evaluation: Literal["smoke", "tiny", "small", "base"] = "tiny",
     seed: int = 0,
 ) -> None:
@@ -29,6 +30,8 @@ def demo(
         seconds: seconds of signal generated after a held-out prompt.
         top_p: nucleus sampling mass of the generated signal (null: the full distribution,
             whose rare far codes make the continuation grow in amplitude).
+        copula: draw the channels of each generated time step jointly, correlated as in the
+            training data (false: independently, which inflates the generated amplitude).
         evaluation: size of the evaluation (number of windows, permutations); smoke is for quick checks only.
         seed: seed of training, evaluation and sampling.
     """
@@ -40,6 +43,7 @@ def demo(
         max_steps=max_steps,
         generate_seconds=seconds,
         generate_top_p=top_p,
+        generate_copula=copula,
         evaluation_preset=evaluation,
         seed=seed,
     )

@@ -14,6 +14,7 @@ def generate(
     top_k: Optional[int] = None,
     top_p: Optional[float] = None,
     precision: str = "32",
+    channel_copula: bool = False,
     output: Optional[str] = None,
     checkpoint: Optional[str] = None,
     channel: int = 0,
@@ -41,6 +42,9 @@ def generate(
         top_p: nucleus sampling probability mass.
         precision: ``32``, or ``bf16`` to run the model's matrix products under bfloat16
             autocast (faster on CPUs and GPUs with bf16 units; sampling stays float32).
+        channel_copula: draw the channels of each time step jointly through a Gaussian copula
+            fitted on the run's train windows (innovations correlated as in the data; use with
+            ``top_p``).
         output: output folder (default ``<run>/generated``).
         checkpoint: ``best``, ``last`` or ``step-<N>`` instead of the final model.
         channel: next-band models: the channel plotted and scored in ``rollout_metrics.json``.
@@ -85,6 +89,7 @@ def generate(
         top_k=top_k,
         top_p=top_p,
         precision=precision,
+        channel_copula=channel_copula,
         output=output,
         checkpoint=checkpoint,
         channel=channel,

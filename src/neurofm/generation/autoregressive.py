@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from neurofm.generation.copula import ChannelCopula
 from neurofm.generation.sampling import (
     Generated,
     SamplingConfig,
@@ -69,6 +70,7 @@ def _sliding(
     generator: torch.Generator | None,
     spec: ModelSpec,
     keep_logits: bool,
+    copula: ChannelCopula | None = None,
 ) -> Generated:
     """``autoregress`` over a context window that slides by ``sampling.stride`` past
     ``max_seq_len``.
@@ -88,6 +90,7 @@ def _sliding(
             generator=_generator(generator, sampling.seed, prompt.device),
             spec=spec,
             keep_logits=keep_logits,
+            copula=copula,
         )
 
 
@@ -101,13 +104,14 @@ def _slide(
     generator: torch.Generator,
     spec: ModelSpec,
     keep_logits: bool,
+    copula: ChannelCopula | None,
 ) -> Generated:
     check_prompt(prompt, max_new_tokens, spec)
     max_len, stride = spec.max_seq_len, sampling.stride
     if max_len is not None and stride is not None and not 1 <= stride < max_len:
         raise ValueError(f"generate: stride must be in [1, {max_len}), got {stride}")
     n_prompt = prompt.shape[-1]
-    run = {"generator": generator, "spec": spec, "keep_logits": keep_logits}
+    run = {"generator": generator, "spec": spec, "keep_logits": keep_logits, "copula": copula}
     if max_len is None or n_prompt + max_new_tokens - 1 <= max_len:
         return autoregress(model, prompt, max_new_tokens, sampling, context=context, **run)
     stride = max(1, max_len // 4) if stride is None else int(stride)
@@ -140,6 +144,7 @@ def generate(
     context: Mapping[str, Tensor] | None = None,
     generator: torch.Generator | None = None,
     spec: ModelSpec | None = None,
+    copula: ChannelCopula | None = None,
 ) -> Tensor:
     """Continue ``prompt_codes`` with ``max_new_tokens`` codes sampled from ``model``.
 
@@ -164,6 +169,10 @@ def generate(
         Generator to draw from instead of ``sampling.seed``.
     spec : ModelSpec, optional
         The model's spec (default: its registered one).
+    copula : ChannelCopula, optional
+        Draw the channels of each time step jointly (channel codes only; see
+        :mod:`neurofm.generation.copula`): each channel's distribution is the model's, the
+        channels' innovations correlate as in the training data.
 
     Returns
     -------
@@ -179,6 +188,7 @@ def generate(
         generator=generator,
         spec=spec or model_spec(model),
         keep_logits=False,
+        copula=copula,
     ).codes
 
 
@@ -191,6 +201,7 @@ def generate_with_logits(
     context: Mapping[str, Tensor] | None = None,
     generator: torch.Generator | None = None,
     spec: ModelSpec | None = None,
+    copula: ChannelCopula | None = None,
 ) -> tuple[Tensor, Tensor]:
     """As :func:`generate` (sliding past ``max_seq_len`` too), also returning the float32 logits
     of every generated step.
@@ -210,6 +221,7 @@ def generate_with_logits(
         generator=generator,
         spec=spec or model_spec(model),
         keep_logits=True,
+        copula=copula,
     )
     return out.codes, out.logits
 

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from neurofm import checks
+from neurofm.generation.copula import ChannelCopula, sample_inverse_cdf
 from neurofm.registry import model_spec
 from neurofm.types import CONTEXT_FIELDS, ModelSpec
 
@@ -105,11 +106,21 @@ def sample_logits(
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
+    uniforms: Tensor | None = None,
 ) -> Tensor:
-    """Draw one id per row of ``logits`` (..., V); ``temperature=0`` takes the argmax."""
+    """Draw one id per row of ``logits`` (..., V); ``temperature=0`` takes the argmax. With
+    ``uniforms`` (...), row ``i`` takes the id at which its CDF reaches ``uniforms[i]``
+    (inverse-CDF sampling: a :class:`~neurofm.generation.copula.ChannelCopula` draws them)."""
     if temperature == 0.0:
         return logits.argmax(dim=-1)
     probs = (filter_logits(logits.float() / temperature, top_k=top_k, top_p=top_p)).softmax(-1)
+    if uniforms is not None:
+        if uniforms.shape != probs.shape[:-1]:
+            raise ValueError(
+                f"sample_logits: uniforms {tuple(uniforms.shape)} do not match the logits' rows "
+                f"{tuple(probs.shape[:-1])}"
+            )
+        return sample_inverse_cdf(probs, uniforms)
     flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
     return flat.view(probs.shape[:-1])
 
@@ -171,6 +182,7 @@ def autoregress(
     generator: torch.Generator | None = None,
     spec: ModelSpec | None = None,
     keep_logits: bool = False,
+    copula: ChannelCopula | None = None,
 ) -> Generated:
     """Extend ``prompt`` by ``max_new_tokens`` codes drawn from ``model``.
 
@@ -200,6 +212,10 @@ def autoregress(
         The model's spec (default: its registered one).
     keep_logits : bool
         Also return the logits of every step.
+    copula : ChannelCopula, optional
+        Draw the C channels of each time step jointly through this Gaussian copula (each
+        channel's distribution unchanged; see :mod:`neurofm.generation.copula`); channel codes
+        (B, C, T0) only.
     """
     sampling = sampling or SamplingConfig()
     spec = spec or model_spec(model)
@@ -213,6 +229,11 @@ def autoregress(
             f"max_seq_len={spec.max_seq_len}"
         )
     use_cache = sampling.use_cache and spec.cache
+    if copula is not None and (prompt.dim() != 3 or prompt.shape[1] != copula.n_chans):
+        raise ValueError(
+            f"generate: the channel copula is over {copula.n_chans} channels; the prompt "
+            f"{tuple(prompt.shape)} must be channel codes (B, {copula.n_chans}, T0)"
+        )
 
     was_training = model.training
     model.eval()
@@ -254,12 +275,18 @@ def autoregress(
                 logits = out.logits[..., -1, :].float()  # (B, V) or (B, C, V)
             if keep_logits:
                 step_logits.append(logits)
+            uniforms = None
+            if copula is not None and sampling.temperature != 0.0:
+                uniforms = copula.uniforms(
+                    prompt.shape[0], generator=generator, device=logits.device
+                )
             codes[..., t] = sample_logits(
                 logits,
                 temperature=sampling.temperature,
                 top_k=sampling.top_k,
                 top_p=sampling.top_p,
                 generator=generator,
+                uniforms=uniforms,
             )
     finally:
         model.train(was_training)

@@ -115,6 +115,7 @@ def run_demo(
     max_steps: int = 150,
     generate_seconds: float = 10.0,
     generate_top_p: float | None = GENERATE_TOP_P,
+    generate_copula: bool = True,
     evaluation_preset: str = "tiny",
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -137,6 +138,11 @@ def run_demo(
         cuts the tails of the model's predictive distributions, whose rare far codes otherwise
         make sampled continuations grow in amplitude (docs/evaluation.md, "Held-out
         comparison"); the evaluation's scores use the full distribution either way.
+    generate_copula : bool
+        Draw the channels of each generated time step jointly through a Gaussian copula fitted
+        on the train windows (:class:`neurofm.generation.copula.ChannelCopula`). The model
+        predicts each channel given the past alone; EEG innovations are correlated across
+        channels, and independent draws inflate the generated amplitude (see docs/demo.md).
     evaluation_preset : str
         Preset of the evaluation (``tiny``, ``small``, ``base``).
     seed : int
@@ -207,6 +213,7 @@ def run_demo(
         seconds=generate_seconds,
         seed=seed,
         top_p=generate_top_p,
+        channel_copula=generate_copula,
         output=output / "generated",
     )
     timings["generate_s"] = time.perf_counter() - start
