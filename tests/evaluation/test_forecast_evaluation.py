@@ -113,6 +113,36 @@ def test_oracle_model_scores_like_the_ar_and_controls_expose_it(data):
     assert curves["model"]["nmse"][0] < curves["unigram"]["nmse"][0]
 
 
+def test_the_channel_copula_draws_the_evaluations_continuations(data, monkeypatch):
+    """``channel_copula: true``: the copula is fitted on the train signal (3 independent AR
+    channels here) and every sampled step of the rollouts and realism continuations draws its
+    channels' uniforms from it; the scores do not change (they use no samples)."""
+    from dataclasses import replace
+
+    from neurofm.generation.copula import ChannelCopula
+
+    calls = []
+    draw = ChannelCopula.uniforms
+    monkeypatch.setattr(
+        ChannelCopula, "uniforms", lambda self, *a, **k: calls.append(1) or draw(self, *a, **k)
+    )
+    ar = baselines.LinearAR(data["bins"], order=4).fit(data["train_codes"])
+    runs = {}
+    for copula in (False, True):
+        calls.clear()
+        runs[copula] = evaluate_forecasting(
+            AROracle(ar).eval(),
+            data["bins"],
+            sfreq=100.0,
+            config=replace(TINY, channel_copula=copula),
+            spec=ORACLE_SPEC,
+            **{k: v for k, v in data.items() if k != "bins"},
+        )
+        assert bool(calls) == copula
+    bits = [r.report["one_step"]["model"]["bits_per_channel_sample"] for r in runs.values()]
+    assert bits[0] == bits[1]
+
+
 def test_report_files_and_keys(data, tmp_path):
     torch.manual_seed(0)
     model = create(

@@ -36,6 +36,8 @@ class EvaluateConfig:
     temperature: float = 1.0  # sampling temperature of generated continuations
     top_k: int | None = None  # sample among the top_k codes only
     top_p: float | None = None  # nucleus sampling mass
+    channel_copula: bool = False  # draw the channels of each generated step jointly through a
+    # Gaussian copula fitted on the train signal (models over channel codes; see ChannelCopula)
     n_permutations: int = 1000  # label permutations of the decoding p-value
     code_levels: int = 256  # mu-law levels of the code bins a continuous model's bits are on
     seed: int = 0  # seed of controls, sampling and tests

@@ -179,6 +179,10 @@ def evaluate_forecasting(
         )
     idx = evenly(n_win, cfg.rollout_windows)
     sampling = {"temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p}
+    if cfg.channel_copula:  # innovations of the train signal, in the units the bins decode to
+        from neurofm.generation.copula import ChannelCopula
+
+        sampling["copula"] = ChannelCopula.fit(list(train_signal))
     sampler = make_predictor(
         context=_slice(context, idx), n_samples=cfg.rollout_samples, seed=cfg.seed, **sampling
     )

@@ -62,6 +62,8 @@ class ModelPredictor:
     n_samples : int
         Sampled continuations averaged by :meth:`forecast`.
     temperature, top_k, top_p : sampling settings of :meth:`forecast` and :meth:`sample`.
+    copula : ChannelCopula, optional
+        Draw the channels of each sampled step jointly (see :mod:`neurofm.generation.copula`).
     seed : int
         Seed of the sampled continuations.
     spec : ModelSpec, optional
@@ -81,10 +83,12 @@ class ModelPredictor:
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
+        copula: Any = None,
         seed: int = 0,
         spec: ModelSpec | None = None,
     ) -> None:
         self.model = model
+        self.copula = copula
         self.bins = bins
         self.context = dict(context or {})
         self.n_samples = int(n_samples)
@@ -140,6 +144,7 @@ class ModelPredictor:
             SamplingConfig(seed=self.seed if seed is None else seed, **self.sampling),
             context=self._kwargs(repeat, stop=t0 + n_new - 1),
             spec=self.spec,
+            copula=self.copula,
         )
         return out[..., t0:].cpu().numpy()
 
@@ -208,6 +213,11 @@ class FlatPredictor(ModelPredictor):
     """
 
     def __init__(self, model: nn.Module, bins: CodeBins, *, layout: Any, **kwargs: Any) -> None:
+        if kwargs.get("copula") is not None:
+            raise ValueError(
+                "channel_copula: a flat token sequence draws one channel's code at a time (each "
+                "given the channels before it); the copula is for models over channel codes"
+            )
         super().__init__(model, bins, **kwargs)
         self.layout = layout
 
