@@ -3,12 +3,10 @@ gpt2meg_trf run on real EEG codes that equals the full recomputation step by ste
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from layer_eeg_codes import real_eeg_codes
 
 from neurofm.layers import KVCache, MultiHeadAttention
 from neurofm.registry import MODELS, create
@@ -95,27 +93,12 @@ def test_decoding_steps_across_blocks_equal_full_attention():
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-6, rtol=1e-5)
 
 
-def _real_eeg_codes(shared_data, n_times: int, vocab_size: int) -> torch.Tensor:
-    """(1, 16, n_times) mu-law codes of 16 channels of a real EEGBCI run (robustly scaled)."""
-    import mne
-
-    raw = mne.io.read_raw_edf(
-        shared_data / "eegbci_S001" / "S001R04.edf", preload=False, verbose="error"
-    )
-    x = raw.get_data(picks=list(range(16)), start=800, stop=800 + n_times)
-    x = x - np.median(x, axis=1, keepdims=True)
-    x = np.clip(x / np.quantile(np.abs(x), 0.99, axis=1, keepdims=True), -1.0, 1.0)
-    mu = vocab_size - 1
-    y = np.sign(x) * np.log1p(mu * np.abs(x)) / math.log1p(mu)
-    return torch.from_numpy(np.rint((y + 1) / 2 * mu).astype(np.int64))[None]
-
-
 def test_streamed_gpt2meg_steps_equal_the_full_recomputation_on_real_eeg(shared_data):
     """1 s prompt of 16 real EEG channels (mu-law codes), then 140 single steps (three blocks of
     the cache and part of a fourth): every step's logits equal those of the full forward."""
     torch.manual_seed(0)
     model = create(MODELS, {"name": "gpt2meg_trf", "preset": "tiny", "n_chans": 16}).eval()
-    codes = _real_eeg_codes(shared_data, 300, model.config.vocab_size)  # (1, 16, 300)
+    codes = real_eeg_codes(shared_data, 300, model.config.vocab_size)  # (1, 16, 300)
     prompt, n_steps = 160, 140
     with torch.no_grad():
         full = model(codes).logits  # (1, 16, 300, V)
@@ -166,7 +149,7 @@ def test_streamed_gpt2meg_with_a_bfloat16_cache_stays_close_on_real_eeg(shared_d
         {"name": "gpt2meg_trf", "preset": "tiny", "n_chans": 16, "cache_dtype": "bfloat16"},
     ).eval()
     low.load_state_dict(exact.state_dict())
-    codes = _real_eeg_codes(shared_data, 220, exact.config.vocab_size)  # (1, 16, 220)
+    codes = real_eeg_codes(shared_data, 220, exact.config.vocab_size)  # (1, 16, 220)
     prompt = 160
     with torch.no_grad():
         full = exact(codes).logits[..., prompt:, :].log_softmax(-1)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from layer_eeg_codes import real_eeg_codes
 
 from neurofm.layers import KVCache, MultiHeadAttention, SlidingKVCache, causal_mask
 from neurofm.registry import MODELS, create
@@ -156,21 +156,6 @@ def test_sliding_window_errors_name_the_problem():
         SlidingKVCache(3).attend(torch.zeros(1, 2, 1, 4))
 
 
-def _real_eeg_codes(shared_data, n_times: int, vocab_size: int) -> torch.Tensor:
-    """(1, 8, n_times) mu-law codes of 8 channels of a real EEGBCI run (robustly scaled)."""
-    import mne
-
-    raw = mne.io.read_raw_edf(
-        shared_data / "eegbci_S001" / "S001R04.edf", preload=False, verbose="error"
-    )
-    x = raw.get_data(picks=list(range(8)), start=400, stop=400 + n_times)
-    x = x - np.median(x, axis=1, keepdims=True)
-    x = np.clip(x / np.quantile(np.abs(x), 0.99, axis=1, keepdims=True), -1.0, 1.0)
-    mu = vocab_size - 1
-    y = np.sign(x) * np.log1p(mu * np.abs(x)) / math.log1p(mu)
-    return torch.from_numpy(np.rint((y + 1) / 2 * mu).astype(np.int64))[None]
-
-
 @pytest.mark.parametrize("block", ["time", "channel_time"])
 def test_gpt2meg_with_a_window_streams_real_eeg_past_its_max_seq_len(shared_data, block):
     """gpt2meg_trf with ``attn_window: 32`` and ``max_seq_len: 64``: 1 s of real EEG codes (160
@@ -179,7 +164,9 @@ def test_gpt2meg_with_a_window_streams_real_eeg_past_its_max_seq_len(shared_data
     torch.manual_seed(0)
     cfg = {"name": "gpt2meg_trf", "preset": "tiny", "n_chans": 8, "block": block}
     model = create(MODELS, {**cfg, "attn_window": 32, "max_seq_len": 64}).eval()
-    codes = _real_eeg_codes(shared_data, 160, model.config.vocab_size)  # (1, 8, 160)
+    codes = real_eeg_codes(
+        shared_data, 160, model.config.vocab_size, n_chans=8, start=400
+    )  # (1, 8, 160)
     with torch.no_grad():
         out = model(codes[..., :20], use_cache=True)
         steps, past = [out.logits], out.past
