@@ -6,6 +6,8 @@
 #   - P3: the training step in bf16 with its MFU -> benchmarks/results/P3_cuda_bf16.json
 #   - next-band prototype and VAR variant: 40 steps in bf16-mixed on the GPU, then resumed
 #     exactly to 60 steps (the Lightning engine's CUDA bf16 path and resume)
+# A bare machine without neurofm's dependencies: `bash benchmarks/gpu_wheels.sh` here first, and
+# install the wheels there as that script says.
 # Usage: bash benchmarks/gpu_checks.sh [OUTPUT_FOLDER]   (PY=... picks the Python; default
 # .venv/bin/python when present, else python3). Each check runs even if an earlier one failed;
 # the exit status counts the failures.
