@@ -55,6 +55,9 @@ def test_demo_end_to_end_on_the_shipped_sample(tmp_path, capsys):
     sidecar = json.loads(Path(summary["generated"]["json"]).read_text())
     assert sidecar["top_p"] == 0.9
     assert sidecar["channel_copula"]["mean_abs_correlation"] > 0.2
+    # the report's rollouts and realism continuations are sampled the same way
+    settings = json.loads((out / "report" / "report.json").read_text())["settings"]
+    assert settings["top_p"] == 0.9 and settings["channel_copula"] is True
     assert (out / "run" / "model" / "model.safetensors").is_file()
     assert (out / "run" / "config.yaml").is_file()
     # the learning curve: every checkpoint scored on the same windows, baselines as flat lines

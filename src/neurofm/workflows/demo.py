@@ -137,7 +137,8 @@ def run_demo(
         Nucleus sampling mass of the generation (None: the full distribution). The default 0.9
         cuts the tails of the model's predictive distributions, whose rare far codes otherwise
         make sampled continuations grow in amplitude (docs/evaluation.md, "Held-out
-        comparison"); the evaluation's scores use the full distribution either way.
+        comparison"); the evaluation's scores use the full distribution either way (its
+        rollouts and realism suite sample as the generation does).
     generate_copula : bool
         Draw the channels of each generated time step jointly through a Gaussian copula fitted
         on the train windows (:class:`neurofm.generation.copula.ChannelCopula`). The model
@@ -194,7 +195,9 @@ def run_demo(
 
     start = time.perf_counter()
     log.info("3/4 evaluating on the held-out test split against baselines and controls")
-    eval_cfg = build_config(EvaluateConfig, {"preset": evaluation_preset, "seed": seed})
+    # the realism suite and rollouts sample as the demo's generation does (the scores use none)
+    sampling = {"top_p": generate_top_p, "channel_copula": generate_copula}
+    eval_cfg = build_config(EvaluateConfig, {"preset": evaluation_preset, "seed": seed, **sampling})
     result = evaluate_run(run_dir, config=eval_cfg, out_dir=output / "report")
     timings["evaluate_s"] = time.perf_counter() - start
 
