@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from layer_eeg_codes import real_eeg_codes
+from layer_streaming import real_eeg_codes, streamed
 
 from neurofm.layers import KVCache, MultiHeadAttention
 from neurofm.registry import MODELS, create
@@ -102,16 +102,9 @@ def test_streamed_gpt2meg_steps_equal_the_full_recomputation_on_real_eeg(shared_
     prompt, n_steps = 160, 140
     with torch.no_grad():
         full = model(codes).logits  # (1, 16, 300, V)
-        out = model(codes[..., :prompt], use_cache=True)
-        steps = [out.logits]
-        past = out.past
-        for t in range(prompt, prompt + n_steps):
-            out = model(codes[..., t : t + 1], past=past, use_cache=True)
-            steps.append(out.logits)
-            past = out.past
-    streamed = torch.cat(steps, dim=2)
+    logits, past = streamed(model, codes[..., : prompt + n_steps], prompt)
     assert past[0].offset == prompt + n_steps
-    assert (streamed - full).abs().max() <= 1e-5
+    assert (logits - full).abs().max() <= 1e-5
 
 
 @pytest.mark.parametrize("grad", [True, False])
@@ -153,15 +146,10 @@ def test_streamed_gpt2meg_with_a_bfloat16_cache_stays_close_on_real_eeg(shared_d
     prompt = 160
     with torch.no_grad():
         full = exact(codes).logits[..., prompt:, :].log_softmax(-1)
-        past = low(codes[..., :prompt], use_cache=True).past
-        assert past[0].keys.dtype == torch.bfloat16
-        steps = []
-        for t in range(prompt, codes.shape[-1]):
-            out = low(codes[..., t : t + 1], past=past, use_cache=True)
-            steps.append(out.logits)
-            past = out.past
-    streamed = torch.cat(steps, dim=2).log_softmax(-1)
-    assert streamed.dtype == torch.float32
-    assert (streamed - full).abs().max() <= 0.01
-    agree = (streamed.argmax(-1) == full.argmax(-1)).float().mean()
+    logits, past = streamed(low, codes, prompt)
+    assert past[0].keys.dtype == torch.bfloat16
+    streamed_lp = logits[..., prompt:, :].log_softmax(-1)
+    assert streamed_lp.dtype == torch.float32
+    assert (streamed_lp - full).abs().max() <= 0.01
+    agree = (streamed_lp.argmax(-1) == full.argmax(-1)).float().mean()
     assert agree >= 0.99, float(agree)

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from layer_eeg_codes import real_eeg_codes
+from layer_streaming import real_eeg_codes, streamed
 
 from neurofm.layers import KVCache, MultiHeadAttention, SlidingKVCache, causal_mask
 from neurofm.registry import MODELS, create
@@ -168,18 +168,12 @@ def test_gpt2meg_with_a_window_streams_real_eeg_past_its_max_seq_len(shared_data
         shared_data, 160, model.config.vocab_size, n_chans=8, start=400
     )  # (1, 8, 160)
     with torch.no_grad():
-        out = model(codes[..., :20], use_cache=True)
-        steps, past = [out.logits], out.past
-        for t in range(20, 160):
-            out = model(codes[..., t : t + 1], past=past, use_cache=True)
-            steps.append(out.logits)
-            past = out.past
-        streamed = torch.cat(steps, dim=2)
+        logits, past = streamed(model, codes, 20)
         assert isinstance(past[0], SlidingKVCache) and past[0]._k.shape[2] == 32
         for t in (40, 63, 64, 100, 159):  # a fresh forward over the 64 steps ending at t
             start = max(0, t - 63)
             want = model(codes[..., start : t + 1]).logits[..., -1, :]
-            torch.testing.assert_close(streamed[..., t, :], want, atol=2e-5, rtol=1e-4)
+            torch.testing.assert_close(logits[..., t, :], want, atol=2e-5, rtol=1e-4)
         with pytest.raises(ValueError, match="max_seq_len"):
             model(codes[..., :65])  # one call still fits max_seq_len
 

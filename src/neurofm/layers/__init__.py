@@ -27,7 +27,7 @@
 """
 
 from neurofm.layers.adaln import AdaLNBlock, AdaLNOutput
-from neurofm.layers.attention import KVCache, MultiHeadAttention, causal_mask
+from neurofm.layers.attention import MultiHeadAttention, causal_mask
 from neurofm.layers.blocks import TransformerBlock
 from neurofm.layers.channelwise import ChannelCodeInput, ChannelHead, channel_ids_for
 from neurofm.layers.conv import (
@@ -48,11 +48,11 @@ from neurofm.layers.embeddings import ChannelTokenEmbedding, ContextEmbedding, c
 from neurofm.layers.grid import PositionGrid
 from neurofm.layers.heads import MixtureSoftmaxHead
 from neurofm.layers.init import init_gpt2
+from neurofm.layers.kv_cache import KVCache, SlidingKVCache
 from neurofm.layers.mlp import ACTIVATIONS, MLP, Activation
 from neurofm.layers.moe import MoEMLP
 from neurofm.layers.norms import NORMS, NormName, RMSNorm, make_norm
 from neurofm.layers.rope import RotaryEmbedding, apply_rotary, rotate_half
-from neurofm.layers.sliding_cache import SlidingKVCache
 from neurofm.layers.spatiotemporal import SpatioTemporalBlock
 from neurofm.layers.ssm import OscillatorBlock, OscillatorSSM
 

@@ -1,4 +1,5 @@
-"""Real EEG as mu-law codes for the cache and attention tests of this folder."""
+"""Real EEG as mu-law codes, and cached streaming of a model, for the cache and attention tests
+of this folder."""
 
 from __future__ import annotations
 
@@ -24,3 +25,16 @@ def real_eeg_codes(
     mu = vocab_size - 1
     y = np.sign(x) * np.log1p(mu * np.abs(x)) / math.log1p(mu)
     return torch.from_numpy(np.rint((y + 1) / 2 * mu).astype(np.int64))[None]
+
+
+@torch.no_grad()
+def streamed(model, codes: torch.Tensor, n_prompt: int) -> tuple[torch.Tensor, object]:
+    """Logits (B, C, T, V) of a cached model over ``codes`` (B, C, T): the first ``n_prompt``
+    steps in one call, then one step per call; and the final cache."""
+    out = model(codes[..., :n_prompt], use_cache=True)
+    steps, past = [out.logits], out.past
+    for t in range(n_prompt, codes.shape[-1]):
+        out = model(codes[..., t : t + 1], past=past, use_cache=True)
+        steps.append(out.logits)
+        past = out.past
+    return torch.cat(steps, dim=2), past
