@@ -133,14 +133,12 @@ class KVCache:
             )
         scale = d**-0.5 if scale is None else scale
         heads = stored[0][0].shape[1]
-        if h != heads:
-            if h % heads:
-                raise ValueError(
-                    f"KVCache.attend: {h} query heads cannot share {heads} key/value heads"
-                )
+        if h % heads:
+            raise ValueError(
+                f"KVCache.attend: {h} query heads cannot share {heads} key/value heads"
+            )
+        if h != heads or torch.is_grad_enabled():
             return self._attend_grouped(q, scale, stored)
-        if torch.is_grad_enabled():
-            return self._attend_autograd(q, scale, stored)
         if stored[0][0].dtype != q.dtype:
             return self._attend_stored_dtype(q, scale, stored)
         return self._attend_in_scratch(q, scale, stored)
@@ -173,26 +171,10 @@ class KVCache:
             out = torch.bmm(vt, p) if out is None else out.baddbmm_(vt, p)
         return out.to(q.dtype).view(b, h, 1, d)
 
-    def _attend_autograd(self, q: Tensor, scale: float, stored: list) -> Tensor:
-        b, h, _, d = q.shape
-        # the column-vector views (strides (Dh, 1, Dh)) keep the kernels on their fast path
-        stored = [(k.to(q.dtype), v.to(q.dtype)) for k, v in stored]
-        qt = (q * scale).reshape(b * h, 1, d).transpose(1, 2)
-        scores = [torch.bmm(k.reshape(b * h, -1, d), qt) for k, _ in stored]  # (BH, n, 1)
-        probs = torch.cat(scores, dim=1).transpose(1, 2).softmax(dim=-1)  # (BH, 1, T)
-        out, start = None, 0
-        for _, v in stored:
-            n = v.shape[-1]
-            p = probs[:, :, start : start + n].transpose(1, 2)
-            part = torch.bmm(v.reshape(b * h, d, n), p)  # (BH, Dh, 1)
-            out = part if out is None else out + part
-            start += n
-        return out.view(b, h, 1, d)
-
     def _attend_grouped(self, q: Tensor, scale: float, stored: list) -> Tensor:
-        """Grouped-query attention: the ``H / H_kv`` query heads of a key/value head are the
-        columns of one batched matrix product over that head's keys and values (computed in
-        ``q``'s dtype)."""
+        """With autograd, or grouped-query attention: the ``H / H_kv`` query heads of a key/value
+        head (one without grouping) are the columns of one batched matrix product over that
+        head's keys and values, in ``q``'s dtype, out of place."""
         b, h, _, d = q.shape
         heads = stored[0][0].shape[1]
         g, rows = h // heads, b * heads
